@@ -1,0 +1,32 @@
+/* Device logic: the firmware's behaviour on the link, shared by every port.
+ *
+ * A port's main does: platform setup; fc_device_init(); for (;;) fc_device_poll();
+ * Everything is static (no heap); sizes come from the generated model_config.h. */
+#ifndef FEDCORE_DEVICE_H
+#define FEDCORE_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Boot: initialise the backbone, load persisted heads (or the generated initial head), seed the
+ * CSPRNG from the platform's entropy, send the unsolicited INFO. */
+void fc_device_init(void);
+
+/* Read what the UART has (fc_uart_read) and handle every complete frame. */
+void fc_device_poll(void);
+
+/* Handle received bytes (for ports whose UART driver delivers data itself). */
+void fc_device_feed(const uint8_t *data, size_t len);
+
+/* Send a LOG frame (level FC_LOG_*), text truncated to fit one frame. */
+void fc_device_log(uint8_t level, const char *text);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FEDCORE_DEVICE_H */

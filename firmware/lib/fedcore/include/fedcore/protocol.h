@@ -1,0 +1,111 @@
+/* Link protocol constants, version 1. The specification is docs/PROTOCOL.md; the Python twin
+ * (tools/link) defines the same names (MsgType.HELLO <-> FC_MSG_HELLO, NackCode.BAD_CRC <->
+ * FC_NACK_BAD_CRC) and a test compares both. All integers on the wire are little-endian. */
+#ifndef FEDCORE_PROTOCOL_H
+#define FEDCORE_PROTOCOL_H
+
+#define FC_PROTO_VERSION 1u
+
+/* Framing sizes (bytes, before COBS). */
+#define FC_HEADER_LEN 12u
+#define FC_AUTH_LEN 24u
+#define FC_CRC_LEN 4u
+#define FC_MAX_PAYLOAD 2048u
+#define FC_MAX_FRAME (FC_HEADER_LEN + FC_MAX_PAYLOAD + FC_AUTH_LEN + FC_CRC_LEN)
+#define FC_MAX_ENCODED (FC_MAX_FRAME + FC_MAX_FRAME / 254u + 1u)
+
+#define FC_DEVICE_ANY 0xFFFFFFFFu
+
+/* Header flags. */
+#define FC_FLAG_REPLY 0x01u
+#define FC_FLAG_AUTH 0x02u
+
+/* Message types. */
+#define FC_MSG_HELLO 0x01u
+#define FC_MSG_INFO 0x02u
+#define FC_MSG_LOG 0x03u
+#define FC_MSG_MODEL_BEGIN 0x10u
+#define FC_MSG_MODEL_CHUNK 0x11u
+#define FC_MSG_MODEL_COMMIT 0x12u
+#define FC_MSG_SAMPLE 0x20u
+#define FC_MSG_INFER 0x21u
+#define FC_MSG_RESULT 0x22u
+#define FC_MSG_TRAIN 0x30u
+#define FC_MSG_UPDATE_READY 0x31u
+#define FC_MSG_UPDATE_GET 0x32u
+#define FC_MSG_UPDATE_CHUNK 0x33u
+#define FC_MSG_ACK 0x40u
+#define FC_MSG_NACK 0x41u
+#define FC_MSG_STATS_GET 0x50u
+#define FC_MSG_STATS 0x51u
+#define FC_MSG_CLEAR 0x60u
+#define FC_MSG_RESET 0x61u
+#define FC_MSG_SEED 0x62u
+
+/* NACK codes. */
+#define FC_NACK_BAD_FRAME 1u
+#define FC_NACK_BAD_CRC 2u
+#define FC_NACK_BAD_VERSION 3u
+#define FC_NACK_UNKNOWN_TYPE 4u
+#define FC_NACK_BAD_LENGTH 5u
+#define FC_NACK_BAD_STATE 6u
+#define FC_NACK_BAD_HASH 7u
+#define FC_NACK_NONFINITE 8u
+#define FC_NACK_SHAPE 9u
+#define FC_NACK_NO_DATA 10u
+#define FC_NACK_UNSUPPORTED 11u
+#define FC_NACK_BAD_PARAM 12u
+#define FC_NACK_INCOMPLETE 13u
+#define FC_NACK_STORAGE 14u
+#define FC_NACK_MISMATCH 15u
+
+/* INFO capabilities. */
+#define FC_CAP_SAMPLE 0x01u
+#define FC_CAP_TRAIN 0x02u
+#define FC_CAP_DISCRETE_GAUSSIAN 0x04u
+#define FC_CAP_SEED 0x08u
+#define FC_CAP_PERSISTENT 0x10u
+
+/* LOG levels. */
+#define FC_LOG_DEBUG 0u
+#define FC_LOG_INFO 1u
+#define FC_LOG_WARN 2u
+#define FC_LOG_ERROR 3u
+
+/* SAMPLE / INFER flags. */
+#define FC_SAMPLE_LABELLED 0x01u
+#define FC_INFER_GLOBAL 0x01u
+#define FC_INFER_EMBEDDING 0x02u
+
+/* TRAIN flags. */
+#define FC_TRAIN_USE_SEED 0x01u
+
+/* UPDATE_READY flags. */
+#define FC_UPDATE_CLIPPED 0x01u
+#define FC_UPDATE_SATURATED 0x02u
+
+/* CLEAR bits. */
+#define FC_CLEAR_EXAMPLES 0x01u
+#define FC_CLEAR_PERSONAL 0x02u
+
+/* UPDATE_GET offset asking for UPDATE_READY again. */
+#define FC_UPDATE_GET_READY 0xFFFFFFFFu
+
+/* Fixed payload sizes (bytes). */
+#define FC_BOARD_NAME_LEN 15u
+#define FC_INFO_LEN 104u
+#define FC_MODEL_BEGIN_LEN 44u
+#define FC_MODEL_CHUNK_HDR_LEN 8u
+#define FC_MODEL_COMMIT_LEN 4u
+#define FC_WINDOW_HDR_LEN 4u
+#define FC_TRAIN_LEN 48u
+#define FC_UPDATE_READY_LEN 40u
+#define FC_UPDATE_GET_LEN 10u
+#define FC_UPDATE_CHUNK_HDR_LEN 8u
+#define FC_ACK_LEN 8u
+#define FC_SEED_LEN 32u
+#define FC_STATS_COUNTERS 13u
+#define FC_STATS_TIMINGS 4u
+#define FC_STATS_LEN (4u * (FC_STATS_COUNTERS + FC_STATS_TIMINGS))
+
+#endif /* FEDCORE_PROTOCOL_H */
