@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from invoke import Context, task
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent
 PY = sys.executable
 
@@ -47,6 +50,58 @@ def test(c: Context, k: str = "", slow: bool = False, path: str = "") -> None:
     if not slow:
         args += ["-m", repr("not slow")]
     _run(c, " ".join(args))
+
+
+BOARD_HELP = "host | qemu_m4 (virtual, build offline) | esp32 | esp32s3"
+
+
+def _board_action(action: Callable[[], T]) -> T:
+    """Run a tools.boards action and turn its BoardError into a clean exit with the message."""
+    from tools.boards import BoardError
+
+    try:
+        return action()
+    except BoardError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+@task(help={"board": BOARD_HELP, "verbose": "show PlatformIO's compiler command lines"})
+def build(c: Context, board: str = "host", verbose: bool = False) -> None:
+    """Build the firmware for a board with PlatformIO (`pio run -e BOARD`)."""
+    from tools import boards
+
+    image = _board_action(lambda: boards.build(board, verbose))
+    print(f"firmware: {image}")
+
+
+PORT_HELP = "serial port (auto-detected when one board is plugged in)"
+
+
+@task(help={"board": BOARD_HELP, "port": PORT_HELP})
+def flash(c: Context, board: str = "esp32", port: str = "") -> None:
+    """Upload the built firmware to a board (`pio run -e BOARD -t upload`)."""
+    from tools import boards
+
+    used = _board_action(lambda: boards.upload(board, port or None))
+    print(f"flashed {board} on {used}")
+
+
+@task(
+    name="build-flash",
+    help={
+        "board": BOARD_HELP,
+        "port": PORT_HELP,
+        "monitor": "open the monitor after flashing (default on)",
+    },
+)
+def build_flash(c: Context, board: str = "esp32", port: str = "", monitor: bool = True) -> None:
+    """Build, upload, then open the frame-aware monitor: the one command for a real board."""
+    from tools import boards
+
+    _board_action(lambda: boards.build(board))
+    used = _board_action(lambda: boards.upload(board, port or None))
+    if monitor:
+        _run(c, f"{PY} -m tools.monitor --port {used}")
 
 
 @task

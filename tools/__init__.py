@@ -1,0 +1,1 @@
+"""fedhead host-side tools: link, aggregator, monitor, fleet, bench."""

@@ -1,0 +1,143 @@
+"""Firmware builds and uploads through PlatformIO, one function per user action.
+
+Boards map to platformio.ini environments. Virtual boards (host, qemu_m4) use project-local
+platforms and build offline; real boards (esp32, esp32s3) use PlatformIO's registry platform,
+whose first build downloads a toolchain and ESP-IDF. We check that the registry answers before
+starting such a build, so a machine without access fails in seconds with a clear message
+instead of stalling in PlatformIO's retries.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PIO = [sys.executable, "-m", "platformio"]
+
+
+@dataclass(frozen=True)
+class Board:
+    env: str
+    virtual: bool
+    registry_platform: str | None = None
+
+    @property
+    def build_dir(self) -> Path:
+        return ROOT / ".pio" / "build" / self.env
+
+    @property
+    def firmware(self) -> Path:
+        name = {"host": "fedhead-host", "qemu_m4": "firmware.elf"}.get(self.env, "firmware.elf")
+        return self.build_dir / name
+
+
+BOARDS = {
+    "host": Board("host", virtual=True),
+    "qemu_m4": Board("qemu_m4", virtual=True),
+    "esp32": Board("esp32", virtual=False, registry_platform="espressif32"),
+    "esp32s3": Board("esp32s3", virtual=False, registry_platform="espressif32"),
+}
+
+
+class BoardError(RuntimeError):
+    """A build or upload cannot go on; the message says what to do."""
+
+
+def board(name: str) -> Board:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise BoardError(f"unknown board {name!r}; choose one of {', '.join(BOARDS)}") from None
+
+
+def pio_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PLATFORMIO_DISABLE_UPGRADE_CHECK", "true")
+    env.setdefault("PLATFORMIO_SETTING_ENABLE_TELEMETRY", "false")
+    env.setdefault("PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL", "3650")
+    return env
+
+
+def _core_dir() -> Path:
+    return Path(os.environ.get("PLATFORMIO_CORE_DIR", Path.home() / ".platformio"))
+
+
+def registry_reachable(timeout_s: float = 3.0) -> bool:
+    """True when one of PlatformIO's registry hosts accepts a TCP connection on 443."""
+    from platformio import __registry_mirror_hosts__
+
+    for host in __registry_mirror_hosts__:
+        try:
+            with socket.create_connection((host, 443), timeout=timeout_s):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def ensure_registry_platform(b: Board) -> None:
+    """Fail fast when a registry platform is neither installed nor downloadable."""
+    if b.registry_platform is None:
+        return
+    if (_core_dir() / "platforms" / b.registry_platform).is_dir():
+        return
+    if registry_reachable():
+        return
+    raise BoardError(
+        f"The first {b.env} build downloads the {b.registry_platform} platform, the Xtensa "
+        "toolchain and ESP-IDF (with the esp-tflite-micro component) from PlatformIO's "
+        "registry, and the registry cannot be reached from this machine.\n"
+        f"Run `invoke build --board {b.env}` once on a machine with internet access (the "
+        f"downloads are cached in {_core_dir()}), or build for a virtual board: "
+        "`invoke build --board host` or `--board qemu_m4`."
+    )
+
+
+def run_pio(args: list[str]) -> None:
+    cmd = [*PIO, *args]
+    print("$ pio " + " ".join(args), flush=True)
+    result = subprocess.run(cmd, cwd=ROOT, env=pio_env())
+    if result.returncode != 0:
+        raise BoardError(f"`pio {' '.join(args)}` failed (exit {result.returncode}); see above")
+
+
+def build(name: str, verbose: bool = False) -> Path:
+    """Build the firmware for a board and return the path of the image."""
+    b = board(name)
+    ensure_registry_platform(b)
+    run_pio(["run", "-e", b.env, *(["-v"] if verbose else [])])
+    if not b.firmware.exists():
+        raise BoardError(f"build finished but {b.firmware} is missing")
+    return b.firmware
+
+
+def detect_port() -> str:
+    """The one serial port that looks like a board; an error names the choices otherwise."""
+    from serial.tools import list_ports
+
+    ports = [p for p in list_ports.comports() if p.vid is not None or "USB" in p.device]
+    if len(ports) == 1:
+        return ports[0].device
+    if not ports:
+        raise BoardError("no USB serial port found: connect the board or pass --port")
+    names = ", ".join(p.device for p in ports)
+    raise BoardError(f"several serial ports ({names}): pass --port")
+
+
+def upload(name: str, port: str | None) -> str:
+    """Upload the built firmware to a real board; returns the port used."""
+    b = board(name)
+    if b.virtual:
+        raise BoardError(
+            f"{name} is a virtual board: there is nothing to flash. Start it with "
+            f"`invoke flash --board {name}` (runs it and prints its port)."
+        )
+    ensure_registry_platform(b)
+    port = port or detect_port()
+    run_pio(["run", "-e", b.env, "-t", "upload", "--upload-port", port])
+    return port
