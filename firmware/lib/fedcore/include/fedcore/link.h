@@ -46,10 +46,9 @@ typedef enum {
 
 typedef struct {
     uint32_t frames_ok;
-    uint32_t bad_cobs; /* bad COBS and too-short frames */
+    uint32_t bad_cobs; /* bad COBS, too short, or length field disagreeing with the frame */
     uint32_t bad_crc;
     uint32_t bad_version;
-    uint32_t bad_length;
     uint32_t oversize;
 } fc_link_counters_t;
 

@@ -64,7 +64,7 @@
 #define FC_CAP_TRAIN 0x02u
 #define FC_CAP_DISCRETE_GAUSSIAN 0x04u
 #define FC_CAP_SEED 0x08u
-#define FC_CAP_PERSISTENT 0x10u
+#define FC_CAP_PERSISTENT_STORAGE 0x10u
 
 /* LOG levels. */
 #define FC_LOG_DEBUG 0u
@@ -74,8 +74,8 @@
 
 /* SAMPLE / INFER flags. */
 #define FC_SAMPLE_LABELLED 0x01u
-#define FC_INFER_GLOBAL 0x01u
-#define FC_INFER_EMBEDDING 0x02u
+#define FC_INFER_USE_GLOBAL 0x01u
+#define FC_INFER_WANT_EMBEDDING 0x02u
 
 /* TRAIN flags. */
 #define FC_TRAIN_USE_SEED 0x01u
@@ -86,7 +86,7 @@
 
 /* CLEAR bits. */
 #define FC_CLEAR_EXAMPLES 0x01u
-#define FC_CLEAR_PERSONAL 0x02u
+#define FC_CLEAR_PERSONAL_HEAD 0x02u
 
 /* UPDATE_GET offset asking for UPDATE_READY again. */
 #define FC_UPDATE_GET_READY 0xFFFFFFFFu
