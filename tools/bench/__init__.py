@@ -1,0 +1,1 @@
+"""`invoke bench`: measured figures for backbone, head, firmware, link, aggregator and demo."""
