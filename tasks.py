@@ -104,6 +104,28 @@ def build_flash(c: Context, board: str = "esp32", port: str = "", monitor: bool 
         _run(c, f"{PY} -m tools.monitor --port {used}")
 
 
+@task(
+    help={
+        "task": "watch (default, wrist IMU), kws (simulated speakers) or a user .npz/.csv file",
+        "speakers": "kws only: number of simulated speakers (default: small, a few minutes)",
+    }
+)
+def train(c: Context, task: str = "watch", speakers: int = 0) -> None:
+    """Train the float model, quantize the backbone to int8, verify in TFLM, then emit C."""
+    from model_gen.cli import run_train
+
+    run_train(task, speakers=speakers or None)
+
+
+@task(help={"task": "task whose trained model to emit (default watch)",
+            "force": "regenerate even when the inputs' hash is unchanged"})
+def gen(c: Context, task: str = "watch", force: bool = False) -> None:
+    """Emit the C sources (model array, op resolver, head init, config) into build/generated/."""
+    from model_gen.cli import run_gen
+
+    run_gen(task, force=force)
+
+
 @task
 def clean(c: Context) -> None:
     """Remove build outputs (build/, .pio/); keeps .venv and PlatformIO's core directory."""
