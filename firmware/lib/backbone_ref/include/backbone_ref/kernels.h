@@ -1,0 +1,92 @@
+/* backbone_ref: int8 kernels with TensorFlow Lite Micro's reference integer semantics.
+ *
+ * Generated graph code (model_gen/refgen.py) calls these with constant parameter blocks whose
+ * multipliers, shifts, folded biases and padding were computed at generation time. Every
+ * kernel works on one batch element in NHWC layout; results equal TFLM bit for bit
+ * (tests/equivalence/backbone/ prove it against the tflite_micro runtime).
+ *
+ * No heap, no globals: kernels only read their inputs and write their output buffer.
+ */
+#ifndef BACKBONE_REF_KERNELS_H
+#define BACKBONE_REF_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* gemmlowp SaturatingRoundingDoublingHighMul, as TFLM uses it. */
+int32_t br_srdhm(int32_t a, int32_t b);
+/* gemmlowp RoundingDivideByPOT: round half away from zero. */
+int32_t br_rounding_divide_by_pot(int32_t x, int exponent);
+/* TFLM MultiplyByQuantizedMultiplier (double rounding, the default build). */
+int32_t br_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift);
+
+/* CONV_2D (groups = 1) and DEPTHWISE_CONV_2D. Filter layouts as in the .tflite:
+ * conv [out_c][k_h][k_w][in_c], depthwise [k_h][k_w][out_c] with out_c = in_c * depth_mult. */
+typedef struct {
+    int16_t in_h, in_w, in_c;
+    int16_t out_h, out_w, out_c;
+    int16_t k_h, k_w;
+    int16_t stride_h, stride_w;
+    int16_t dil_h, dil_w;
+    int16_t pad_top, pad_left;
+    int16_t depth_multiplier;      /* depthwise only */
+    int32_t input_offset;          /* -input zero point */
+    int32_t output_offset;         /* output zero point */
+    int32_t act_min, act_max;      /* fused activation range, quantized */
+    const int8_t *filter;
+    const int32_t *bias;           /* [out_c], zeros when the model has no bias */
+    const int32_t *bias_folded;    /* bias + input_offset * sum(filter of that channel) */
+    const int32_t *multiplier;     /* [out_c] */
+    const int8_t *shift;           /* [out_c], positive = left */
+} br_conv_params;
+
+void br_conv2d(const br_conv_params *p, const int8_t *input, int8_t *output);
+void br_depthwise_conv2d(const br_conv_params *p, const int8_t *input, int8_t *output);
+
+/* FULLY_CONNECTED: filter [out_c][depth]; per-tensor models repeat one multiplier/shift. */
+typedef struct {
+    int32_t batches, depth, out_c;
+    int32_t output_offset;
+    int32_t act_min, act_max;
+    const int8_t *filter;
+    const int32_t *bias_folded;    /* bias + input_offset * sum(filter row); filter zero point is 0 */
+    const int32_t *multiplier;     /* [out_c] */
+    const int8_t *shift;           /* [out_c] */
+} br_fc_params;
+
+void br_fully_connected(const br_fc_params *p, const int8_t *input, int8_t *output);
+
+/* MAX_POOL_2D and AVERAGE_POOL_2D (input and output share scale and zero point). */
+typedef struct {
+    int16_t in_h, in_w, c;
+    int16_t out_h, out_w;
+    int16_t k_h, k_w;
+    int16_t stride_h, stride_w;
+    int16_t pad_top, pad_left;
+    int32_t act_min, act_max;
+} br_pool_params;
+
+void br_max_pool(const br_pool_params *p, const int8_t *input, int8_t *output);
+void br_average_pool(const br_pool_params *p, const int8_t *input, int8_t *output);
+
+/* MEAN over one contiguous run of axes: input viewed as [outer][reduce][inner].
+ * same_quant: input and output share scale and zero point (TFLM then truncates sum / n);
+ * otherwise the requantizing path with the 1/n factor folded into multiplier/shift. */
+typedef struct {
+    int32_t outer, reduce, inner;
+    int32_t same_quant;
+    int32_t input_zero_point, output_zero_point;
+    int32_t multiplier;
+    int32_t shift;
+} br_mean_params;
+
+void br_mean(const br_mean_params *p, const int8_t *input, int8_t *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BACKBONE_REF_KERNELS_H */
