@@ -226,8 +226,11 @@ def _requant_arrays(prefix: str, bias: np.ndarray, folded: np.ndarray, mult, shi
 
 
 def _lower_conv(op: Op, graph: Graph, depthwise: bool) -> Layer:
-    inp, flt, out = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
-                     graph.tensors[op.outputs[0]])
+    inp, flt, out = (
+        graph.tensors[op.inputs[0]],
+        graph.tensors[op.inputs[1]],
+        graph.tensors[op.outputs[0]],
+    )
     _check_int8(op, graph, inp, flt, out)
     if inp.shape[0] != 1 or len(inp.shape) != 4:
         raise _layer_error(op, graph, f"input shape {inp.shape} must be [1, H, W, C]")
@@ -258,23 +261,53 @@ def _lower_conv(op: Op, graph: Graph, depthwise: bool) -> Layer:
     act_min, act_max = activation_range(opt.fusedActivationFunction, out.scale, out.zero_point)
     prefix = f"l{op.index}"
     fields = dict(
-        in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h, k_w=k_w,
-        stride_h=opt.strideH, stride_w=opt.strideW, dil_h=dil_h, dil_w=dil_w, pad_top=pad_top,
-        pad_left=pad_left, depth_multiplier=multiplier, input_offset=input_offset,
-        output_offset=out.zero_point, act_min=act_min, act_max=act_max,
-        filter=f"{prefix}_filter", bias=f"{prefix}_bias", bias_folded=f"{prefix}_bias_folded",
-        multiplier=f"{prefix}_mult", shift=f"{prefix}_shift",
+        in_h=in_h,
+        in_w=in_w,
+        in_c=in_c,
+        out_h=out_h,
+        out_w=out_w,
+        out_c=out_c,
+        k_h=k_h,
+        k_w=k_w,
+        stride_h=opt.strideH,
+        stride_w=opt.strideW,
+        dil_h=dil_h,
+        dil_w=dil_w,
+        pad_top=pad_top,
+        pad_left=pad_left,
+        depth_multiplier=multiplier,
+        input_offset=input_offset,
+        output_offset=out.zero_point,
+        act_min=act_min,
+        act_max=act_max,
+        filter=f"{prefix}_filter",
+        bias=f"{prefix}_bias",
+        bias_folded=f"{prefix}_bias_folded",
+        multiplier=f"{prefix}_mult",
+        shift=f"{prefix}_shift",
     )
-    arrays = [_c_array("int8_t", f"{prefix}_filter", flt.data),
-              *_requant_arrays(prefix, bias, folded, mult, shift)]
+    arrays = [
+        _c_array("int8_t", f"{prefix}_filter", flt.data),
+        *_requant_arrays(prefix, bias, folded, mult, shift),
+    ]
     taps = k_h * k_w * (1 if depthwise else in_c)
-    return Layer(op, "br_depthwise_conv2d" if depthwise else "br_conv2d", "br_conv_params",
-                 fields, arrays, flt.size + out_c * 13, out_h * out_w * out_c * taps)
+    return Layer(
+        op,
+        "br_depthwise_conv2d" if depthwise else "br_conv2d",
+        "br_conv_params",
+        fields,
+        arrays,
+        flt.size + out_c * 13,
+        out_h * out_w * out_c * taps,
+    )
 
 
 def _lower_fully_connected(op: Op, graph: Graph) -> Layer:
-    inp, flt, out = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
-                     graph.tensors[op.outputs[0]])
+    inp, flt, out = (
+        graph.tensors[op.inputs[0]],
+        graph.tensors[op.inputs[1]],
+        graph.tensors[op.outputs[0]],
+    )
     _check_int8(op, graph, inp, flt, out)
     out_c, depth = flt.shape
     if inp.size % depth:
@@ -287,14 +320,30 @@ def _lower_fully_connected(op: Op, graph: Graph) -> Layer:
     )
     prefix = f"l{op.index}"
     fields = dict(
-        batches=inp.size // depth, depth=depth, out_c=out_c, output_offset=out.zero_point,
-        act_min=act_min, act_max=act_max, filter=f"{prefix}_filter",
-        bias_folded=f"{prefix}_bias_folded", multiplier=f"{prefix}_mult", shift=f"{prefix}_shift",
+        batches=inp.size // depth,
+        depth=depth,
+        out_c=out_c,
+        output_offset=out.zero_point,
+        act_min=act_min,
+        act_max=act_max,
+        filter=f"{prefix}_filter",
+        bias_folded=f"{prefix}_bias_folded",
+        multiplier=f"{prefix}_mult",
+        shift=f"{prefix}_shift",
     )
-    arrays = [_c_array("int8_t", f"{prefix}_filter", flt.data),
-              *_requant_arrays(prefix, bias, folded, mult, shift)[1:]]
-    return Layer(op, "br_fully_connected", "br_fc_params", fields, arrays,
-                 flt.size + out_c * 9, inp.size // depth * depth * out_c)
+    arrays = [
+        _c_array("int8_t", f"{prefix}_filter", flt.data),
+        *_requant_arrays(prefix, bias, folded, mult, shift)[1:],
+    ]
+    return Layer(
+        op,
+        "br_fully_connected",
+        "br_fc_params",
+        fields,
+        arrays,
+        flt.size + out_c * 9,
+        inp.size // depth * depth * out_c,
+    )
 
 
 def _lower_pool(op: Op, graph: Graph, kernel: str) -> Layer:
@@ -311,16 +360,29 @@ def _lower_pool(op: Op, graph: Graph, kernel: str) -> Layer:
         pad_left = same_padding(in_w, opt.filterWidth, opt.strideW, 1, out_w)
     act_min, act_max = activation_range(opt.fusedActivationFunction, out.scale, out.zero_point)
     fields = dict(
-        in_h=in_h, in_w=in_w, c=c, out_h=out_h, out_w=out_w, k_h=opt.filterHeight,
-        k_w=opt.filterWidth, stride_h=opt.strideH, stride_w=opt.strideW, pad_top=pad_top,
-        pad_left=pad_left, act_min=act_min, act_max=act_max,
+        in_h=in_h,
+        in_w=in_w,
+        c=c,
+        out_h=out_h,
+        out_w=out_w,
+        k_h=opt.filterHeight,
+        k_w=opt.filterWidth,
+        stride_h=opt.strideH,
+        stride_w=opt.strideW,
+        pad_top=pad_top,
+        pad_left=pad_left,
+        act_min=act_min,
+        act_max=act_max,
     )
     return Layer(op, kernel, "br_pool_params", fields)
 
 
 def _lower_mean(op: Op, graph: Graph) -> Layer:
-    inp, axes_t, out = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
-                        graph.tensors[op.outputs[0]])
+    inp, axes_t, out = (
+        graph.tensors[op.inputs[0]],
+        graph.tensors[op.inputs[1]],
+        graph.tensors[op.outputs[0]],
+    )
     _check_int8(op, graph, inp, out)
     if axes_t.data is None:
         raise _layer_error(op, graph, "MEAN axes must be constant")
@@ -336,9 +398,14 @@ def _lower_mean(op: Op, graph: Graph) -> Layer:
     if not same:
         multiplier, shift = mean_requant(multiplier, shift, reduce)
     fields = dict(
-        outer=outer, reduce=reduce, inner=inner, same_quant=int(same),
-        input_zero_point=inp.zero_point, output_zero_point=out.zero_point,
-        multiplier=multiplier, shift=shift,
+        outer=outer,
+        reduce=reduce,
+        inner=inner,
+        same_quant=int(same),
+        input_zero_point=inp.zero_point,
+        output_zero_point=out.zero_point,
+        multiplier=multiplier,
+        shift=shift,
     )
     return Layer(op, "br_mean", "br_mean_params", fields)
 
@@ -440,20 +507,28 @@ def render(graph: Graph, header_line: str) -> tuple[str, dict[str, int]]:
         raise UnsupportedModelError("backbone output is a reshape of its input")
     out = graph.tensors[graph.output]
     calls = [
-        dict(layer=layer, src=_buffer_expr(where, layer.op.inputs[0]),
-             dst=_buffer_expr(where, layer.op.outputs[0]),
-             out_name=graph.tensors[layer.op.outputs[0]].name)
+        dict(
+            layer=layer,
+            src=_buffer_expr(where, layer.op.inputs[0]),
+            dst=_buffer_expr(where, layer.op.outputs[0]),
+            out_name=graph.tensors[layer.op.outputs[0]].name,
+        )
         for layer in layers
     ]
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
     text = env.get_template("backbone_ref_model.c.j2").render(
-        header_line=header_line, calls=calls, arena_bytes=max(arena_bytes, ARENA_ALIGN),
-        input_len=graph.tensors[graph.input].size, output_len=out.size,
+        header_line=header_line,
+        calls=calls,
+        arena_bytes=max(arena_bytes, ARENA_ALIGN),
+        input_len=graph.tensors[graph.input].size,
+        output_len=out.size,
         output_offset=where[graph.output].offset,
-        output_scale=float(np.float32(out.scale)).hex(), output_zero_point=out.zero_point,
+        output_scale=float(np.float32(out.scale)).hex(),
+        output_zero_point=out.zero_point,
     )
     numbers = {
         "arena_bytes": arena_bytes,
@@ -474,9 +549,20 @@ def measure_m4_flash(model_c: Path) -> int | None:
         for i, src in enumerate([model_c, KERNELS_DIR / "src" / "kernels.c"]):
             obj = Path(tmp) / f"{i}.o"
             subprocess.run(
-                [gcc, *M4_CFLAGS, "-I", str(KERNELS_DIR / "include"),
-                 "-I", str(REPO / "firmware/lib/fedcore/include"), "-c", str(src), "-o", str(obj)],
-                check=True, capture_output=True,
+                [
+                    gcc,
+                    *M4_CFLAGS,
+                    "-I",
+                    str(KERNELS_DIR / "include"),
+                    "-I",
+                    str(REPO / "firmware/lib/fedcore/include"),
+                    "-c",
+                    str(src),
+                    "-o",
+                    str(obj),
+                ],
+                check=True,
+                capture_output=True,
             )
             objs.append(str(obj))
         report = subprocess.run([size, "-B", *objs], check=True, capture_output=True, text=True)
@@ -484,8 +570,16 @@ def measure_m4_flash(model_c: Path) -> int | None:
     return sum(int(row[0]) + int(row[1]) for row in rows)
 
 
-M4_CFLAGS = ("-std=c11", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16",
-             "-O2", "-ffunction-sections", "-fdata-sections")
+M4_CFLAGS = (
+    "-std=c11",
+    "-mcpu=cortex-m4",
+    "-mthumb",
+    "-mfloat-abi=hard",
+    "-mfpu=fpv4-sp-d16",
+    "-O2",
+    "-ffunction-sections",
+    "-fdata-sections",
+)
 
 
 def generate_backbone_ref(tflite_path: Path, out_dir: Path, header_line: str) -> dict[str, int]:
