@@ -1,0 +1,1 @@
+"""`invoke demo`: the whole loop on virtual boards, with the evaluation protocol of DESIGN §5."""
