@@ -1,0 +1,1 @@
+"""Python twin of the fedhead link protocol (docs/PROTOCOL.md): framing, messages, transports."""

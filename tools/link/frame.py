@@ -1,0 +1,218 @@
+"""Frames (PROTOCOL.md §1): COBS(header | payload | [auth] | crc32) 0x00, and a streaming decoder.
+
+The decoder is fed raw bytes as they arrive. Complete frames come out as `Frame` objects; bytes
+that do not form a frame (boot text, printf output, noise) go to an `on_unframed` callback so a
+monitor can show them, and each failure kind is counted like the firmware counts it.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tools.link.cobs import CobsError, cobs_decode, cobs_encode, max_encoded_len
+
+PROTOCOL_VERSION = 1
+HEADER_SIZE = 12
+AUTH_SIZE = 24
+CRC_SIZE = 4
+MAX_PAYLOAD = 2048
+MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + AUTH_SIZE + CRC_SIZE
+MAX_ENCODED = max_encoded_len(MAX_FRAME)
+BROADCAST_DEVICE = 0xFFFFFFFF
+
+FLAG_REPLY = 0x01
+FLAG_AUTH = 0x02
+
+_HEADER = struct.Struct("<BBBBIHH")
+
+
+class FrameError(ValueError):
+    """A byte block is not a valid frame; `kind` names the counter it belongs to."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: header fields and payload (auth block kept raw when present)."""
+
+    type: int
+    payload: bytes = b""
+    device_id: int = BROADCAST_DEVICE
+    seq: int = 0
+    flags: int = 0
+    key_id: int = 0
+    version: int = PROTOCOL_VERSION
+    auth: bytes = b""
+
+    @property
+    def is_reply(self) -> bool:
+        return bool(self.flags & FLAG_REPLY)
+
+
+def crc32(data: bytes) -> int:
+    """IEEE 802.3 / zlib CRC-32, as PROTOCOL.md §1 specifies."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def frame_to_raw(frame: Frame) -> bytes:
+    """Header | payload | auth | crc32, before COBS."""
+    if len(frame.payload) > MAX_PAYLOAD:
+        raise FrameError("oversize", f"payload {len(frame.payload)} B > MAX_PAYLOAD {MAX_PAYLOAD}")
+    header = _HEADER.pack(
+        frame.version,
+        frame.type,
+        frame.flags,
+        frame.key_id,
+        frame.device_id,
+        frame.seq & 0xFFFF,
+        len(frame.payload),
+    )
+    body = header + frame.payload + frame.auth
+    return body + struct.pack("<I", crc32(body))
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """Wire bytes of a frame, including the trailing 0x00 delimiter."""
+    return cobs_encode(frame_to_raw(frame)) + b"\x00"
+
+
+def decode_raw(raw: bytes) -> Frame:
+    """Parse a COBS-decoded block. Raises FrameError(kind) with the firmware's counter name."""
+    if len(raw) < HEADER_SIZE + CRC_SIZE:
+        raise FrameError("bad_cobs", f"frame of {len(raw)} B is shorter than header + CRC")
+    body, crc_bytes = raw[:-CRC_SIZE], raw[-CRC_SIZE:]
+    if crc32(body) != struct.unpack("<I", crc_bytes)[0]:
+        raise FrameError("bad_crc", "CRC-32 mismatch")
+    version, msg_type, flags, key_id, device_id, seq, length = _HEADER.unpack_from(body)
+    if version != PROTOCOL_VERSION:
+        raise FrameError("bad_version", f"protocol version {version}, expected {PROTOCOL_VERSION}")
+    auth_len = AUTH_SIZE if flags & FLAG_AUTH else 0
+    if length > MAX_PAYLOAD or HEADER_SIZE + length + auth_len != len(body):
+        raise FrameError("bad_cobs", f"length field {length} disagrees with frame size {len(raw)}")
+    payload = body[HEADER_SIZE : HEADER_SIZE + length]
+    auth = body[HEADER_SIZE + length :]
+    return Frame(msg_type, payload, device_id, seq, flags, key_id, version, auth)
+
+
+def decode_frame(wire: bytes) -> Frame:
+    """Decode one frame's wire bytes (with or without the trailing 0x00)."""
+    block = wire[:-1] if wire.endswith(b"\x00") else wire
+    try:
+        raw = cobs_decode(block)
+    except CobsError as exc:
+        raise FrameError("bad_cobs", str(exc)) from exc
+    return decode_raw(raw)
+
+
+@dataclass
+class DecoderStats:
+    """Counters named like the firmware's STATS fields."""
+
+    frames_ok: int = 0
+    bad_cobs: int = 0
+    bad_crc: int = 0
+    bad_version: int = 0
+    oversize: int = 0
+    unframed_bytes: int = 0
+
+
+@dataclass
+class StreamDecoder:
+    """Incremental frame decoder that resynchronises on every 0x00.
+
+    `feed(data)` returns the frames completed by `data`. A block between delimiters that does not
+    decode is counted and handed to `on_unframed` (it is usually boot text or a log line).
+    """
+
+    on_unframed: Callable[[bytes], None] | None = None
+    stats: DecoderStats = field(default_factory=DecoderStats)
+    _buffer: bytearray = field(default_factory=bytearray)
+    _overflowed: bool = False
+
+    def feed(self, data: bytes) -> list[Frame]:
+        frames: list[Frame] = []
+        start = 0
+        while True:
+            end = data.find(b"\x00", start)
+            if end < 0:
+                self._append(data[start:])
+                return frames
+            self._append(data[start:end])
+            frame = self._finish_block()
+            if frame is not None:
+                frames.append(frame)
+            start = end + 1
+
+    def pending(self) -> bytes:
+        """Bytes received since the last delimiter (e.g. a partial text line)."""
+        return bytes(self._buffer)
+
+    def flush_unframed(self) -> None:
+        """Hand bytes held without a delimiter to `on_unframed` (the monitor calls it on idle)."""
+        if self._buffer and not _looks_like_frame_start(self._buffer):
+            self._emit_unframed(bytes(self._buffer))
+            self._buffer.clear()
+
+    def _append(self, chunk: bytes) -> None:
+        if self._overflowed:
+            return
+        self._buffer += chunk
+        if len(self._buffer) > MAX_ENCODED:
+            self._emit_unframed(bytes(self._buffer))
+            self._buffer.clear()
+            self._overflowed = True
+
+    def _finish_block(self) -> Frame | None:
+        block = bytes(self._buffer)
+        self._buffer.clear()
+        if self._overflowed:
+            self._overflowed = False
+            self.stats.oversize += 1
+            return None
+        if not block:
+            return None  # back-to-back delimiters: idle line, not an error
+        try:
+            frame = decode_frame(block)
+        except FrameError as exc:
+            prefix_and_frame = _frame_after_text(block)
+            if prefix_and_frame is None:
+                setattr(self.stats, exc.kind, getattr(self.stats, exc.kind) + 1)
+                self._emit_unframed(block)
+                return None
+            prefix, frame = prefix_and_frame
+            self._emit_unframed(prefix)
+        self.stats.frames_ok += 1
+        return frame
+
+    def _emit_unframed(self, block: bytes) -> None:
+        self.stats.unframed_bytes += len(block)
+        if self.on_unframed is not None:
+            self.on_unframed(block)
+
+
+def _looks_like_frame_start(buffer: bytearray) -> bool:
+    """A COBS frame starts with a code byte then version 1; text rarely does (heuristic for UI)."""
+    return len(buffer) >= 2 and buffer[1] == PROTOCOL_VERSION
+
+
+def _frame_after_text(block: bytes) -> tuple[bytes, Frame] | None:
+    """Find a valid frame at the end of a block that starts with text not ended by 0x00.
+
+    A device that prints boot text and then sends a frame without a leading delimiter would
+    otherwise lose that frame. Candidates are the offsets whose next byte is the version byte
+    (the COBS code byte comes first); the CRC rejects false starts.
+    """
+    for start in range(1, len(block) - 1):
+        if block[start + 1] != PROTOCOL_VERSION:
+            continue
+        try:
+            return block[:start], decode_frame(block[start:])
+        except FrameError:
+            continue
+    return None

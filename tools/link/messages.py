@@ -1,0 +1,457 @@
+"""Message payloads (PROTOCOL.md §2): one dataclass per message type with pack()/unpack().
+
+`unpack` raises MessageError when the payload length is wrong for the type, so a malformed
+frame never turns into a half-filled message.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import astuple, dataclass, field, fields
+from enum import IntEnum
+from typing import Any, ClassVar, Self
+
+
+class MsgType(IntEnum):
+    HELLO = 0x01
+    INFO = 0x02
+    LOG = 0x03
+    MODEL_BEGIN = 0x10
+    MODEL_CHUNK = 0x11
+    MODEL_COMMIT = 0x12
+    SAMPLE = 0x20
+    INFER = 0x21
+    RESULT = 0x22
+    TRAIN = 0x30
+    UPDATE_READY = 0x31
+    UPDATE_GET = 0x32
+    UPDATE_CHUNK = 0x33
+    ACK = 0x40
+    NACK = 0x41
+    STATS_GET = 0x50
+    STATS = 0x51
+    CLEAR = 0x60
+    RESET = 0x61
+    SEED = 0x62
+
+
+class NackCode(IntEnum):
+    BAD_FRAME = 1
+    BAD_CRC = 2
+    BAD_VERSION = 3
+    UNKNOWN_TYPE = 4
+    BAD_LENGTH = 5
+    BAD_STATE = 6
+    BAD_HASH = 7
+    NONFINITE = 8
+    SHAPE = 9
+    NO_DATA = 10
+    UNSUPPORTED = 11
+    BAD_PARAM = 12
+    INCOMPLETE = 13
+    STORAGE = 14
+    MISMATCH = 15
+
+
+class Capability(IntEnum):
+    """INFO.capabilities bits."""
+
+    SAMPLE = 1 << 0
+    TRAIN = 1 << 1
+    DISCRETE_GAUSSIAN = 1 << 2
+    SEED = 1 << 3
+    PERSISTENT_STORAGE = 1 << 4
+
+
+UPDATE_GET_READY_OFFSET = 0xFFFFFFFF  # UPDATE_GET at this offset asks for UPDATE_READY again
+INFER_USE_GLOBAL = 0x01
+INFER_WANT_EMBEDDING = 0x02
+SAMPLE_LABELLED = 0x01
+CLEAR_EXAMPLES = 0x01
+CLEAR_PERSONAL_HEAD = 0x02
+TRAIN_USE_SEED = 0x01
+UPDATE_CLIPPED = 0x01
+UPDATE_SATURATED = 0x02
+
+
+class MessageError(ValueError):
+    """A payload does not match its message type's layout."""
+
+
+class _Fixed:
+    """Base for messages whose payload is one struct (optionally followed by a byte tail)."""
+
+    TYPE: ClassVar[MsgType]
+    FORMAT: ClassVar[struct.Struct]
+    TAIL: ClassVar[str | None] = None  # name of a trailing bytes field, if any
+
+    def pack(self) -> bytes:
+        values = astuple(self)  # type: ignore[call-overload]
+        if self.TAIL is None:
+            return self.FORMAT.pack(*values)
+        return self.FORMAT.pack(*values[:-1]) + bytes(values[-1])
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> Self:
+        size = cls.FORMAT.size
+        if len(payload) < size or (cls.TAIL is None and len(payload) != size):
+            raise MessageError(
+                f"{cls.TYPE.name}: payload {len(payload)} B, expected {size} B"
+                + (" + data" if cls.TAIL else "")
+            )
+        values: list[Any] = list(cls.FORMAT.unpack_from(payload))
+        if cls.TAIL is not None:
+            values.append(bytes(payload[size:]))
+        return cls(*values)
+
+
+def _fmt(spec: str) -> struct.Struct:
+    return struct.Struct("<" + spec)
+
+
+@dataclass(frozen=True)
+class Empty:
+    """HELLO, STATS_GET, RESET: no payload; use `Hello()`, `StatsGet()`, `Reset()`."""
+
+    TYPE: ClassVar[MsgType] = MsgType.HELLO
+
+    def pack(self) -> bytes:
+        return b""
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> Self:
+        if payload:
+            raise MessageError(f"{cls.TYPE.name}: expected an empty payload, got {len(payload)} B")
+        return cls()
+
+
+@dataclass(frozen=True)
+class Hello(Empty):
+    TYPE: ClassVar[MsgType] = MsgType.HELLO
+
+
+@dataclass(frozen=True)
+class StatsGet(Empty):
+    TYPE: ClassVar[MsgType] = MsgType.STATS_GET
+
+
+@dataclass(frozen=True)
+class Reset(Empty):
+    TYPE: ClassVar[MsgType] = MsgType.RESET
+
+
+@dataclass(frozen=True)
+class Info(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.INFO
+    FORMAT: ClassVar[struct.Struct] = _fmt("HB15s32s32sIHHHIIHH")
+    fw_version: int
+    proto_version: int
+    board: bytes
+    model_sha256: bytes
+    head_sha256: bytes
+    head_version: int
+    embed_dim: int
+    num_classes: int
+    input_len: int
+    capabilities: int
+    free_ram: int
+    examples: int
+    capacity: int
+
+    @property
+    def board_name(self) -> str:
+        return self.board.rstrip(b"\x00").decode("utf-8", "replace")
+
+    def has(self, capability: Capability) -> bool:
+        return bool(self.capabilities & capability)
+
+
+@dataclass(frozen=True)
+class Log(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.LOG
+    FORMAT: ClassVar[struct.Struct] = _fmt("B")
+    TAIL: ClassVar[str | None] = "text"
+    level: int
+    text: bytes
+
+    LEVELS: ClassVar[tuple[str, ...]] = ("debug", "info", "warn", "error")
+
+    @property
+    def level_name(self) -> str:
+        return self.LEVELS[self.level] if self.level < len(self.LEVELS) else str(self.level)
+
+
+@dataclass(frozen=True)
+class ModelBegin(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.MODEL_BEGIN
+    FORMAT: ClassVar[struct.Struct] = _fmt("IIHH32s")
+    head_version: int
+    total_len: int
+    embed_dim: int
+    num_classes: int
+    sha256: bytes
+
+
+@dataclass(frozen=True)
+class ModelChunk(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.MODEL_CHUNK
+    FORMAT: ClassVar[struct.Struct] = _fmt("II")
+    TAIL: ClassVar[str | None] = "data"
+    head_version: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ModelCommit(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.MODEL_COMMIT
+    FORMAT: ClassVar[struct.Struct] = _fmt("I")
+    head_version: int
+
+
+@dataclass(frozen=True)
+class Sample(_Fixed):
+    """SAMPLE (and INFER via `Infer`): `flags`, `label`, `n`, then n int8 window bytes."""
+
+    TYPE: ClassVar[MsgType] = MsgType.SAMPLE
+    FORMAT: ClassVar[struct.Struct] = _fmt("BBH")
+    TAIL: ClassVar[str | None] = "window"
+    flags: int
+    label: int
+    n: int
+    window: bytes
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> Self:
+        message = super().unpack(payload)
+        if message.n != len(message.window):
+            raise MessageError(f"{cls.TYPE.name}: n={message.n} but {len(message.window)} B")
+        return message
+
+
+@dataclass(frozen=True)
+class Infer(Sample):
+    TYPE: ClassVar[MsgType] = MsgType.INFER
+
+
+@dataclass(frozen=True)
+class Result:
+    TYPE: ClassVar[MsgType] = MsgType.RESULT
+    predicted: int
+    head: int
+    logits: tuple[float, ...]
+    embedding: tuple[float, ...]
+    stored: int
+    backbone_us: int
+
+    def pack(self) -> bytes:
+        return (
+            struct.pack("<BBH", self.predicted, self.head, len(self.logits))
+            + struct.pack(f"<{len(self.logits)}f", *self.logits)
+            + struct.pack("<H", len(self.embedding))
+            + struct.pack(f"<{len(self.embedding)}f", *self.embedding)
+            + struct.pack("<HI", self.stored, self.backbone_us)
+        )
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> Self:
+        try:
+            predicted, head, n_classes = struct.unpack_from("<BBH", payload, 0)
+            offset = 4
+            logits = struct.unpack_from(f"<{n_classes}f", payload, offset)
+            offset += 4 * n_classes
+            (n_embed,) = struct.unpack_from("<H", payload, offset)
+            offset += 2
+            embedding = struct.unpack_from(f"<{n_embed}f", payload, offset)
+            offset += 4 * n_embed
+            stored, backbone_us = struct.unpack_from("<HI", payload, offset)
+        except struct.error as exc:
+            raise MessageError(f"RESULT: truncated payload of {len(payload)} B") from exc
+        if offset + 6 != len(payload):
+            raise MessageError(f"RESULT: {len(payload) - offset - 6} B beyond the layout")
+        return cls(predicted, head, logits, embedding, stored, backbone_us)
+
+
+@dataclass(frozen=True)
+class Train(_Fixed):
+    """TRAIN parameters (PROTOCOL.md §2.4). Defaults are a plain, noiseless float round."""
+
+    TYPE: ClassVar[MsgType] = MsgType.TRAIN
+    FORMAT: ClassVar[struct.Struct] = _fmt("IfHHffffffBBHQ")
+    round: int
+    lr: float = 0.1
+    epochs: int = 1
+    batch: int = 8
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    example_clip: float = 0.0
+    clip: float = 1.0
+    noise_std: float = 0.0
+    scale: float = 1.0 / 4096
+    bits: int = 16
+    flags: int = 0
+    reserved: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class UpdateReady(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.UPDATE_READY
+    FORMAT: ClassVar[struct.Struct] = _fmt("IIIHBBfffIII")
+    round: int
+    head_version: int
+    examples: int
+    n_params: int
+    bits: int
+    flags: int
+    scale: float
+    train_loss: float
+    train_acc: float
+    total_len: int
+    crc32: int
+    train_us: int
+
+
+@dataclass(frozen=True)
+class UpdateGet(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.UPDATE_GET
+    FORMAT: ClassVar[struct.Struct] = _fmt("IIH")
+    round: int
+    offset: int
+    max_len: int
+
+
+@dataclass(frozen=True)
+class UpdateChunk(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.UPDATE_CHUNK
+    FORMAT: ClassVar[struct.Struct] = _fmt("II")
+    TAIL: ClassVar[str | None] = "data"
+    round: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Ack(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.ACK
+    FORMAT: ClassVar[struct.Struct] = _fmt("HBBI")
+    ack_seq: int
+    ack_type: int
+    reserved: int = 0
+    value: int = 0
+
+
+@dataclass(frozen=True)
+class Nack(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.NACK
+    FORMAT: ClassVar[struct.Struct] = _fmt("HBBI")
+    ack_seq: int
+    ack_type: int
+    code: int
+    detail: int = 0
+
+    @property
+    def code_name(self) -> str:
+        try:
+            return NackCode(self.code).name
+        except ValueError:
+            return f"UNKNOWN_NACK_{self.code}"
+
+
+@dataclass(frozen=True)
+class Stats(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.STATS
+    FORMAT: ClassVar[struct.Struct] = _fmt("17I")
+    frames_ok: int = 0
+    bad_cobs: int = 0
+    bad_crc: int = 0
+    bad_version: int = 0
+    oversize: int = 0
+    unknown_type: int = 0
+    nacks: int = 0
+    samples: int = 0
+    inferences: int = 0
+    trains: int = 0
+    models_installed: int = 0
+    models_rejected: int = 0
+    uptime_ms: int = 0
+    backbone_us_last: int = 0
+    head_forward_us_last: int = 0
+    train_us_last: int = 0
+    train_examples_last: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Clear(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.CLEAR
+    FORMAT: ClassVar[struct.Struct] = _fmt("B")
+    what: int = CLEAR_EXAMPLES | CLEAR_PERSONAL_HEAD
+
+
+@dataclass(frozen=True)
+class Seed(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.SEED
+    FORMAT: ClassVar[struct.Struct] = _fmt("32s")
+    seed: bytes = field(default=b"\x00" * 32)
+
+
+Message = (
+    Hello
+    | StatsGet
+    | Reset
+    | Info
+    | Log
+    | ModelBegin
+    | ModelChunk
+    | ModelCommit
+    | Sample
+    | Infer
+    | Result
+    | Train
+    | UpdateReady
+    | UpdateGet
+    | UpdateChunk
+    | Ack
+    | Nack
+    | Stats
+    | Clear
+    | Seed
+)
+
+MESSAGE_CLASSES: dict[MsgType, type] = {
+    cls.TYPE: cls
+    for cls in (
+        Hello,
+        StatsGet,
+        Reset,
+        Info,
+        Log,
+        ModelBegin,
+        ModelChunk,
+        ModelCommit,
+        Sample,
+        Infer,
+        Result,
+        Train,
+        UpdateReady,
+        UpdateGet,
+        UpdateChunk,
+        Ack,
+        Nack,
+        Stats,
+        Clear,
+        Seed,
+    )
+}
+
+
+def parse_payload(msg_type: int, payload: bytes) -> Message:
+    """Decode a payload of a known type. Raises MessageError for unknown types or bad layouts."""
+    try:
+        cls = MESSAGE_CLASSES[MsgType(msg_type)]
+    except ValueError as exc:
+        raise MessageError(f"unknown message type 0x{msg_type:02x}") from exc
+    return cls.unpack(payload)
