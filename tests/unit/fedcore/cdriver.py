@@ -1,0 +1,112 @@
+"""Build and call tests/unit/fedcore/fedcore_driver.c (fedcore's rng, head, privacy in C)."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from tests.support.cbuild import REPO, build_c_program, run_c_program
+from tools.fedref.head import TrainParams
+from tools.fedref.privacy import PrivacyParams
+
+FEDCORE = REPO / "firmware" / "lib" / "fedcore"
+DRIVER = Path(__file__).with_name("fedcore_driver.c")
+SOURCES = [FEDCORE / "src" / f"{name}.c" for name in ("rng", "examples", "head", "privacy")]
+
+
+@cache
+def driver(max_d: int = 64, max_c: int = 10, max_examples: int = 256) -> Path:
+    return build_c_program(
+        f"fedcore_driver_{max_d}x{max_c}x{max_examples}",
+        [DRIVER, *SOURCES],
+        include_dirs=[FEDCORE / "include"],
+        defines=[
+            f"FEDCORE_MAX_D={max_d}",
+            f"FEDCORE_MAX_C={max_c}",
+            f"FEDCORE_MAX_EXAMPLES={max_examples}",
+        ],
+    )
+
+
+def run(args: list[str], stdin: bytes = b"") -> bytes:
+    return run_c_program(driver(), [str(a) for a in args], stdin=stdin)
+
+
+def rng_words(seed: int, n: int) -> np.ndarray:
+    return np.frombuffer(run(["rng", str(seed), str(n)]), dtype="<u4")
+
+
+def below(seed: int, bound: int, n: int) -> np.ndarray:
+    return np.frombuffer(run(["below", str(seed), str(bound), str(n)]), dtype="<u4")
+
+
+def chacha_block(key: bytes, counter: int, nonce: bytes) -> bytes:
+    return run(["chacha"], key + struct.pack("<I", counter) + nonce)
+
+
+def stochastic_rounds(seed: int, x: float, scale: float, n: int) -> np.ndarray:
+    # repr of a float32 value round-trips through strtof exactly
+    args = ["sround", str(seed), repr(float(np.float32(x))), repr(float(np.float32(scale))), n]
+    return np.frombuffer(run(args), dtype="<i8")
+
+
+def discrete_gaussian(seed: int, sigma: float, n: int) -> np.ndarray:
+    return np.frombuffer(run(["dgauss", str(seed), repr(float(sigma)), str(n)]), dtype="<i8")
+
+
+def privatize(delta: np.ndarray, params: PrivacyParams, seed: int) -> tuple[int, int, np.ndarray]:
+    """(status, flags, q) from fc_privatize."""
+    delta = np.asarray(delta, dtype="<f4")
+    fields = (params.clip, params.noise_std, params.scale, params.bits, delta.size)
+    head = struct.pack("<fffII", *fields)
+    out = run(["privatize", str(seed)], head + delta.tobytes())
+    status, flags = struct.unpack_from("<iI", out)
+    return status, flags, np.frombuffer(out, dtype="<i4", offset=8)
+
+
+def clip(x: np.ndarray, bound: float) -> tuple[bool, np.ndarray]:
+    x = np.asarray(x, dtype="<f4")
+    out = run(["clip"], struct.pack("<fI", bound, x.size) + x.tobytes())
+    return bool(struct.unpack_from("<I", out)[0]), np.frombuffer(out, dtype="<f4", offset=4)
+
+
+@dataclass
+class CTrainResult:
+    status: int
+    loss: float
+    acc: float
+    examples: int
+    steps: int
+    w: np.ndarray
+    b: np.ndarray
+
+
+def train(
+    w: np.ndarray,
+    b: np.ndarray,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    params: TrainParams,
+    seed: int,
+    capacity: int = 0,
+) -> CTrainResult:
+    """Add the examples in order to a ring of `capacity` slots (0 = max), then fc_head_train."""
+    d, c = w.shape
+    n = len(labels)
+    head = struct.pack("<6I", d, c, n, capacity, params.epochs, params.batch)
+    head += struct.pack(
+        "<4f", params.lr, params.momentum, params.weight_decay, params.example_clip
+    )
+    body = np.asarray(w, "<f4").tobytes() + np.asarray(b, "<f4").tobytes()
+    for e, y in zip(np.asarray(embeddings, "<f4"), labels, strict=True):
+        body += e.tobytes() + struct.pack("<I", int(y))
+    out = run(["train", str(seed)], head + body)
+    status, loss, acc, examples, steps = struct.unpack_from("<iffII", out)
+    arr = np.frombuffer(out, dtype="<f4", offset=20)
+    return CTrainResult(
+        status, loss, acc, examples, steps, arr[: d * c].reshape(d, c), arr[d * c : d * c + c]
+    )

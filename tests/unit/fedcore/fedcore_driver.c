@@ -1,0 +1,229 @@
+/* Test driver for fedcore's rng, examples, head and privacy code (built by
+ * tests/support/cbuild.py under ASan/UBSan). One subcommand per call; arrays come on stdin and
+ * go to stdout as little-endian binary, so pytest can compare them with tools/fedref. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fedcore/examples.h"
+#include "fedcore/head.h"
+#include "fedcore/privacy.h"
+#include "fedcore/rng.h"
+
+static fc_examples_t g_examples;
+static fc_head_t g_head;
+static fc_train_workspace_t g_ws;
+static float g_buf[FEDCORE_MAX_PARAMS];
+static int32_t g_q[FEDCORE_MAX_PARAMS];
+
+static void read_exact(void *dst, size_t len)
+{
+    if (fread(dst, 1, len, stdin) != len) {
+        fprintf(stderr, "short read (%zu bytes)\n", len);
+        exit(2);
+    }
+}
+
+static void write_all(const void *src, size_t len) { fwrite(src, 1, len, stdout); }
+
+static void seed_from_arg(fc_rng_t *rng, const char *arg)
+{
+    fc_rng_seed_u64(rng, strtoull(arg, NULL, 0));
+}
+
+/* rng SEED N: N words of the stream; then below/bernoulli streams via the other subcommands. */
+static int cmd_rng(int argc, char **argv)
+{
+    if (argc < 4) {
+        return 2;
+    }
+    fc_rng_t rng;
+    seed_from_arg(&rng, argv[2]);
+    long n = strtol(argv[3], NULL, 0);
+    for (long i = 0; i < n; i++) {
+        uint32_t w = fc_rng_u32(&rng);
+        write_all(&w, sizeof w);
+    }
+    return 0;
+}
+
+/* below SEED BOUND N: N bounded integers. */
+static int cmd_below(int argc, char **argv)
+{
+    if (argc < 5) {
+        return 2;
+    }
+    fc_rng_t rng;
+    seed_from_arg(&rng, argv[2]);
+    uint32_t bound = (uint32_t)strtoul(argv[3], NULL, 0);
+    long n = strtol(argv[4], NULL, 0);
+    for (long i = 0; i < n; i++) {
+        uint32_t v = fc_rng_below(&rng, bound);
+        write_all(&v, sizeof v);
+    }
+    return 0;
+}
+
+/* chacha: stdin key[32] counter(u32) nonce[12] -> 64 bytes. */
+static int cmd_chacha(void)
+{
+    uint8_t key[32], nonce[12], out[64];
+    uint32_t counter;
+    read_exact(key, sizeof key);
+    read_exact(&counter, sizeof counter);
+    read_exact(nonce, sizeof nonce);
+    fc_chacha20_block(key, counter, nonce, out);
+    write_all(out, sizeof out);
+    return 0;
+}
+
+/* sround SEED X SCALE N: N stochastic roundings of the float X at SCALE (int64 each). */
+static int cmd_sround(int argc, char **argv)
+{
+    if (argc < 6) {
+        return 2;
+    }
+    fc_rng_t rng;
+    seed_from_arg(&rng, argv[2]);
+    float x = strtof(argv[3], NULL), scale = strtof(argv[4], NULL);
+    long n = strtol(argv[5], NULL, 0);
+    for (long i = 0; i < n; i++) {
+        int64_t q = fc_stochastic_round(&rng, x, scale);
+        write_all(&q, sizeof q);
+    }
+    return 0;
+}
+
+/* dgauss SEED SIGMA N: N discrete Gaussian samples (int64 each). */
+static int cmd_dgauss(int argc, char **argv)
+{
+    if (argc < 5) {
+        return 2;
+    }
+    fc_rng_t rng;
+    seed_from_arg(&rng, argv[2]);
+    double sigma = strtod(argv[3], NULL);
+    long n = strtol(argv[4], NULL, 0);
+    for (long i = 0; i < n; i++) {
+        int64_t z = fc_discrete_gaussian(&rng, sigma);
+        write_all(&z, sizeof z);
+    }
+    return 0;
+}
+
+/* privatize SEED: stdin clip, noise_std, scale (f32), bits (u32), n (u32), delta[n] (f32)
+ * -> status (i32), flags (u32), q[n] (i32). */
+static int cmd_privatize(int argc, char **argv)
+{
+    if (argc < 3) {
+        return 2;
+    }
+    fc_rng_t rng;
+    seed_from_arg(&rng, argv[2]);
+    fc_privacy_params_t p;
+    uint32_t bits, n;
+    read_exact(&p.clip, 4);
+    read_exact(&p.noise_std, 4);
+    read_exact(&p.scale, 4);
+    read_exact(&bits, 4);
+    read_exact(&n, 4);
+    if (n > FEDCORE_MAX_PARAMS) {
+        return 2;
+    }
+    p.bits = (uint8_t)bits;
+    read_exact(g_buf, n * sizeof(float));
+    memset(g_q, 0x5A, sizeof g_q); /* untouched output is visible to the test */
+    uint8_t flags = 0xEE;
+    int32_t status = fc_privatize(g_buf, n, &p, &rng, g_q, &flags);
+    uint32_t flags32 = flags;
+    write_all(&status, 4);
+    write_all(&flags32, 4);
+    write_all(g_q, n * sizeof(int32_t));
+    return 0;
+}
+
+/* clip: stdin clip (f32), n (u32), x[n] -> clipped (u32), x[n]. */
+static int cmd_clip(void)
+{
+    float clip;
+    uint32_t n;
+    read_exact(&clip, 4);
+    read_exact(&n, 4);
+    if (n > FEDCORE_MAX_PARAMS) {
+        return 2;
+    }
+    read_exact(g_buf, n * sizeof(float));
+    uint32_t clipped = (uint32_t)fc_clip_l2(g_buf, n, clip);
+    write_all(&clipped, 4);
+    write_all(g_buf, n * sizeof(float));
+    return 0;
+}
+
+/* train SEED: stdin d, c, n, capacity, epochs, batch (u32 each), lr, momentum, weight_decay,
+ * example_clip (f32), w[d*c], b[c], then n examples (emb[d] f32, label u32), added in order
+ * to a ring of `capacity` slots -> status (i32), loss, acc (f32), examples, steps (u32),
+ * w[d*c], b[c]. */
+static int cmd_train(int argc, char **argv)
+{
+    if (argc < 3) {
+        return 2;
+    }
+    fc_rng_t rng;
+    seed_from_arg(&rng, argv[2]);
+    uint32_t hdr[6];
+    read_exact(hdr, sizeof hdr);
+    uint32_t d = hdr[0], c = hdr[1], n = hdr[2];
+    fc_train_params_t p = {.epochs = (uint16_t)hdr[4], .batch = (uint16_t)hdr[5]};
+    read_exact(&p.lr, 4);
+    read_exact(&p.momentum, 4);
+    read_exact(&p.weight_decay, 4);
+    read_exact(&p.example_clip, 4);
+    if (d > FEDCORE_MAX_D || c > FEDCORE_MAX_C || n > 100000) {
+        return 2;
+    }
+    float w[FEDCORE_MAX_D * FEDCORE_MAX_C], b[FEDCORE_MAX_C], e[FEDCORE_MAX_D];
+    read_exact(w, d * c * sizeof(float));
+    read_exact(b, c * sizeof(float));
+    int32_t status = fc_head_init(&g_head, (uint16_t)d, (uint16_t)c, w, b);
+    if (status == FC_OK) {
+        status = fc_examples_init(&g_examples, (uint16_t)d, (uint16_t)c, (uint16_t)hdr[3]);
+    }
+    for (uint32_t i = 0; i < n && status == FC_OK; i++) {
+        uint32_t label;
+        read_exact(e, d * sizeof(float));
+        read_exact(&label, 4);
+        status = fc_examples_add(&g_examples, e, (uint8_t)label);
+    }
+    fc_train_result_t res = {0};
+    if (status == FC_OK) {
+        status = fc_head_train(&g_head, &g_examples, &p, &rng, &g_ws, &res);
+    }
+    write_all(&status, 4);
+    write_all(&res.loss, 4);
+    write_all(&res.acc, 4);
+    write_all(&res.examples, 4);
+    write_all(&res.steps, 4);
+    write_all(g_head.w, d * c * sizeof(float));
+    write_all(g_head.b, c * sizeof(float));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s rng|below|chacha|sround|dgauss|privatize|clip|train ...\n",
+                argv[0]);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "rng")) return cmd_rng(argc, argv);
+    if (!strcmp(cmd, "below")) return cmd_below(argc, argv);
+    if (!strcmp(cmd, "chacha")) return cmd_chacha();
+    if (!strcmp(cmd, "sround")) return cmd_sround(argc, argv);
+    if (!strcmp(cmd, "dgauss")) return cmd_dgauss(argc, argv);
+    if (!strcmp(cmd, "privatize")) return cmd_privatize(argc, argv);
+    if (!strcmp(cmd, "clip")) return cmd_clip();
+    if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
+    fprintf(stderr, "unknown command %s\n", cmd);
+    return 2;
+}

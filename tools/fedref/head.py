@@ -1,0 +1,144 @@
+"""Twin of fedcore/head.c: forward, softmax cross-entropy and mini-batch SGD in float32.
+
+Follows the C operation order (fedcore/head.h documents the algorithm): sums run in index order
+(np.cumsum is a sequential float32 sum, unlike np.sum or matmul, which reorder), exp and log
+are computed in double and rounded to float32, and shuffles draw from the same ChaCha20 stream.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tools.fedref.rng import Rng
+
+F32 = np.float32
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """The optimizer fields of TRAIN (docs/PROTOCOL.md section 2.4)."""
+
+    lr: float
+    epochs: int
+    batch: int
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    example_clip: float = 0.0
+
+    def check(self) -> None:
+        """Same acceptance rule as fc_train_params_check; raises ValueError."""
+        values = (self.lr, self.momentum, self.weight_decay, self.example_clip)
+        if not all(math.isfinite(F32(v)) for v in values):
+            raise ValueError("non-finite training parameter")
+        ok = (
+            F32(self.lr) > 0
+            and 1 <= self.epochs <= 0xFFFF
+            and 1 <= self.batch <= 0xFFFF
+            and 0 <= F32(self.momentum) < 1
+            and F32(self.weight_decay) >= 0
+            and F32(self.example_clip) >= 0
+        )
+        if not ok:
+            raise ValueError(f"training parameter out of range: {self}")
+
+
+@dataclass
+class TrainResult:
+    loss: float
+    acc: float
+    examples: int
+    steps: int
+
+
+def seq_sum(values: np.ndarray, start: np.float32 | np.ndarray | None = None) -> np.ndarray:
+    """Sequential float32 sum over axis 0, like a C loop `acc += v[i]` (optionally from start)."""
+    stacked = values if start is None else np.concatenate([np.asarray(start)[None], values])
+    return np.cumsum(stacked, axis=0, dtype=F32)[-1]
+
+
+def forward(w: np.ndarray, b: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """logits = b + sum_j e[j] * w[j] accumulated over j in order (fc_head_forward)."""
+    return seq_sum(e[:, None] * w, start=b)
+
+
+def predict(w: np.ndarray, b: np.ndarray, e: np.ndarray) -> int:
+    return int(np.argmax(forward(w, b, e)))
+
+
+def softmax_xent(z: np.ndarray, label: int) -> tuple[np.ndarray, np.float32]:
+    """(probabilities, loss) as fc_softmax_xent computes them."""
+    shifted = z - z[int(np.argmax(z))]
+    p = np.array([math.exp(float(v)) for v in shifted], dtype=F32)
+    s = seq_sum(p)
+    return p / s, F32(math.log(float(s)) - float(shifted[label]))
+
+
+def clip_example_grad(g: np.ndarray, e: np.ndarray, clip: np.float32) -> np.ndarray:
+    """Scale g so that the example gradient (e g^T and g) has L2 norm <= clip."""
+    ee = seq_sum(e * e)
+    gg = seq_sum(g * g)
+    norm = np.sqrt(gg * (ee + F32(1)))
+    return g * (clip / norm) if norm > clip else g
+
+
+def shuffle(order: list[int], rng: Rng) -> None:
+    """Fisher-Yates in place, i from n-1 down to 1 (fc_head_train)."""
+    for i in range(len(order) - 1, 0, -1):
+        j = rng.below(i + 1)
+        order[i], order[j] = order[j], order[i]
+
+
+def train(
+    w: np.ndarray,
+    b: np.ndarray,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    params: TrainParams,
+    rng: Rng,
+) -> tuple[np.ndarray, np.ndarray, TrainResult]:
+    """Twin of fc_head_train on examples given oldest first; returns new (w, b, result)."""
+    params.check()
+    n = len(labels)
+    if n == 0:
+        raise ValueError("no examples")
+    w, b = np.array(w, dtype=F32), np.array(b, dtype=F32)
+    emb = np.asarray(embeddings, dtype=F32)
+    lr, mom, wd = F32(params.lr), F32(params.momentum), F32(params.weight_decay)
+    clip = F32(params.example_clip)
+    vw, vb = np.zeros_like(w), np.zeros_like(b)
+    order = list(range(n))
+    steps = 0
+    for _ in range(params.epochs):
+        shuffle(order, rng)
+        loss_sum, correct = F32(0), 0
+        for start in range(0, n, params.batch):
+            batch = order[start : start + params.batch]
+            gw, gb = np.zeros_like(w), np.zeros_like(b)
+            for idx in batch:
+                e, y = emb[idx], int(labels[idx])
+                z = forward(w, b, e)
+                p, loss = softmax_xent(z, y)
+                loss_sum = F32(loss_sum + loss)
+                correct += int(np.argmax(z)) == y
+                g = p.copy()
+                g[y] -= F32(1)
+                if clip > 0:
+                    g = clip_example_grad(g, e, clip)
+                gw = gw + e[:, None] * g[None, :]
+                gb = gb + g
+            k = F32(1) / F32(len(batch))
+            vw = mom * vw + (gw * k + wd * w)
+            w = w - lr * vw
+            vb = mom * vb + gb * k
+            b = b - lr * vb
+            steps += 1
+    result = TrainResult(float(loss_sum / F32(n)), float(F32(correct) / F32(n)), n, steps)
+    return w, b, result
+
+
+def delta(w_local: np.ndarray, b_local: np.ndarray, w_global: np.ndarray, b_global: np.ndarray):
+    """Flat Δ = local - global: W row-major then b (fc_head_delta, the UPDATE order)."""
+    return np.concatenate([(w_local - w_global).reshape(-1), b_local - b_global]).astype(F32)
