@@ -1,0 +1,720 @@
+/* Device logic: answers the link protocol (docs/PROTOCOL.md) for every port.
+ *
+ * Single-threaded and heap-free: every buffer is static and sized from the generated
+ * model_config.h; every length read from the link is checked before use. Each refused input
+ * gets a NACK and a counter and leaves all accepted state as it was. */
+#include "fedcore/version.h" /* defines FEDCORE_GENERATED_API_EXPECTED before model_config.h */
+
+#include "model_config.h"
+
+#if !defined(FEDHEAD_GENERATED_API) || FEDHEAD_GENERATED_API != FEDCORE_GENERATED_API_EXPECTED
+#error "generated model_config.h has another FEDHEAD_GENERATED_API than this firmware expects"
+#endif
+
+#include <math.h>
+#include <string.h>
+
+#include "fedcore/backbone.h"
+#include "fedcore/crc32.h"
+#include "fedcore/device.h"
+#include "fedcore/examples.h"
+#include "fedcore/head.h"
+#include "fedcore/link.h"
+#include "fedcore/platform/clock.h"
+#include "fedcore/platform/device_id.h"
+#include "fedcore/platform/entropy.h"
+#include "fedcore/platform/log.h"
+#include "fedcore/platform/storage.h"
+#include "fedcore/platform/uart.h"
+#include "fedcore/privacy.h"
+#include "fedcore/protocol.h"
+#include "fedcore/sha256.h"
+#include "head_init.h"
+
+#define D FEDHEAD_EMBED_DIM
+#define C FEDHEAD_NUM_CLASSES
+#define N_PARAMS (D * C + C)
+#define HEAD_BLOB_LEN (4u * N_PARAMS)
+#define STORED_GLOBAL_LEN (4u + HEAD_BLOB_LEN)
+
+#if D > FEDCORE_MAX_D || C > FEDCORE_MAX_C
+#error "the generated model is larger than FEDCORE_MAX_D / FEDCORE_MAX_C"
+#endif
+#if FEDHEAD_INPUT_LEN + FC_WINDOW_HDR_LEN > FC_MAX_PAYLOAD
+#error "one input window does not fit in a SAMPLE frame"
+#endif
+#if 4u + 4u * C + 2u + 4u * D + 6u > FC_MAX_PAYLOAD
+#error "a RESULT with the embedding does not fit in one frame"
+#endif
+
+#define STORAGE_KEY_GLOBAL "fh_global"
+#define STORAGE_KEY_PERSONAL "fh_personal"
+
+/* Counters of STATS, in wire order after the link's own. */
+typedef struct {
+    uint32_t unknown_type, nacks, samples, inferences, trains, models_installed, models_rejected;
+    uint32_t backbone_us_last, head_forward_us_last, train_us_last, train_examples_last;
+} device_counters_t;
+
+/* A head transfer in progress (MODEL_BEGIN .. MODEL_COMMIT). */
+typedef struct {
+    int active;
+    uint32_t head_version;
+    uint32_t held; /* bytes received, contiguous from offset 0 */
+    uint8_t sha256[FC_SHA256_LEN];
+    uint8_t blob[HEAD_BLOB_LEN];
+} model_transfer_t;
+
+/* The last privatized update, kept until the next TRAIN. */
+typedef struct {
+    int ready;
+    uint8_t meta[FC_UPDATE_READY_LEN]; /* UPDATE_READY payload */
+    uint32_t round;
+    uint32_t total_len;
+    uint8_t q[4u * N_PARAMS];
+} update_t;
+
+static struct {
+    fc_rx_t rx;
+    uint16_t tx_seq;
+    device_counters_t counters;
+    fc_head_t global;
+    fc_head_t personal;
+    uint32_t head_version;
+    uint8_t head_sha256[FC_SHA256_LEN];
+    fc_examples_t examples;
+    fc_rng_t rng;
+    int rng_ready;
+    model_transfer_t transfer;
+    update_t update;
+} dev;
+
+/* Large scratch, not part of the state a reset clears. */
+static fc_train_workspace_t train_ws;
+static fc_head_t local_head;
+static float scratch_params[N_PARAMS];
+static int32_t scratch_q[N_PARAMS];
+static float embedding[D];
+static uint8_t tx_payload[FC_MAX_PAYLOAD];
+static uint8_t tx_wire[FC_LINK_MAX_WIRE];
+static uint8_t storage_buf[STORED_GLOBAL_LEN];
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+static void send_frame(uint8_t type, uint16_t seq, uint8_t flags, const uint8_t *payload,
+                       size_t len) {
+    fc_header_t hdr = {
+        .version = FC_PROTO_VERSION,
+        .type = type,
+        .flags = flags,
+        .device_id = fc_device_id(),
+        .seq = seq,
+    };
+    size_t n = fc_frame_build(&hdr, payload, len, tx_wire, sizeof tx_wire);
+    if (n > 0) {
+        fc_uart_write(tx_wire, n);
+    }
+}
+
+static void send_unsolicited(uint8_t type, const uint8_t *payload, size_t len) {
+    send_frame(type, ++dev.tx_seq, 0, payload, len);
+}
+
+static void send_reply(const fc_header_t *req, uint8_t type, const uint8_t *payload, size_t len) {
+    send_frame(type, req->seq, FC_FLAG_REPLY, payload, len);
+}
+
+static void send_ack(const fc_header_t *req, uint32_t value) {
+    uint8_t p[FC_ACK_LEN] = {0};
+    fc_put_u16(p, req->seq);
+    p[2] = req->type;
+    fc_put_u32(p + 4, value);
+    send_reply(req, FC_MSG_ACK, p, sizeof p);
+}
+
+/* NACK for a request; req may be NULL when the header cannot be trusted (ack_seq 0). */
+static void send_nack(const fc_header_t *req, uint8_t code, uint32_t detail) {
+    uint8_t p[FC_ACK_LEN];
+    fc_put_u16(p, req ? req->seq : 0);
+    p[2] = req ? req->type : 0;
+    p[3] = code;
+    fc_put_u32(p + 4, detail);
+    dev.counters.nacks++;
+    if (req) {
+        send_reply(req, FC_MSG_NACK, p, sizeof p);
+    } else {
+        send_frame(FC_MSG_NACK, 0, FC_FLAG_REPLY, p, sizeof p);
+    }
+}
+
+void fc_device_log(uint8_t level, const char *text) {
+    size_t len = strlen(text);
+    if (len > FC_MAX_PAYLOAD - 1u) {
+        len = FC_MAX_PAYLOAD - 1u;
+    }
+    tx_payload[0] = level;
+    memcpy(tx_payload + 1, text, len);
+    send_unsolicited(FC_MSG_LOG, tx_payload, len + 1u);
+}
+
+/* ---- heads and storage -------------------------------------------------------------------- */
+
+static void head_to_blob(const fc_head_t *head, uint8_t *blob) {
+    fc_head_get_params(head, scratch_params);
+    for (size_t i = 0; i < N_PARAMS; i++) {
+        fc_put_f32(blob + 4u * i, scratch_params[i]);
+    }
+}
+
+/* Decode a head blob; FC_ERR_NONFINITE leaves head unchanged. */
+static int blob_to_head(const uint8_t *blob, fc_head_t *head) {
+    for (size_t i = 0; i < N_PARAMS; i++) {
+        scratch_params[i] = fc_get_f32(blob + 4u * i);
+    }
+    return fc_head_set_params(head, scratch_params);
+}
+
+static int save_personal(void) {
+    head_to_blob(&dev.personal, storage_buf);
+    return fc_storage_save(STORAGE_KEY_PERSONAL, storage_buf, HEAD_BLOB_LEN);
+}
+
+static void update_head_hash(void) {
+    head_to_blob(&dev.global, storage_buf);
+    fc_sha256(storage_buf, HEAD_BLOB_LEN, dev.head_sha256);
+}
+
+/* The generated initial head, or the persisted global and personal heads when valid. */
+static void load_heads(void) {
+    (void)fc_head_init(&dev.global, D, C, fedhead_head_init_w, fedhead_head_init_b);
+    dev.head_version = 0;
+    size_t len = 0;
+    if (fc_storage_load(STORAGE_KEY_GLOBAL, storage_buf, sizeof storage_buf, &len) == 0 &&
+        len == STORED_GLOBAL_LEN && blob_to_head(storage_buf + 4, &dev.global) == FC_OK) {
+        dev.head_version = fc_get_u32(storage_buf);
+    }
+    dev.personal = dev.global;
+    if (fc_storage_load(STORAGE_KEY_PERSONAL, storage_buf, sizeof storage_buf, &len) == 0 &&
+        len == HEAD_BLOB_LEN) {
+        (void)blob_to_head(storage_buf, &dev.personal);
+    }
+    update_head_hash();
+}
+
+/* ---- INFO and STATS ----------------------------------------------------------------------- */
+
+static uint32_t capabilities(void) {
+    uint32_t caps = FC_CAP_SAMPLE | FC_CAP_TRAIN | FC_CAP_DISCRETE_GAUSSIAN;
+#ifdef FEDHEAD_TEST_BUILD
+    caps |= FC_CAP_SEED;
+#endif
+    if (fc_storage_persistent()) {
+        caps |= FC_CAP_PERSISTENT_STORAGE;
+    }
+    return caps;
+}
+
+static size_t build_info(uint8_t *p) {
+    static const uint8_t kModelSha[FC_SHA256_LEN] = FEDHEAD_MODEL_SHA256_BYTES;
+    memset(p, 0, FC_INFO_LEN);
+    fc_put_u16(p, FEDCORE_FW_VERSION);
+    p[2] = FC_PROTO_VERSION;
+    const char *board = fc_board_name();
+    size_t board_len = strlen(board);
+    memcpy(p + 3, board, board_len < FC_BOARD_NAME_LEN ? board_len : FC_BOARD_NAME_LEN);
+    memcpy(p + 18, kModelSha, FC_SHA256_LEN);
+    memcpy(p + 50, dev.head_sha256, FC_SHA256_LEN);
+    fc_put_u32(p + 82, dev.head_version);
+    fc_put_u16(p + 86, D);
+    fc_put_u16(p + 88, C);
+    fc_put_u16(p + 90, FEDHEAD_INPUT_LEN);
+    fc_put_u32(p + 92, capabilities());
+    fc_put_u32(p + 96, fc_platform_free_ram());
+    fc_put_u16(p + 100, fc_examples_count(&dev.examples));
+    fc_put_u16(p + 102, dev.examples.capacity);
+    return FC_INFO_LEN;
+}
+
+static void handle_stats(const fc_header_t *req) {
+    const fc_link_counters_t *l = &dev.rx.counters;
+    const device_counters_t *c = &dev.counters;
+    const uint32_t values[FC_STATS_COUNTERS + FC_STATS_TIMINGS] = {
+        l->frames_ok,        l->bad_cobs,          l->bad_crc,          l->bad_version,
+        l->oversize,         c->unknown_type,      c->nacks,            c->samples,
+        c->inferences,       c->trains,            c->models_installed, c->models_rejected,
+        fc_clock_ms(),       c->backbone_us_last,  c->head_forward_us_last,
+        c->train_us_last,    c->train_examples_last,
+    };
+    for (size_t i = 0; i < FC_STATS_COUNTERS + FC_STATS_TIMINGS; i++) {
+        fc_put_u32(tx_payload + 4u * i, values[i]);
+    }
+    send_reply(req, FC_MSG_STATS, tx_payload, FC_STATS_LEN);
+}
+
+/* ---- MODEL -------------------------------------------------------------------------------- */
+
+static void model_reject(const fc_header_t *req, uint8_t code, uint32_t detail) {
+    dev.counters.models_rejected++;
+    send_nack(req, code, detail);
+}
+
+static void handle_model_begin(const fc_header_t *req, const uint8_t *p) {
+    dev.transfer.active = 0; /* a new BEGIN abandons any unfinished transfer */
+    uint32_t total = fc_get_u32(p + 4);
+    if (fc_get_u16(p + 8) != D || fc_get_u16(p + 10) != C || total != HEAD_BLOB_LEN) {
+        model_reject(req, FC_NACK_SHAPE, ((uint32_t)D << 16) | C);
+        return;
+    }
+    dev.transfer.head_version = fc_get_u32(p);
+    dev.transfer.held = 0;
+    memcpy(dev.transfer.sha256, p + 12, FC_SHA256_LEN);
+    dev.transfer.active = 1;
+    send_ack(req, 0);
+}
+
+static void handle_model_chunk(const fc_header_t *req, const uint8_t *p, size_t len) {
+    model_transfer_t *t = &dev.transfer;
+    uint32_t offset = fc_get_u32(p + 4);
+    const uint8_t *data = p + FC_MODEL_CHUNK_HDR_LEN;
+    size_t n = len - FC_MODEL_CHUNK_HDR_LEN;
+    if (!t->active || fc_get_u32(p) != t->head_version) {
+        send_nack(req, FC_NACK_BAD_STATE, t->held);
+        return;
+    }
+    if (offset > t->held || n > HEAD_BLOB_LEN - offset) {
+        /* a gap (an earlier chunk was lost) or bytes past the announced length */
+        send_nack(req, offset > t->held ? FC_NACK_BAD_STATE : FC_NACK_BAD_LENGTH, t->held);
+        return;
+    }
+    size_t overlap = t->held - offset < n ? t->held - offset : n;
+    if (memcmp(t->blob + offset, data, overlap) != 0) {
+        send_nack(req, FC_NACK_MISMATCH, t->held);
+        return;
+    }
+    memcpy(t->blob + t->held, data + overlap, n - overlap);
+    t->held += (uint32_t)(n - overlap);
+    send_ack(req, t->held);
+}
+
+static void handle_model_commit(const fc_header_t *req, const uint8_t *p) {
+    model_transfer_t *t = &dev.transfer;
+    uint8_t digest[FC_SHA256_LEN];
+    if (!t->active || fc_get_u32(p) != t->head_version) {
+        send_nack(req, FC_NACK_BAD_STATE, 0);
+        return;
+    }
+    if (t->held != HEAD_BLOB_LEN) {
+        send_nack(req, FC_NACK_INCOMPLETE, t->held);
+        return;
+    }
+    t->active = 0; /* whatever happens next, this transfer is finished */
+    fc_sha256(t->blob, HEAD_BLOB_LEN, digest);
+    if (memcmp(digest, t->sha256, FC_SHA256_LEN) != 0) {
+        model_reject(req, FC_NACK_BAD_HASH, 0);
+        return;
+    }
+    if (blob_to_head(t->blob, &local_head) != FC_OK) {
+        model_reject(req, FC_NACK_NONFINITE, 0);
+        return;
+    }
+    /* Persist first: the switch happens only when the new head survives a restart. */
+    fc_put_u32(storage_buf, t->head_version);
+    memcpy(storage_buf + 4, t->blob, HEAD_BLOB_LEN);
+    if (fc_storage_save(STORAGE_KEY_GLOBAL, storage_buf, STORED_GLOBAL_LEN) != 0) {
+        model_reject(req, FC_NACK_STORAGE, 0);
+        return;
+    }
+    dev.global = local_head;
+    dev.personal = local_head;
+    dev.head_version = t->head_version;
+    memcpy(dev.head_sha256, digest, FC_SHA256_LEN);
+    (void)save_personal();
+    dev.counters.models_installed++;
+    send_ack(req, dev.head_version);
+}
+
+/* ---- SAMPLE and INFER --------------------------------------------------------------------- */
+
+/* Run the backbone on the window of a SAMPLE/INFER payload; 0 when the embedding is ready. */
+static int embed_window(const fc_header_t *req, const uint8_t *p, size_t len) {
+    uint16_t n = fc_get_u16(p + 2);
+    if (n != len - FC_WINDOW_HDR_LEN) {
+        send_nack(req, FC_NACK_BAD_LENGTH, n);
+        return -1;
+    }
+    if (n != FEDHEAD_INPUT_LEN) {
+        send_nack(req, FC_NACK_SHAPE, FEDHEAD_INPUT_LEN);
+        return -1;
+    }
+    uint32_t t0 = fc_clock_us();
+    int rc = backbone_embed((const int8_t *)(p + FC_WINDOW_HDR_LEN), embedding);
+    dev.counters.backbone_us_last = fc_clock_us() - t0;
+    for (size_t i = 0; rc == 0 && i < D; i++) {
+        rc = isfinite(embedding[i]) ? 0 : 1;
+    }
+    if (rc != 0) {
+        send_nack(req, FC_NACK_BAD_STATE, (uint32_t)rc);
+        return -1;
+    }
+    return 0;
+}
+
+static void send_result(const fc_header_t *req, const fc_head_t *head, int personal,
+                        int with_embedding, int stored) {
+    float logits[C];
+    uint32_t t0 = fc_clock_us();
+    uint8_t predicted = fc_head_predict(head, embedding, logits);
+    dev.counters.head_forward_us_last = fc_clock_us() - t0;
+    uint8_t *p = tx_payload;
+    p[0] = predicted;
+    p[1] = (uint8_t)personal;
+    fc_put_u16(p + 2, C);
+    p += 4;
+    for (size_t k = 0; k < C; k++, p += 4) {
+        fc_put_f32(p, logits[k]);
+    }
+    fc_put_u16(p, with_embedding ? D : 0);
+    p += 2;
+    for (size_t j = 0; with_embedding && j < D; j++, p += 4) {
+        fc_put_f32(p, embedding[j]);
+    }
+    fc_put_u16(p, (uint16_t)stored);
+    fc_put_u32(p + 2, dev.counters.backbone_us_last);
+    p += 6;
+    send_reply(req, FC_MSG_RESULT, tx_payload, (size_t)(p - tx_payload));
+}
+
+static void handle_sample(const fc_header_t *req, const uint8_t *p, size_t len) {
+    uint8_t labelled = p[0] & FC_SAMPLE_LABELLED;
+    if (labelled && p[1] >= C) {
+        send_nack(req, FC_NACK_BAD_PARAM, p[1]);
+        return;
+    }
+    if (embed_window(req, p, len) != 0) {
+        return;
+    }
+    int stored = labelled && fc_examples_add(&dev.examples, embedding, p[1]) == FC_OK;
+    dev.counters.samples++;
+    send_result(req, &dev.personal, 1, 0, stored);
+}
+
+static void handle_infer(const fc_header_t *req, const uint8_t *p, size_t len) {
+    if (embed_window(req, p, len) != 0) {
+        return;
+    }
+    int use_global = p[0] & FC_INFER_USE_GLOBAL;
+    dev.counters.inferences++;
+    send_result(req, use_global ? &dev.global : &dev.personal, !use_global,
+                p[0] & FC_INFER_WANT_EMBEDDING, 0);
+}
+
+/* ---- TRAIN and UPDATE --------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t round;
+    fc_train_params_t train;
+    fc_privacy_params_t privacy;
+    uint8_t flags;
+    uint64_t seed;
+} train_request_t;
+
+static void parse_train(const uint8_t *p, train_request_t *r) {
+    r->round = fc_get_u32(p);
+    r->train.lr = fc_get_f32(p + 4);
+    r->train.epochs = fc_get_u16(p + 8);
+    r->train.batch = fc_get_u16(p + 10);
+    r->train.momentum = fc_get_f32(p + 12);
+    r->train.weight_decay = fc_get_f32(p + 16);
+    r->train.example_clip = fc_get_f32(p + 20);
+    r->privacy.clip = fc_get_f32(p + 24);
+    r->privacy.noise_std = fc_get_f32(p + 28);
+    r->privacy.scale = fc_get_f32(p + 32);
+    r->privacy.bits = p[36];
+    r->flags = p[37];
+    r->seed = fc_get_u64(p + 40);
+}
+
+/* NACK code for a TRAIN request that must be refused, 0 when it is acceptable. */
+static uint8_t check_train(const train_request_t *r, const uint8_t *p) {
+    int rc = fc_train_params_check(&r->train);
+    if (rc == FC_OK) {
+        rc = fc_privacy_params_check(&r->privacy);
+    }
+    if (rc == FC_ERR_NONFINITE) {
+        return FC_NACK_NONFINITE;
+    }
+    if (rc != FC_OK || fc_get_u16(p + 38) != 0 || (r->flags & ~FC_TRAIN_USE_SEED) != 0) {
+        return FC_NACK_BAD_PARAM;
+    }
+#ifndef FEDHEAD_TEST_BUILD
+    if (r->flags & FC_TRAIN_USE_SEED) {
+        return FC_NACK_UNSUPPORTED;
+    }
+#endif
+    if (!(r->flags & FC_TRAIN_USE_SEED) && !dev.rng_ready) {
+        return FC_NACK_BAD_STATE; /* no entropy yet: never privatize with predictable noise */
+    }
+    if (fc_examples_count(&dev.examples) == 0) {
+        return FC_NACK_NO_DATA;
+    }
+    return 0;
+}
+
+static void pack_q(const int32_t *q, uint8_t bits, uint8_t *out) {
+    for (size_t i = 0; i < N_PARAMS; i++) {
+        uint32_t v = (uint32_t)q[i]; /* two's complement bytes, little-endian */
+        for (unsigned b = 0; b < bits / 8u; b++) {
+            *out++ = (uint8_t)(v >> (8u * b));
+        }
+    }
+}
+
+static void build_update_meta(const train_request_t *r, const fc_train_result_t *res,
+                              uint8_t flags, uint32_t train_us) {
+    uint8_t *m = dev.update.meta;
+    fc_put_u32(m, r->round);
+    fc_put_u32(m + 4, dev.head_version);
+    fc_put_u32(m + 8, res->examples);
+    fc_put_u16(m + 12, N_PARAMS);
+    m[14] = r->privacy.bits;
+    m[15] = flags;
+    fc_put_f32(m + 16, r->privacy.scale);
+    fc_put_f32(m + 20, res->loss);
+    fc_put_f32(m + 24, res->acc);
+    fc_put_u32(m + 28, dev.update.total_len);
+    fc_put_u32(m + 32, fc_crc32(dev.update.q, dev.update.total_len));
+    fc_put_u32(m + 36, train_us);
+}
+
+/* Train from the global head, privatize the delta; 0 on success or a NACK code. */
+static uint8_t run_training(const train_request_t *r) {
+    fc_rng_t seeded;
+    fc_rng_t *rng = &dev.rng;
+    if (r->flags & FC_TRAIN_USE_SEED) {
+        fc_rng_seed_u64(&seeded, r->seed); /* shuffles, then rounding and noise, one stream */
+        rng = &seeded;
+    }
+    fc_train_result_t res;
+    uint8_t flags = 0;
+    uint32_t t0 = fc_clock_us();
+    local_head = dev.global;
+    if (fc_head_train(&local_head, &dev.examples, &r->train, rng, &train_ws, &res) != FC_OK) {
+        return FC_NACK_NONFINITE;
+    }
+    size_t n = fc_head_delta(&local_head, &dev.global, scratch_params);
+    if (n != N_PARAMS ||
+        fc_privatize(scratch_params, n, &r->privacy, rng, scratch_q, &flags) != FC_OK) {
+        return FC_NACK_NONFINITE;
+    }
+    uint32_t train_us = fc_clock_us() - t0;
+    dev.personal = local_head;
+    (void)save_personal();
+    dev.update.round = r->round;
+    dev.update.total_len = N_PARAMS * (r->privacy.bits / 8u);
+    pack_q(scratch_q, r->privacy.bits, dev.update.q);
+    build_update_meta(r, &res, flags, train_us);
+    dev.update.ready = 1;
+    dev.counters.train_us_last = train_us;
+    dev.counters.train_examples_last = res.examples;
+    return 0;
+}
+
+static void handle_train(const fc_header_t *req, const uint8_t *p) {
+    train_request_t r;
+    parse_train(p, &r);
+    uint8_t code = check_train(&r, p);
+    if (code != 0) {
+        send_nack(req, code, 0);
+        return;
+    }
+    dev.update.ready = 0; /* the old update is replaced by this round's */
+    dev.counters.trains++;
+    send_ack(req, r.round);
+    code = run_training(&r);
+    if (code != 0) {
+        send_nack(req, code, r.round); /* a second answer to the same seq: training failed */
+        return;
+    }
+    send_unsolicited(FC_MSG_UPDATE_READY, dev.update.meta, FC_UPDATE_READY_LEN);
+}
+
+static void handle_update_get(const fc_header_t *req, const uint8_t *p) {
+    uint32_t round = fc_get_u32(p);
+    uint32_t offset = fc_get_u32(p + 4);
+    uint16_t max_len = fc_get_u16(p + 8);
+    if (!dev.update.ready) {
+        send_nack(req, FC_NACK_NO_DATA, 0);
+        return;
+    }
+    if (round != dev.update.round) {
+        send_nack(req, FC_NACK_BAD_STATE, dev.update.round);
+        return;
+    }
+    if (offset == FC_UPDATE_GET_READY) {
+        send_reply(req, FC_MSG_UPDATE_READY, dev.update.meta, FC_UPDATE_READY_LEN);
+        return;
+    }
+    if (offset > dev.update.total_len || max_len == 0) {
+        send_nack(req, FC_NACK_BAD_PARAM, dev.update.total_len);
+        return;
+    }
+    size_t n = dev.update.total_len - offset;
+    size_t cap = FC_MAX_PAYLOAD - FC_UPDATE_CHUNK_HDR_LEN;
+    n = n < max_len ? n : max_len;
+    n = n < cap ? n : cap;
+    fc_put_u32(tx_payload, round);
+    fc_put_u32(tx_payload + 4, offset);
+    memcpy(tx_payload + FC_UPDATE_CHUNK_HDR_LEN, dev.update.q + offset, n);
+    send_reply(req, FC_MSG_UPDATE_CHUNK, tx_payload, FC_UPDATE_CHUNK_HDR_LEN + n);
+}
+
+/* ---- CLEAR, RESET, SEED ------------------------------------------------------------------- */
+
+static void handle_clear(const fc_header_t *req, const uint8_t *p) {
+    if (p[0] & ~(FC_CLEAR_EXAMPLES | FC_CLEAR_PERSONAL_HEAD)) {
+        send_nack(req, FC_NACK_BAD_PARAM, p[0]);
+        return;
+    }
+    if (p[0] & FC_CLEAR_EXAMPLES) {
+        fc_examples_clear(&dev.examples);
+    }
+    if (p[0] & FC_CLEAR_PERSONAL_HEAD) {
+        dev.personal = dev.global;
+        if (save_personal() != 0) {
+            send_nack(req, FC_NACK_STORAGE, 0);
+            return;
+        }
+    }
+    send_ack(req, p[0]);
+}
+
+static void handle_seed(const fc_header_t *req, const uint8_t *p) {
+#ifdef FEDHEAD_TEST_BUILD
+    fc_rng_seed(&dev.rng, p);
+    dev.rng_ready = 1;
+    send_ack(req, 0);
+#else
+    (void)p;
+    send_nack(req, FC_NACK_UNSUPPORTED, 0);
+#endif
+}
+
+static void handle_reset(const fc_header_t *req) {
+    send_ack(req, 0);
+    fc_platform_reset();
+    /* The port restarts in place: forget RAM state, boot again from storage. */
+    memset(&dev, 0, sizeof dev);
+    fc_device_init();
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+/* Exact payload length of each host->device type; -1: variable (checked by the handler). */
+static int expected_length(uint8_t type, size_t *min_len) {
+    *min_len = 0;
+    switch (type) {
+    case FC_MSG_HELLO:
+    case FC_MSG_STATS_GET:
+    case FC_MSG_RESET: return 0;
+    case FC_MSG_MODEL_BEGIN: return FC_MODEL_BEGIN_LEN;
+    case FC_MSG_MODEL_COMMIT: return FC_MODEL_COMMIT_LEN;
+    case FC_MSG_TRAIN: return FC_TRAIN_LEN;
+    case FC_MSG_UPDATE_GET: return FC_UPDATE_GET_LEN;
+    case FC_MSG_CLEAR: return 1;
+    case FC_MSG_SEED: return FC_SEED_LEN;
+    case FC_MSG_MODEL_CHUNK: *min_len = FC_MODEL_CHUNK_HDR_LEN; return -1;
+    case FC_MSG_SAMPLE:
+    case FC_MSG_INFER: *min_len = FC_WINDOW_HDR_LEN; return -1;
+    default: return -2; /* not a request this device understands */
+    }
+}
+
+static void dispatch(const fc_header_t *h, const uint8_t *p) {
+    switch (h->type) {
+    case FC_MSG_HELLO: send_reply(h, FC_MSG_INFO, tx_payload, build_info(tx_payload)); break;
+    case FC_MSG_STATS_GET: handle_stats(h); break;
+    case FC_MSG_RESET: handle_reset(h); break;
+    case FC_MSG_MODEL_BEGIN: handle_model_begin(h, p); break;
+    case FC_MSG_MODEL_CHUNK: handle_model_chunk(h, p, h->length); break;
+    case FC_MSG_MODEL_COMMIT: handle_model_commit(h, p); break;
+    case FC_MSG_SAMPLE: handle_sample(h, p, h->length); break;
+    case FC_MSG_INFER: handle_infer(h, p, h->length); break;
+    case FC_MSG_TRAIN: handle_train(h, p); break;
+    case FC_MSG_UPDATE_GET: handle_update_get(h, p); break;
+    case FC_MSG_CLEAR: handle_clear(h, p); break;
+    case FC_MSG_SEED: handle_seed(h, p); break;
+    default: break;
+    }
+}
+
+static void handle_frame(const fc_frame_t *f) {
+    const fc_header_t *h = &f->hdr;
+    if (h->device_id != fc_device_id() && h->device_id != FC_DEVICE_ANY) {
+        return; /* for another device on a shared line */
+    }
+    if (h->type == FC_MSG_ACK) {
+        return; /* the host acknowledging something: nothing to do */
+    }
+    if (h->flags & FC_FLAG_AUTH) {
+        send_nack(h, FC_NACK_UNSUPPORTED, 0);
+        return;
+    }
+    size_t min_len = 0;
+    int want = expected_length(h->type, &min_len);
+    if (want == -2) {
+        dev.counters.unknown_type++;
+        send_nack(h, FC_NACK_UNKNOWN_TYPE, h->type);
+        return;
+    }
+    if ((want >= 0 && h->length != (size_t)want) || h->length < min_len) {
+        send_nack(h, FC_NACK_BAD_LENGTH, h->length);
+        return;
+    }
+    dispatch(h, f->payload);
+}
+
+static void handle_rx_result(fc_rx_result_t r, const fc_frame_t *f) {
+    switch (r) {
+    case FC_RX_FRAME: handle_frame(f); break;
+    case FC_RX_BAD_CRC: send_nack(NULL, FC_NACK_BAD_CRC, 0); break;
+    case FC_RX_BAD_VERSION: send_nack(&f->hdr, FC_NACK_BAD_VERSION, f->hdr.version); break;
+    case FC_RX_BAD_LENGTH: send_nack(&f->hdr, FC_NACK_BAD_FRAME, f->hdr.length); break;
+    case FC_RX_BAD_COBS:
+    case FC_RX_TOO_SHORT:
+    case FC_RX_OVERSIZE: send_nack(NULL, FC_NACK_BAD_FRAME, (uint32_t)r); break;
+    case FC_RX_NONE: break;
+    }
+}
+
+void fc_device_feed(const uint8_t *data, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        fc_frame_t f;
+        fc_rx_result_t r = fc_rx_feed(&dev.rx, data[i], &f);
+        if (r != FC_RX_NONE) {
+            handle_rx_result(r, &f);
+        }
+    }
+}
+
+void fc_device_poll(void) {
+    static uint8_t chunk[256];
+    size_t n = fc_uart_read(chunk, sizeof chunk);
+    fc_device_feed(chunk, n);
+}
+
+void fc_device_init(void) {
+    fc_rx_init(&dev.rx);
+    (void)fc_examples_init(&dev.examples, D, C, 0);
+    uint8_t seed[32];
+    if (fc_entropy_fill(seed, sizeof seed) == 0) {
+        fc_rng_seed(&dev.rng, seed);
+        dev.rng_ready = 1;
+    }
+    memset(seed, 0, sizeof seed);
+    load_heads();
+    int rc = backbone_init();
+    send_unsolicited(FC_MSG_INFO, tx_payload, build_info(tx_payload));
+    if (rc != 0) {
+        fc_device_log(FC_LOG_ERROR, "backbone_init failed: SAMPLE and INFER will be refused");
+    }
+}

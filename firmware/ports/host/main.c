@@ -1,0 +1,83 @@
+/* Host port: the firmware as a POSIX process talking over a pseudo-terminal.
+ *
+ * The process opens its own pty in raw mode and prints "FEDHEAD_PTY <slave path>" on stdout, so
+ * the host opens it with pyserial exactly like a USB serial port. Options:
+ *   --id N        device id (default 1)
+ *   --state PATH  persist storage as files PATH.<key> (default: RAM only, lost at exit)
+ * It runs until killed (SIGTERM/SIGINT). */
+#define _GNU_SOURCE /* posix_openpt, ptsname, cfmakeraw */
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "fedcore/device.h"
+#include "fedcore/platform/clock.h"
+#include "host_port.h"
+
+static void usage(const char *prog) {
+    fprintf(stderr, "usage: %s [--id N] [--state PATH]\n", prog);
+    exit(2);
+}
+
+static void parse_args(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--id") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            unsigned long id = strtoul(argv[++i], &end, 0);
+            if (*end != '\0' || id == 0 || id >= 0xFFFFFFFFul) {
+                usage(argv[0]);
+            }
+            host_port_set_id((uint32_t)id);
+        } else if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
+            host_port_set_state_path(argv[++i]);
+        } else {
+            usage(argv[0]);
+        }
+    }
+}
+
+/* Open a pty pair in raw mode; returns the master fd. The slave stays open here too, so the
+ * master never reports EIO while the host closes and reopens the port. */
+static int open_pty(void) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
+        perror("posix_openpt");
+        exit(1);
+    }
+    const char *slave_path = ptsname(master);
+    int slave = slave_path ? open(slave_path, O_RDWR | O_NOCTTY) : -1;
+    struct termios tio;
+    if (slave < 0 || tcgetattr(slave, &tio) != 0) {
+        perror("pty slave");
+        exit(1);
+    }
+    cfmakeraw(&tio);
+    if (tcsetattr(slave, TCSANOW, &tio) != 0) {
+        perror("tcsetattr");
+        exit(1);
+    }
+    int flags = fcntl(master, F_GETFL);
+    if (flags < 0 || fcntl(master, F_SETFL, flags | O_NONBLOCK) != 0) {
+        perror("fcntl");
+        exit(1);
+    }
+    printf("FEDHEAD_PTY %s\n", slave_path);
+    fflush(stdout);
+    return master;
+}
+
+int main(int argc, char **argv) {
+    signal(SIGPIPE, SIG_IGN);
+    (void)fc_clock_us(); /* the first reading marks boot: uptime counts from here */
+    parse_args(argc, argv);
+    host_port_set_uart_fd(open_pty());
+    fc_device_init();
+    for (;;) {
+        fc_device_poll();
+    }
+}
