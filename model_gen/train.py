@@ -84,7 +84,10 @@ def _augmented_batches(x: np.ndarray, y: np.ndarray, config: TrainConfig) -> obj
 
 def fit_float_model(data: TaskData, train_rows: np.ndarray, config: TrainConfig) -> tuple:
     """Train backbone + head on the pre-training windows; returns (classifier, backbone)."""
-    import keras
+    from model_gen.quantize import quiet_native_output
+
+    with quiet_native_output():  # TensorFlow's import-time banners
+        import keras
 
     from model_gen.model import SPECS, ModelSpec, build_classifier
     from model_gen.progress import RichProgress

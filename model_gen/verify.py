@@ -16,23 +16,31 @@ def tflite_int8_outputs(model: bytes, x_int8: np.ndarray) -> np.ndarray:
     """int8 embeddings from TensorFlow Lite's interpreter (reported beside TFLM; not the oracle)."""
     import tensorflow as tf
 
-    interpreter = tf.lite.Interpreter(model_content=model)
-    interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]["index"]
-    outp = interpreter.get_output_details()[0]["index"]
-    rows = []
-    for window in x_int8:
-        interpreter.set_tensor(inp, window[None])
-        interpreter.invoke()
-        rows.append(interpreter.get_tensor(outp).reshape(-1))
+    from model_gen.quantize import quiet_native_output
+
+    with quiet_native_output():  # deprecation warning and the XNNPACK banner
+        interpreter = tf.lite.Interpreter(model_content=model)
+        interpreter.allocate_tensors()
+        inp = interpreter.get_input_details()[0]["index"]
+        outp = interpreter.get_output_details()[0]["index"]
+        rows = []
+        for window in x_int8:
+            interpreter.set_tensor(inp, window[None])
+            interpreter.invoke()
+            rows.append(interpreter.get_tensor(outp).reshape(-1))
     return np.stack(rows)
 
 
 def _arena_works(model: bytes, arena: int, probe: np.ndarray, expected: np.ndarray) -> bool:
+    from model_gen.quantize import quiet_native_output
+
     try:
-        return bool(np.array_equal(tflm_int8_outputs(model, probe, arena_size=arena), expected))
+        # TFLM explains each failed allocation on stderr: expected while searching.
+        with quiet_native_output(show_on_error=False):
+            outputs = tflm_int8_outputs(model, probe, arena_size=arena)
     except (RuntimeError, ValueError):
         return False
+    return bool(np.array_equal(outputs, expected))
 
 
 def smallest_arena(model: bytes, probe: np.ndarray, upper: int = 1 << 20) -> int:
