@@ -140,9 +140,11 @@ def privatize(delta: np.ndarray, params: PrivacyParams, rng: Rng) -> tuple[np.nd
     q_out = np.empty(len(x), dtype=np.int32)
     saturated = False
     for i, xi in enumerate(x):
-        if abs(xi / scale) >= _Q_CLAMP:
-            rng.u64()
-            q = _Q_CLAMP if xi / scale > 0 else -_Q_CLAMP
+        with np.errstate(over="ignore"):  # float32 overflow to inf, as in C: then clamped
+            y = xi / scale
+        if abs(y) >= _Q_CLAMP:
+            rng.u64()  # the rounding draw, kept so the stream stays aligned with C
+            q = _Q_CLAMP if y > 0 else -_Q_CLAMP
             saturated = True
         else:
             q = stochastic_round(rng, xi, scale)
