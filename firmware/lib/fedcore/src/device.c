@@ -313,6 +313,7 @@ static void handle_model_commit(const fc_header_t *req, const uint8_t *p) {
         model_reject(req, FC_NACK_BAD_HASH, 0);
         return;
     }
+    local_head = dev.global; /* dimensions; the values come from the blob */
     if (blob_to_head(t->blob, &local_head) != FC_OK) {
         model_reject(req, FC_NACK_NONFINITE, 0);
         return;
