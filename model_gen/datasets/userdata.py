@@ -124,7 +124,7 @@ def _check_arrays(
     bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"x has NaN/Inf in row {row} (user {user[row]!r}); "
+        raise DataError(f"x has NaN/Inf in row {row} (user {str(user[row])!r}); "
                         f"{int(bad.sum())} rows affected")
     empty = [i for i, u in enumerate(user.tolist()) if not u.strip()]
     if empty:
@@ -141,4 +141,8 @@ def _check_labels(y: np.ndarray, labels: list[str] | None) -> list[str]:
     present = np.unique(y)
     if present.size < 2:
         raise DataError(f"only one class ({int(present[0])}) in the data; need at least 2")
+    absent = sorted(set(range(num_classes)) - set(present.tolist()))
+    if absent and labels is None:
+        raise DataError(f"classes {absent} have no rows: without a `labels` array, y must use "
+                        f"every class 0..{num_classes - 1} (max label {num_classes - 1})")
     return labels if labels is not None else [f"class{i}" for i in range(num_classes)]

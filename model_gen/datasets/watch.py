@@ -17,7 +17,7 @@ from model_gen.datasets import TaskData, sliding_windows, time_split_parts
 
 WINDOW = 100  # samples: 2 s at 50 Hz
 HOP = 50  # 1 s
-OWN_FRACTION = 0.5  # earlier half of each recording is the device's own data
+OWN_FRACTION = 0.6  # earlier part of each recording: the device's own data (>= 10 per class)
 GAP_WINDOWS = 1  # with a hop of half a window, one dropped window keeps own and test disjoint
 
 
