@@ -1,0 +1,153 @@
+"""Randomized single-op graphs: generated C (ASan/UBSan) equals the TFLM runtime bit for bit.
+
+Each example builds a tiny Keras model, converts it to full int8 with a representative set
+drawn to push zero points to their extremes, generates backbone_ref C for it and compares
+int8 and dequantized float outputs on a batch of windows that includes -128 and 127.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from model_gen.refgen import read_graph
+from tests.equivalence.backbone.support import (
+    build_ref_driver,
+    convert_int8,
+    dequantize,
+    random_windows,
+    ref_outputs,
+    tflm_outputs,
+)
+
+WINDOWS = 48
+ACTIVATIONS = (None, "relu", "relu6")
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str
+    input_shape: tuple[int, int, int]  # H, W, C
+    params: dict
+    data_loc: float  # representative data offset: far from 0 gives extreme input zero points
+    data_spread: float
+    seed: int
+
+
+@st.composite
+def cases(draw: st.DrawFn, kinds: tuple[str, ...]) -> Case:
+    kind = draw(st.sampled_from(kinds))
+    h = draw(st.integers(1, 6))
+    w = draw(st.integers(1, 20))
+    c = draw(st.integers(1, 8))
+    params: dict = {"activation": draw(st.sampled_from(ACTIVATIONS))}
+    if kind in ("conv", "depthwise"):
+        kh, kw = draw(st.integers(1, min(h, 3))), draw(st.integers(1, min(w, 5)))
+        dilated = draw(st.booleans())
+        dil = (draw(st.integers(1, 2)), draw(st.integers(1, 3))) if dilated else (1, 1)
+        stride = (1, 1) if dilated else (draw(st.integers(1, 2)), draw(st.integers(1, 3)))
+        padding = draw(st.sampled_from(("same", "valid")))
+        if padding == "valid" and ((kh - 1) * dil[0] >= h or (kw - 1) * dil[1] >= w):
+            dil = (1, 1)
+        params |= dict(kernel=(kh, kw), strides=stride, dilation=dil, padding=padding,
+                       use_bias=draw(st.booleans()))
+        if kind == "conv":
+            params["filters"] = draw(st.integers(1, 9))
+        else:
+            params["depth_multiplier"] = draw(st.integers(1, 3))
+    elif kind in ("max_pool", "avg_pool"):
+        params |= dict(pool=(draw(st.integers(1, min(h, 3))), draw(st.integers(1, min(w, 4)))),
+                       strides=(draw(st.integers(1, 2)), draw(st.integers(1, 3))),
+                       padding=draw(st.sampled_from(("same", "valid"))))
+    elif kind == "dense":
+        params |= dict(units=draw(st.integers(1, 20)), use_bias=draw(st.booleans()))
+    elif kind == "mean":
+        params |= dict(keepdims=draw(st.booleans()))
+    return Case(kind, (h, w, c), params, draw(st.sampled_from((0.0, 4.0, -4.0))),
+                draw(st.sampled_from((0.05, 1.0, 30.0))), draw(st.integers(0, 2**16)))
+
+
+def _skew_weights(layer, rng: np.random.Generator) -> None:
+    """Give each output channel a very different weight range (diverse per-channel scales)."""
+    weights = layer.get_weights()
+    kernel = weights[0]
+    kernel *= rng.choice([0.01, 0.3, 1.0, 5.0], size=kernel.shape[-1]).astype(kernel.dtype)
+    if len(weights) > 1:
+        weights[1] = rng.normal(0, 2, size=weights[1].shape).astype(weights[1].dtype)
+    layer.set_weights([kernel, *weights[1:]])
+
+
+def build_model(case: Case):
+    import keras
+    from keras import layers
+
+    rng = np.random.default_rng(case.seed)
+    p = case.params
+    inputs = keras.Input(shape=case.input_shape, batch_size=1)
+    if case.kind == "conv":
+        layer = layers.Conv2D(p["filters"], p["kernel"], strides=p["strides"],
+                              dilation_rate=p["dilation"], padding=p["padding"],
+                              use_bias=p["use_bias"], activation=p["activation"])
+    elif case.kind == "depthwise":
+        layer = layers.DepthwiseConv2D(p["kernel"], strides=p["strides"],
+                                       dilation_rate=p["dilation"], padding=p["padding"],
+                                       depth_multiplier=p["depth_multiplier"],
+                                       use_bias=p["use_bias"], activation=p["activation"])
+    elif case.kind == "max_pool":
+        layer = layers.MaxPooling2D(p["pool"], strides=p["strides"], padding=p["padding"])
+    elif case.kind == "avg_pool":
+        layer = layers.AveragePooling2D(p["pool"], strides=p["strides"], padding=p["padding"])
+    elif case.kind == "dense":
+        flat = layers.Flatten()(inputs)  # RESHAPE, then FULLY_CONNECTED
+        layer = layers.Dense(p["units"], use_bias=p["use_bias"], activation=p["activation"])
+        outputs = layer(flat)
+        _skew_weights(layer, rng)
+        return keras.Model(inputs, outputs), rng
+    else:
+        # MEAN: the converter usually narrows the output range (TFLM's requantizing path);
+        # a 1x1 input keeps the input quantization (TFLM's truncating path).
+        outputs = layers.GlobalAveragePooling2D(keepdims=p["keepdims"])(inputs)
+        return keras.Model(inputs, outputs), rng
+    outputs = layer(inputs)
+    if case.kind in ("conv", "depthwise"):
+        _skew_weights(layer, rng)
+    return keras.Model(inputs, outputs), rng
+
+
+def check_case(case: Case, work: Path) -> None:
+    model, rng = build_model(case)
+    representative = case.data_loc + case.data_spread * rng.normal(
+        size=(32, *case.input_shape)
+    ).astype(np.float32)
+    tflite = convert_int8(model, representative)
+    graph = read_graph(tflite)
+    out = graph.tensors[graph.output]
+    exe = build_ref_driver(tflite, work, name=f"single_{case.kind}")
+    windows = random_windows(rng, WINDOWS, int(np.prod(case.input_shape)))
+    want = tflm_outputs(tflite, windows)
+    got_q, got_f = ref_outputs(exe, windows, want.shape[1])
+    ops = [op.name for op in graph.ops]
+    np.testing.assert_array_equal(got_q, want, err_msg=f"{case} ops={ops}")
+    np.testing.assert_array_equal(got_f, dequantize(want, out.scale, out.zero_point))
+
+
+KINDS = ("conv", "depthwise", "dense", "max_pool", "avg_pool", "mean")
+_SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@settings(max_examples=60, **_SETTINGS)
+@given(case=cases(KINDS))
+def test_single_op_graphs_match_tflm(case: Case, tmp_path: Path) -> None:
+    check_case(case, tmp_path / "work")
+
+
+@pytest.mark.slow
+@settings(max_examples=400, **_SETTINGS)
+@given(case=cases(KINDS))
+def test_single_op_graphs_match_tflm_long_sweep(case: Case, tmp_path: Path) -> None:
+    check_case(case, tmp_path / "work")
