@@ -22,11 +22,18 @@ from tools.link.frame import FLAG_REPLY, Frame, StreamDecoder, crc32, encode_fra
 from tools.link.messages import MsgType, NackCode
 
 
-def peer_delta_q(device_id: int, round_id: int, n_params: int, bits: int) -> np.ndarray:
-    """The integer update the peer sends for a round (what the host must receive)."""
+def peer_delta_q(
+    device_id: int, round_id: int, n_params: int, bits: int, clip: float, scale: float
+) -> np.ndarray:
+    """The integer update the peer sends for a round (what the host must receive): a random Δ
+    clipped to L2 norm `clip`, rounded to the grid `scale`, saturated to `bits`."""
     rng = np.random.default_rng([device_id, round_id])
-    limit = {8: 100, 16: 3000, 32: 100000}[bits]
-    return rng.integers(-limit, limit, size=n_params, dtype=np.int64)
+    delta = rng.normal(0.0, 0.2, n_params)
+    norm = float(np.linalg.norm(delta))
+    if norm > clip:
+        delta *= clip / norm
+    hi = (1 << (bits - 1)) - 1
+    return np.clip(np.round(delta / np.float32(scale)), -hi - 1, hi).astype(np.int64)
 
 
 @dataclass
@@ -39,6 +46,8 @@ class PyPeer:
     boot_text: bytes = b"ets Jun  8 2016 00:22:57\r\nrst:0x1 (POWERON_RESET)\r\n"
     head_sha256: bytes = b"\x00" * 32
     head_version: int = 0
+    hostile: str = ""  # "", "huge_norm", "nan_scale", "wrong_shape"
+    train_delay_s: float = 0.0  # seconds between the TRAIN ACK and UPDATE_READY
     received: list[Frame] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -48,7 +57,7 @@ class PyPeer:
         self._decoder = StreamDecoder()
         self._seq = 0
         self._model: dict[str, object] = {}
-        self._update: tuple[m.UpdateReady, bytes] | None = None
+        self._update: tuple[m.UpdateReady, bytes, int] | None = None
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
@@ -179,32 +188,46 @@ class PyPeer:
 
     def _train(self, frame: Frame) -> None:
         train = m.Train.unpack(frame.payload)
-        q = peer_delta_q(self.device_id, train.round, self.n_params, train.bits)
-        data = q.astype({8: "<i1", 16: "<i2", 32: "<i4"}[train.bits]).tobytes()
+        q = peer_delta_q(
+            self.device_id, train.round, self.n_params, train.bits, train.clip, train.scale
+        )
+        n_params, scale, round_id = self.n_params, train.scale, train.round
+        if self.hostile == "huge_norm":
+            q = q * 50
+        elif self.hostile == "wrong_shape":
+            q, n_params = q[:-1], n_params - 1
+        elif self.hostile == "nan_scale":
+            scale = float("nan")
+        hi = (1 << (train.bits - 1)) - 1
+        data = np.clip(q, -hi - 1, hi).astype({8: "<i1", 16: "<i2", 32: "<i4"}[train.bits])
+        data = data.tobytes()
         ready = m.UpdateReady(
-            train.round,
+            round_id,
             self.head_version,
             5,
-            self.n_params,
+            n_params,
             train.bits,
             0,
-            train.scale,
+            scale,
             0.5,
             0.8,
             len(data),
             crc32(data),
             1234,
         )
-        self._update = (ready, data)
         self._ack(frame)
+        self._update = None
+        if self.train_delay_s:
+            self._stop.wait(self.train_delay_s)
+        self._update = (ready, data, train.round)
         self._send(MsgType.UPDATE_READY, ready.pack(), 0, reply=False)
 
     def _update_get(self, frame: Frame) -> None:
         get = m.UpdateGet.unpack(frame.payload)
-        if self._update is None or self._update[0].round != get.round:
+        if self._update is None or self._update[2] != get.round:
             self._nack(frame, NackCode.NO_DATA)
             return
-        ready, data = self._update
+        ready, data, _ = self._update
         if get.offset == m.UPDATE_GET_READY_OFFSET:
             self._send(MsgType.UPDATE_READY, ready.pack(), frame.seq)
             return

@@ -62,7 +62,7 @@ def test_train_and_fetch_update(peer: PyPeer) -> None:
         client.train(m.Train(round=5, bits=16, scale=0.001))
         update = client.fetch_update(5, timeout=5)
         stats = client.stats()
-    expected = peer_delta_q(peer.device_id, 5, peer.n_params, 16)
+    expected = peer_delta_q(peer.device_id, 5, peer.n_params, 16, 1.0, 0.001)
     assert np.array_equal(update.q, expected)
     assert np.allclose(update.delta, expected * np.float32(0.001))
     assert logs == ["training"]

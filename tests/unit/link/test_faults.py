@@ -89,7 +89,9 @@ def test_client_survives_drops_corruption_duplicates_truncation(peer: PyPeer) ->
         for round_id in range(1, 9):
             client.train(m.Train(round=round_id, bits=8, scale=0.01))
             update = client.fetch_update(round_id, timeout=10)
-            assert np.array_equal(update.q, peer_delta_q(peer.device_id, round_id, 15, 8))
+            assert np.array_equal(
+                update.q, peer_delta_q(peer.device_id, round_id, 15, 8, 1.0, 0.01)
+            )
         client.install_head(np.ones((4, 3)), np.zeros(3), version=2)
         assert client.hello().head_version == 2
     finally:

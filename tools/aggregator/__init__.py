@@ -1,0 +1,1 @@
+"""DP federated aggregator: rounds over DeviceClients, strategies, privacy, accounting, store."""

@@ -1,0 +1,93 @@
+"""Aggregator configuration: one dataclass, checked once, stored with every run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class PrivacyMode(StrEnum):
+    NONE = "none"
+    CENTRAL = "central"  # devices clip; the server adds N(0, z²C²) to the sum
+    DISTRIBUTED = "distributed"  # each device adds N(0, (zC)²/n); the sum carries N(0, z²C²)
+    LOCAL = "local"  # each device adds N(0, z²C²): every update is private on its own
+
+
+class Strategy(StrEnum):
+    FEDAVG = "fedavg"
+    MEDIAN = "median"
+    TRIMMED_MEAN = "trimmed_mean"
+
+
+SUM_BASED = (Strategy.FEDAVG,)
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    """Everything a run depends on. `check()` explains what is inconsistent."""
+
+    rounds: int = 10
+    cohort_size: int = 0  # 0: every device each round
+    privacy: PrivacyMode = PrivacyMode.NONE
+    noise_multiplier: float = 1.0  # z
+    clip: float = 1.0  # C: L2 bound of each Δ
+    delta: float = 1e-5  # δ of the reported (ε, δ)
+    epsilon_budget: float = float("inf")
+    population: int = 0  # N for the sampling rate q = cohort/N; 0: the number of devices
+    strategy: Strategy = Strategy.FEDAVG
+    weighted: bool = False  # FedAvg weighted by examples (no DP mode allows it)
+    trim_fraction: float = 0.1  # trimmed mean: fraction cut at each end
+    server_lr: float = 1.0
+    server_optimizer: str = "sgd"  # "sgd" or "adam" (FedAdam, Reddi et al. 2021)
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.99
+    adam_tau: float = 1e-3
+    lr: float = 0.05  # device learning rate
+    epochs: int = 1
+    batch: int = 8
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    example_clip: float = 0.0
+    bits: int = 16
+    scale: float = 0.0  # quantization step; 0: clip / 4096
+    deadline_s: float = 30.0  # per round, for TRAIN to UPDATE_READY and fetch
+    min_updates: int = 1  # fewer accepted updates: the round commits without a new head
+    seed: int = 0  # cohort selection (never the privacy noise, which uses OS entropy)
+
+    def check(self) -> None:
+        """Raise ValueError naming the inconsistent option and what to change."""
+        if self.privacy != PrivacyMode.NONE and self.weighted:
+            raise ValueError(
+                "--weighted FedAvg breaks the per-device sensitivity bound; "
+                "use uniform averaging with a DP mode"
+            )
+        if self.privacy in (PrivacyMode.CENTRAL, PrivacyMode.DISTRIBUTED) and (
+            self.strategy not in SUM_BASED
+        ):
+            raise ValueError(
+                f"--strategy {self.strategy} is not a sum; central and distributed "
+                "noise protect sums only: use fedavg, or privacy none/local"
+            )
+        if self.privacy != PrivacyMode.NONE and not self.noise_multiplier > 0:
+            raise ValueError("a DP mode needs --noise-multiplier > 0")
+        if not self.clip > 0 or self.bits not in (8, 16, 32) or self.scale < 0:
+            raise ValueError("need clip > 0, bits in 8/16/32, scale >= 0")
+        if not 0 <= self.trim_fraction < 0.5:
+            raise ValueError("trim_fraction must be in [0, 0.5)")
+        if self.server_optimizer not in ("sgd", "adam"):
+            raise ValueError("server_optimizer is 'sgd' or 'adam'")
+
+    @property
+    def quant_scale(self) -> float:
+        return self.scale if self.scale > 0 else self.clip / 4096
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, StrEnum) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AggregatorConfig:
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known["privacy"] = PrivacyMode(known.get("privacy", "none"))
+        known["strategy"] = Strategy(known.get("strategy", "fedavg"))
+        return cls(**known)

@@ -1,0 +1,280 @@
+"""SQLite store (WAL): one transaction per committed round.
+
+A round is written all at once — its row, every update's metadata (accepted or rejected with
+the reason; accepted ones with their q bytes), the new head, the accountant event — so a crash
+leaves either the whole round or none of it. A restart resumes after the last committed round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tools.aggregator.privacy import RoundEvent
+from tools.link.client import head_blob
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id INTEGER PRIMARY KEY, url TEXT, board TEXT, model_sha256 BLOB,
+    first_seen REAL NOT NULL, last_seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS heads (
+    version INTEGER PRIMARY KEY, sha256 BLOB NOT NULL, blob BLOB NOT NULL,
+    embed_dim INTEGER NOT NULL, num_classes INTEGER NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rounds (
+    round INTEGER PRIMARY KEY, head_in INTEGER NOT NULL REFERENCES heads(version),
+    head_out INTEGER NOT NULL REFERENCES heads(version), started REAL NOT NULL,
+    committed REAL NOT NULL, cohort TEXT NOT NULL, accepted INTEGER NOT NULL,
+    rejected INTEGER NOT NULL, dropped INTEGER NOT NULL, epsilon REAL NOT NULL,
+    metrics TEXT NOT NULL, server_state BLOB);
+CREATE TABLE IF NOT EXISTS updates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, round INTEGER NOT NULL REFERENCES rounds(round),
+    device_id INTEGER NOT NULL, accepted INTEGER NOT NULL, reason TEXT NOT NULL,
+    examples INTEGER, norm REAL, bits INTEGER, scale REAL, flags INTEGER, train_loss REAL,
+    train_acc REAL, crc32 INTEGER, q BLOB);
+CREATE UNIQUE INDEX IF NOT EXISTS one_accepted_per_device
+    ON updates(round, device_id) WHERE accepted = 1;
+CREATE TABLE IF NOT EXISTS accountant (
+    round INTEGER PRIMARY KEY REFERENCES rounds(round), sampling_q REAL NOT NULL,
+    noise_multiplier REAL NOT NULL);
+"""
+
+
+@dataclass
+class UpdateRow:
+    device_id: int
+    accepted: bool
+    reason: str
+    examples: int = 0
+    norm: float = float("nan")
+    bits: int = 0
+    scale: float = 0.0
+    flags: int = 0
+    train_loss: float = float("nan")
+    train_acc: float = float("nan")
+    crc32: int = 0
+    q: bytes | None = None  # kept for accepted updates: nothing accepted is ever lost
+
+
+@dataclass
+class RoundRow:
+    round: int
+    head_in: int
+    head_out: int
+    started: float
+    cohort: list[int]
+    updates: list[UpdateRow]
+    dropped: int
+    epsilon: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+    event: RoundEvent | None = None
+    server_state: bytes | None = None
+
+
+class Store:
+    """The aggregator's durable state. Open with `Store(path)`; `close()` when done."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")  # a committed round survives power loss
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ---- reads --------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def last_round(self) -> int:
+        row = self.conn.execute("SELECT MAX(round) FROM rounds").fetchone()
+        return int(row[0] or 0)
+
+    def latest_head(self) -> tuple[int, np.ndarray, np.ndarray] | None:
+        row = self.conn.execute(
+            "SELECT version, blob, embed_dim, num_classes FROM heads ORDER BY version DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (row[0], *_unpack_head(row[1], row[2], row[3]))
+
+    def head(self, version: int) -> tuple[np.ndarray, np.ndarray]:
+        row = self.conn.execute(
+            "SELECT blob, embed_dim, num_classes FROM heads WHERE version=?", (version,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no head version {version} in {self.path}")
+        return _unpack_head(*row)
+
+    def events(self) -> list[RoundEvent]:
+        rows = self.conn.execute(
+            "SELECT sampling_q, noise_multiplier FROM accountant ORDER BY round"
+        ).fetchall()
+        return [RoundEvent(q, z) for q, z in rows]
+
+    def server_state(self) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT server_state FROM rounds ORDER BY round DESC LIMIT 1"
+        ).fetchone()
+        return row[0] if row else None
+
+    def rounds(self) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(
+            "SELECT round, head_in, head_out, started, committed, cohort, accepted, rejected, "
+            "dropped, epsilon, metrics FROM rounds ORDER BY round"
+        )
+        names = [d[0] for d in cursor.description]
+        out = []
+        for row in cursor.fetchall():
+            record = dict(zip(names, row, strict=True))
+            record["cohort"] = json.loads(record["cohort"])
+            record["metrics"] = json.loads(record["metrics"])
+            out.append(record)
+        return out
+
+    def updates(self, round_id: int, accepted_only: bool = False) -> list[UpdateRow]:
+        sql = (
+            "SELECT device_id, accepted, reason, examples, norm, bits, scale, flags, "
+            "train_loss, train_acc, crc32, q FROM updates WHERE round=?"
+            + (" AND accepted=1" if accepted_only else "")
+            + " ORDER BY id"
+        )
+        return [UpdateRow(r[0], bool(r[1]), *r[2:]) for r in self.conn.execute(sql, (round_id,))]
+
+    # ---- writes -------------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def ensure_initial_head(self, w: np.ndarray, b: np.ndarray, version: int = 0) -> None:
+        if self.latest_head() is None:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._insert_head(version, w, b)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    def record_device(self, device_id: int, url: str, board: str, model_sha256: bytes) -> None:
+        now = time.time()
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE "
+                "SET url=excluded.url, board=excluded.board, "
+                "model_sha256=excluded.model_sha256, last_seen=excluded.last_seen",
+                (device_id, url, board, model_sha256, now, now),
+            )
+
+    def commit_round(self, row: RoundRow, new_head: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Write the whole round in one transaction (or nothing, if anything fails)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            if new_head is not None:
+                self._insert_head(row.head_out, *new_head)
+            accepted = sum(u.accepted for u in row.updates)
+            self.conn.execute(
+                "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.round,
+                    row.head_in,
+                    row.head_out,
+                    row.started,
+                    time.time(),
+                    json.dumps(row.cohort),
+                    accepted,
+                    len(row.updates) - accepted,
+                    row.dropped,
+                    row.epsilon,
+                    json.dumps(row.metrics),
+                    row.server_state,
+                ),
+            )
+            self.conn.executemany(
+                "INSERT INTO updates (round, device_id, accepted, reason, examples, norm, bits, "
+                "scale, flags, train_loss, train_acc, crc32, q) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        row.round,
+                        u.device_id,
+                        int(u.accepted),
+                        u.reason,
+                        u.examples,
+                        u.norm,
+                        u.bits,
+                        u.scale,
+                        u.flags,
+                        u.train_loss,
+                        u.train_acc,
+                        u.crc32,
+                        u.q,
+                    )
+                    for u in row.updates
+                ],
+            )
+            if row.event is not None:
+                self.conn.execute(
+                    "INSERT INTO accountant VALUES (?, ?, ?)",
+                    (row.round, row.event.sampling_q, row.event.noise_multiplier),
+                )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def _insert_head(self, version: int, w: np.ndarray, b: np.ndarray) -> None:
+        blob = head_blob(w, b)
+        self.conn.execute(
+            "INSERT INTO heads VALUES (?, ?, ?, ?, ?, ?)",
+            (version, hashlib.sha256(blob).digest(), blob, *np.shape(w), time.time()),
+        )
+
+    # ---- integrity ----------------------------------------------------------------------------
+
+    def integrity_check(self) -> list[str]:
+        """Problems found (empty list = healthy): SQLite's own check, foreign keys, round
+        numbering, head hashes, per-round counts, accountant rows, accepted q present."""
+        problems = [r[0] for r in self.conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
+        problems += [f"foreign key: {r}" for r in self.conn.execute("PRAGMA foreign_key_check")]
+        for version, sha, blob in self.conn.execute("SELECT version, sha256, blob FROM heads"):
+            if hashlib.sha256(blob).digest() != sha:
+                problems.append(f"head {version}: sha256 does not match its blob")
+        rounds = self.rounds()
+        numbers = [r["round"] for r in rounds]
+        if numbers != list(range(1, len(numbers) + 1)):
+            problems.append(f"rounds are not 1..N without gaps: {numbers}")
+        has_events = {r for (r,) in self.conn.execute("SELECT round FROM accountant")}
+        any_events = bool(has_events)
+        for r in rounds:
+            problems += self._round_problems(r, any_events and r["round"] not in has_events)
+        return problems
+
+    def _round_problems(self, r: dict[str, Any], missing_event: bool) -> list[str]:
+        problems = []
+        ups = self.updates(r["round"])
+        accepted = [u for u in ups if u.accepted]
+        if len(accepted) != r["accepted"] or len(ups) - len(accepted) != r["rejected"]:
+            problems.append(f"round {r['round']}: update counts differ from the round row")
+        if any(u.q is None for u in accepted):
+            problems.append(f"round {r['round']}: an accepted update lost its values")
+        if missing_event:
+            problems.append(f"round {r['round']}: no accountant event")
+        return problems
+
+
+def _unpack_head(blob: bytes, d: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+    values = np.frombuffer(blob, dtype="<f4")
+    return values[: d * c].reshape(d, c).copy(), values[d * c :].copy()
