@@ -40,6 +40,10 @@ def rng_words(seed: int, n: int) -> np.ndarray:
     return np.frombuffer(run(["rng", str(seed), str(n)]), dtype="<u4")
 
 
+def uniform01(seed: int, n: int) -> np.ndarray:
+    return np.frombuffer(run(["u01", str(seed), str(n)]), dtype="<f4")
+
+
 def below(seed: int, bound: int, n: int) -> np.ndarray:
     return np.frombuffer(run(["below", str(seed), str(bound), str(n)]), dtype="<u4")
 

@@ -47,6 +47,22 @@ static int cmd_rng(int argc, char **argv)
     return 0;
 }
 
+/* u01 SEED N: N fc_rng_uniform01 floats. */
+static int cmd_u01(int argc, char **argv)
+{
+    if (argc < 4) {
+        return 2;
+    }
+    fc_rng_t rng;
+    seed_from_arg(&rng, argv[2]);
+    long n = strtol(argv[3], NULL, 0);
+    for (long i = 0; i < n; i++) {
+        float u = fc_rng_uniform01(&rng);
+        write_all(&u, sizeof u);
+    }
+    return 0;
+}
+
 /* below SEED BOUND N: N bounded integers. */
 static int cmd_below(int argc, char **argv)
 {
@@ -211,13 +227,14 @@ static int cmd_train(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s rng|below|chacha|sround|dgauss|privatize|clip|train ...\n",
+        fprintf(stderr, "usage: %s rng|u01|below|chacha|sround|dgauss|privatize|clip|train ...\n",
                 argv[0]);
         return 2;
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "rng")) return cmd_rng(argc, argv);
     if (!strcmp(cmd, "below")) return cmd_below(argc, argv);
+    if (!strcmp(cmd, "u01")) return cmd_u01(argc, argv);
     if (!strcmp(cmd, "chacha")) return cmd_chacha();
     if (!strcmp(cmd, "sround")) return cmd_sround(argc, argv);
     if (!strcmp(cmd, "dgauss")) return cmd_dgauss(argc, argv);
