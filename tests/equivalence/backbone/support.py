@@ -9,7 +9,9 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow
 
+from model_gen.embed import dequantize, tflm_int8_outputs  # noqa: F401  (dequantize re-exported)
 from model_gen.refgen import KERNELS_DIR, generate_backbone_ref
+from model_gen.tflite_info import read_tflite
 from tests.support.cbuild import REPO, build_c_program, run_c_program
 
 DRIVER = Path(__file__).resolve().parent / "driver.c"
@@ -36,16 +38,8 @@ def convert_int8(model, representative: np.ndarray) -> bytes:
 
 def tflm_outputs(tflite: bytes, windows: np.ndarray) -> np.ndarray:
     """int8 outputs of the TFLM runtime (the oracle), one row per window."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_bytes(tflite, arena_size=max(len(tflite) * 10, 1 << 20))
-    shape = interpreter.get_input_details(0)["shape"]
-    rows = []
-    for window in windows:
-        interpreter.set_input(window.reshape(shape).astype(np.int8), 0)
-        interpreter.invoke()
-        rows.append(np.array(interpreter.get_output(0), dtype=np.int8).reshape(-1))
-    return np.stack(rows)
+    shape = read_tflite(tflite).input.shape
+    return tflm_int8_outputs(tflite, windows.reshape(len(windows), *shape[1:]).astype(np.int8))
 
 
 def build_ref_driver(tflite: bytes, work: Path, name: str = "backbone_ref") -> Path:
@@ -65,11 +59,6 @@ def ref_outputs(exe: Path, windows: np.ndarray, dim: int) -> tuple[np.ndarray, n
     rows = np.frombuffer(raw, dtype=record)
     assert len(rows) == len(windows), f"driver returned {len(rows)} of {len(windows)} windows"
     return rows["q"].copy(), rows["f"].copy()
-
-
-def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """The float embedding backbone_embed must produce, in float32 as the C code computes it."""
-    return (q.astype(np.int32) - np.int32(zero_point)).astype(np.float32) * np.float32(scale)
 
 
 def random_windows(rng: np.random.Generator, count: int, size: int) -> np.ndarray:

@@ -64,8 +64,15 @@ def test_mixed_backbone_matches_tflm(tmp_path: Path) -> None:
     representative = rng.normal(size=(64, 1, 64, 6)).astype(np.float32)
     tflite = convert_int8(mixed_backbone(), representative)
     ops = {op.name for op in read_graph(tflite).ops}
-    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D",
-            "AVERAGE_POOL_2D", "MEAN", "RESHAPE"} <= ops, ops
+    assert {
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "FULLY_CONNECTED",
+        "MAX_POOL_2D",
+        "AVERAGE_POOL_2D",
+        "MEAN",
+        "RESHAPE",
+    } <= ops, ops
     windows = random_windows(rng, MIN_WINDOWS + 12, 64 * 6)
     assert_matches_tflm(tflite, windows, tmp_path, "mixed_backbone")
 
@@ -97,8 +104,11 @@ def test_unsupported_op_is_named_with_its_layer(tmp_path: Path) -> None:
     tflite = convert_int8(model, np.random.default_rng(0).normal(size=(8, 1, 8, 2)))
     path = tmp_path / "m.tflite"
     path.write_bytes(tflite)
-    with pytest.raises(UnsupportedModelError, match=r"unsupported op TANH: operator 1 \(TANH, "
-                       r"output tensor '.+'\)"):
+    with pytest.raises(
+        UnsupportedModelError,
+        match=r"unsupported op TANH: operator 1 \(TANH, "
+        r"output tensor '.+'\)",
+    ):
         generate_backbone_ref(path, tmp_path / "out", HEADER)
     assert not (tmp_path / "out" / "backbone_ref_model.c").exists()
 

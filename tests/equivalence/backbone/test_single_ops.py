@@ -54,22 +54,35 @@ def cases(draw: st.DrawFn, kinds: tuple[str, ...]) -> Case:
         padding = draw(st.sampled_from(("same", "valid")))
         if padding == "valid" and ((kh - 1) * dil[0] >= h or (kw - 1) * dil[1] >= w):
             dil = (1, 1)
-        params |= dict(kernel=(kh, kw), strides=stride, dilation=dil, padding=padding,
-                       use_bias=draw(st.booleans()))
+        params |= dict(
+            kernel=(kh, kw),
+            strides=stride,
+            dilation=dil,
+            padding=padding,
+            use_bias=draw(st.booleans()),
+        )
         if kind == "conv":
             params["filters"] = draw(st.integers(1, 9))
         else:
             params["depth_multiplier"] = draw(st.integers(1, 3))
     elif kind in ("max_pool", "avg_pool"):
-        params |= dict(pool=(draw(st.integers(1, min(h, 3))), draw(st.integers(1, min(w, 4)))),
-                       strides=(draw(st.integers(1, 2)), draw(st.integers(1, 3))),
-                       padding=draw(st.sampled_from(("same", "valid"))))
+        params |= dict(
+            pool=(draw(st.integers(1, min(h, 3))), draw(st.integers(1, min(w, 4)))),
+            strides=(draw(st.integers(1, 2)), draw(st.integers(1, 3))),
+            padding=draw(st.sampled_from(("same", "valid"))),
+        )
     elif kind == "dense":
         params |= dict(units=draw(st.integers(1, 20)), use_bias=draw(st.booleans()))
     elif kind == "mean":
         params |= dict(keepdims=draw(st.booleans()))
-    return Case(kind, (h, w, c), params, draw(st.sampled_from((0.0, 4.0, -4.0))),
-                draw(st.sampled_from((0.05, 1.0, 30.0))), draw(st.integers(0, 2**16)))
+    return Case(
+        kind,
+        (h, w, c),
+        params,
+        draw(st.sampled_from((0.0, 4.0, -4.0))),
+        draw(st.sampled_from((0.05, 1.0, 30.0))),
+        draw(st.integers(0, 2**16)),
+    )
 
 
 def _skew_weights(layer, rng: np.random.Generator) -> None:
@@ -90,14 +103,25 @@ def build_model(case: Case):
     p = case.params
     inputs = keras.Input(shape=case.input_shape, batch_size=1)
     if case.kind == "conv":
-        layer = layers.Conv2D(p["filters"], p["kernel"], strides=p["strides"],
-                              dilation_rate=p["dilation"], padding=p["padding"],
-                              use_bias=p["use_bias"], activation=p["activation"])
+        layer = layers.Conv2D(
+            p["filters"],
+            p["kernel"],
+            strides=p["strides"],
+            dilation_rate=p["dilation"],
+            padding=p["padding"],
+            use_bias=p["use_bias"],
+            activation=p["activation"],
+        )
     elif case.kind == "depthwise":
-        layer = layers.DepthwiseConv2D(p["kernel"], strides=p["strides"],
-                                       dilation_rate=p["dilation"], padding=p["padding"],
-                                       depth_multiplier=p["depth_multiplier"],
-                                       use_bias=p["use_bias"], activation=p["activation"])
+        layer = layers.DepthwiseConv2D(
+            p["kernel"],
+            strides=p["strides"],
+            dilation_rate=p["dilation"],
+            padding=p["padding"],
+            depth_multiplier=p["depth_multiplier"],
+            use_bias=p["use_bias"],
+            activation=p["activation"],
+        )
     elif case.kind == "max_pool":
         layer = layers.MaxPooling2D(p["pool"], strides=p["strides"], padding=p["padding"])
     elif case.kind == "avg_pool":
