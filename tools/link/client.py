@@ -210,7 +210,7 @@ class DeviceClient:
                 raise LinkTimeoutError(
                     f"{self.transport.url}: no UPDATE_READY for round {round_id} within {timeout} s"
                 )
-            self._await(lambda f: False, min(deadline, now + poll_every))
+            self._await(lambda f: f.type == MsgType.UPDATE_READY, min(deadline, now + poll_every))
             if round_id not in self._ready and time.monotonic() < deadline:
                 self._poll_ready(round_id)
 

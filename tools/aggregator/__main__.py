@@ -1,0 +1,3 @@
+from tools.aggregator.run import main
+
+main()

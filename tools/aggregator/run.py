@@ -1,0 +1,151 @@
+"""`invoke aggregate` / `python -m tools.aggregator`: open the ports, run rounds, report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tools.aggregator.config import AggregatorConfig, PrivacyMode, Strategy
+from tools.aggregator.core import Aggregator
+from tools.aggregator.evaluate import Holdout, holdout_from_task
+from tools.aggregator.privacy import BudgetExceededError
+from tools.aggregator.report import write_report
+from tools.aggregator.store import Store
+from tools.link.client import DeviceClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _initial_head(head_npz: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not head_npz.exists():
+        raise SystemExit(f"{head_npz} is missing: run `invoke train` first or pass --head-npz")
+    data = np.load(head_npz)
+    return data["w"].astype(np.float32), data["b"].astype(np.float32)
+
+
+def _holdout(model_dir: Path | None) -> Holdout | None:
+    if model_dir is None or not (model_dir / "devices.npz").exists():
+        return None
+    return holdout_from_task(model_dir)
+
+
+def run_aggregate(
+    ports: list[str],
+    config: AggregatorConfig,
+    store_path: Path,
+    head_npz: Path,
+    model_dir: Path | None,
+    report_dir: Path,
+    progress: bool = True,
+) -> Path:
+    """Run `config.rounds` rounds (resuming the store), write the report; returns its path."""
+    console = Console()
+    clients = [DeviceClient.open(url, timeout=2.0, retries=5) for url in ports]
+    store = Store(store_path)
+    try:
+        aggregator = Aggregator(
+            store,
+            config,
+            clients,
+            initial_head=_initial_head(head_npz),
+            holdout=_holdout(model_dir),
+        )
+        if aggregator.round:
+            console.print(f"resuming after committed round {aggregator.round} of {store_path}")
+        stopped = _drive(aggregator, config, console, progress)
+        path = write_report(store, report_dir, {"stopped": stopped})
+    finally:
+        store.close()
+        for client in clients:
+            client.close()
+    console.print(f"report: {path}")
+    return path
+
+
+def _drive(
+    aggregator: Aggregator, config: AggregatorConfig, console: Console, progress: bool
+) -> str:
+    columns = (
+        TextColumn("[bold]rounds"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=not progress) as bar:
+        task = bar.add_task("rounds", total=config.rounds, completed=aggregator.round, status="")
+        while aggregator.round < config.rounds:
+            try:
+                record = aggregator.run_round()
+            except BudgetExceededError as exc:
+                console.print(f"[yellow]stopped: {exc}")
+                return str(exc)
+            accuracy = record.metrics.get("holdout_accuracy")
+            status = (
+                f"accepted {record.metrics['accepted']}/{len(record.cohort)}  "
+                f"ε={record.epsilon:.3g}"
+                + (f"  acc={accuracy:.3f}" if accuracy is not None else "")
+            )
+            bar.update(task, completed=record.round, status=status)
+            if not progress:
+                console.print(f"round {record.round}: {status}")
+    return ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tools.aggregator", description=__doc__)
+    p.add_argument("--port", action="append", required=True, help="pyserial URL; repeat")
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--privacy", choices=[m.value for m in PrivacyMode], default="none")
+    p.add_argument("--noise-multiplier", type=float, default=1.0)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--delta", type=float, default=1e-5)
+    p.add_argument("--epsilon-budget", type=float, default=float("inf"))
+    p.add_argument("--cohort", type=int, default=0, help="devices per round (0: all)")
+    p.add_argument("--population", type=int, default=0)
+    p.add_argument("--strategy", choices=[s.value for s in Strategy], default="fedavg")
+    p.add_argument("--server-lr", type=float, default=1.0)
+    p.add_argument("--server-optimizer", choices=["sgd", "adam"], default="sgd")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--deadline", type=float, default=30.0)
+    p.add_argument("--task", default="watch")
+    p.add_argument("--head-npz", type=Path, default=None)
+    p.add_argument("--store", type=Path, default=ROOT / "build/aggregator/aggregate.sqlite")
+    p.add_argument("--report-dir", type=Path, default=ROOT / "build/report")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    config = AggregatorConfig(
+        rounds=args.rounds,
+        cohort_size=args.cohort,
+        privacy=PrivacyMode(args.privacy),
+        noise_multiplier=args.noise_multiplier,
+        clip=args.clip,
+        delta=args.delta,
+        epsilon_budget=args.epsilon_budget,
+        population=args.population,
+        strategy=Strategy(args.strategy),
+        server_lr=args.server_lr,
+        server_optimizer=args.server_optimizer,
+        lr=args.lr,
+        epochs=args.epochs,
+        deadline_s=args.deadline,
+    )
+    model_dir = ROOT / "build/model" / args.task
+    run_aggregate(
+        args.port,
+        config,
+        args.store,
+        args.head_npz or model_dir / "head_init.npz",
+        model_dir,
+        args.report_dir,
+        progress=not args.no_progress,
+    )
