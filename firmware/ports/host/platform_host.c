@@ -50,19 +50,24 @@ size_t fc_uart_read(uint8_t *buf, size_t cap) {
 }
 
 void fc_uart_write(const uint8_t *buf, size_t len) {
+    /* Set when the host stopped reading: later frames are dropped at once instead of stalling
+     * the device (and its reading) for WRITE_WAIT_MS each, until a write goes through again. */
+    static int congested = 0;
     while (len > 0) {
         ssize_t n = write(uart_fd, buf, len);
         if (n > 0) {
+            congested = 0;
             buf += n;
             len -= (size_t)n;
             continue;
         }
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        if ((n < 0 && errno != EAGAIN && errno != EINTR) || congested) {
             return;
         }
         struct pollfd pfd = {.fd = uart_fd, .events = POLLOUT};
         if (poll(&pfd, 1, WRITE_WAIT_MS) <= 0) {
             fc_platform_log("uart: host not reading, output dropped");
+            congested = 1;
             return;
         }
     }
