@@ -133,3 +133,56 @@ def clean(c: Context) -> None:
         if path.exists():
             print(f"removing {path}")
             shutil.rmtree(path)
+
+
+@task(
+    iterable=["port"],
+    help={
+        "port": "pyserial URL of a device (/dev/ttyUSB0, /dev/pts/N, socket://127.0.0.1:P); repeat",
+        "rounds": "total committed rounds to reach (a rerun resumes the store)",
+        "privacy": "none | central | distributed | local (docs/PRIVACY.md)",
+        "noise_multiplier": "z: noise std z·clip (central, local), z·clip/√n per device "
+        "(distributed)",
+        "clip": "C: L2 bound of each device's update",
+        "delta": "δ of the reported (ε, δ)",
+        "epsilon_budget": "refuse the next round once ε would exceed this (default: no budget)",
+        "cohort": "devices per round (0: all)",
+        "population": "N for the sampling rate cohort/N (0: the number of ports)",
+        "strategy": "fedavg | median | trimmed_mean",
+        "server_lr": "server learning rate",
+        "server_optimizer": "sgd | adam (FedAdam)",
+        "lr": "device learning rate",
+        "epochs": "device epochs per round",
+        "deadline": "seconds per round for training and upload",
+        "task": "model task: initial head and holdout from build/model/<task>/",
+        "store": "SQLite store (default build/aggregator/aggregate.sqlite)",
+    },
+)
+def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "none",
+              noise_multiplier: float = 1.0, clip: float = 1.0, delta: float = 1e-5,
+              epsilon_budget: float = float("inf"), cohort: int = 0, population: int = 0,
+              strategy: str = "fedavg", server_lr: float = 1.0, server_optimizer: str = "sgd",
+              lr: float = 0.05, epochs: int = 1, deadline: float = 30.0, task: str = "watch",
+              store: str = "") -> None:
+    """Run DP federated rounds over devices; writes build/report/aggregate.json and PNGs."""
+    from tools.aggregator.run import main
+
+    if not port:
+        raise SystemExit("give at least one --port (e.g. --port /dev/ttyUSB0)")
+    argv = [f"--port={p}" for p in port] + [
+        f"--rounds={rounds}", f"--privacy={privacy}", f"--noise-multiplier={noise_multiplier}",
+        f"--clip={clip}", f"--delta={delta}", f"--epsilon-budget={epsilon_budget}",
+        f"--cohort={cohort}", f"--population={population}", f"--strategy={strategy}",
+        f"--server-lr={server_lr}", f"--server-optimizer={server_optimizer}", f"--lr={lr}",
+        f"--epochs={epochs}", f"--deadline={deadline}", f"--task={task}",
+    ] + ([f"--store={store}"] if store else [])
+    main(argv)
+
+
+@task(help={"port": "pyserial URL of the device (tty, pty, socket://, rfc2217://)",
+            "baud": "baud rate (ignored by ptys and sockets)"})
+def monitor(c: Context, port: str, baud: int = 115200) -> None:
+    """Show a device's output: fedhead frames as readable lines, other bytes as they come."""
+    from tools.monitor.__main__ import main
+
+    main([f"--port={port}", f"--baud={baud}"])

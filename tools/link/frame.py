@@ -154,10 +154,12 @@ class StreamDecoder:
         return bytes(self._buffer)
 
     def flush_unframed(self) -> None:
-        """Hand bytes held without a delimiter to `on_unframed` (the monitor calls it on idle)."""
-        if self._buffer and not _looks_like_frame_start(self._buffer):
-            self._emit_unframed(bytes(self._buffer))
-            self._buffer.clear()
+        """Hand text held without a delimiter to `on_unframed` (a monitor calls it after each
+        read so log lines show at once); bytes from a possible frame start on stay buffered."""
+        keep = _possible_frame_start(self._buffer)
+        if keep > 0 and not self._overflowed:
+            self._emit_unframed(bytes(self._buffer[:keep]))
+            del self._buffer[:keep]
 
     def _append(self, chunk: bytes) -> None:
         if self._overflowed:
@@ -196,9 +198,16 @@ class StreamDecoder:
             self.on_unframed(block)
 
 
-def _looks_like_frame_start(buffer: bytearray) -> bool:
-    """A COBS frame starts with a code byte then version 1; text rarely does (heuristic for UI)."""
-    return len(buffer) >= 2 and buffer[1] == PROTOCOL_VERSION
+def _possible_frame_start(buffer: bytearray) -> int:
+    """Offset of the first byte that may begin a frame (a COBS code byte followed by the
+    version byte 1), or len(buffer) when none can. A last control byte may be a code byte
+    whose version byte has not arrived yet (frames usually start with 0x03: flags are 0)."""
+    for index in range(len(buffer) - 1):
+        if buffer[index + 1] == PROTOCOL_VERSION and buffer[index] != 0:
+            return index
+    if buffer and buffer[-1] < 0x20 and buffer[-1] not in b"\t\n\r":
+        return len(buffer) - 1
+    return len(buffer)
 
 
 def _frame_after_text(block: bytes) -> tuple[bytes, Frame] | None:

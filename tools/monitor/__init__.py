@@ -1,0 +1,1 @@
+"""Frame-aware serial monitor: decoded frames as readable lines, other bytes passed through."""
