@@ -218,12 +218,18 @@ class DeviceClient:
         self, round_id: int, timeout: float = 30.0, max_len: int = CHUNK_BYTES
     ) -> FetchedUpdate:
         """Wait for the update of `round_id`, pull every chunk, check its CRC-32."""
+        deadline = time.monotonic() + timeout
         ready = self.wait_update_ready(round_id, timeout)
         for _attempt in range(self.retries + 1):
             data = self._pull_chunks(ready, max_len)
             if crc32(data) == ready.crc32:
                 return FetchedUpdate(ready, data, self.device_id)
             self.counters.update_crc_errors += 1
+            # The device may hold a newer update than the UPDATE_READY we kept (a TRAIN whose
+            # ACK was lost was sent again and trained again): ask for its header afresh.
+            self._ready.pop(round_id, None)
+            self._poll_ready(round_id)
+            ready = self.wait_update_ready(round_id, max(0.0, deadline - time.monotonic()))
         raise LinkTimeoutError(
             f"{self.transport.url}: update of round {round_id} failed its CRC "
             f"{self.retries + 1} times"
