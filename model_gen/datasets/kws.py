@@ -23,8 +23,8 @@ from model_gen.datasets import OWN, TEST, TaskData
 
 KEYWORDS = ("yes", "no", "up", "down", "stop", "go")
 DEFAULT_SPEAKERS = 48  # fewer pre-training speakers do not generalize to new voices
-UTTERANCES = 14  # per keyword and speaker: the earlier 8 are the speaker's own, the rest test
-OWN_UTTERANCES = 8
+UTTERANCES = 16  # per keyword and speaker: the earlier 10 are the speaker's own, the rest test
+OWN_UTTERANCES = 10  # k = 10 labelled examples per class must be available on the device
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE  # 1 s
 ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan",
