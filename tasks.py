@@ -24,6 +24,10 @@ os.environ.setdefault("PLATFORMIO_SETTING_ENABLE_TELEMETRY", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# Models the test suite checks (bit-exactness, firmware, demo); trained once, then cached.
+TEST_TASKS = ("watch",)
+
+
 def _run(c: Context, cmd: str, **kwargs: object) -> object:
     return c.run(cmd, pty=False, echo=True, **kwargs)
 
@@ -42,8 +46,14 @@ def setup(c: Context) -> None:
     }
 )
 def test(c: Context, k: str = "", slow: bool = False, path: str = "") -> None:
-    """Run ruff and every test (unit, equivalence C vs Python vs TFLM, HIL on virtual boards)."""
+    """Run ruff and every test (unit, equivalence C vs Python vs TFLM, HIL on virtual boards).
+
+    Trains the models the tests check first when their inputs changed (cached otherwise)."""
+    from model_gen.freshness import ensure_trained
+
     _run(c, f"{PY} -m ruff check .")
+    for model_task in TEST_TASKS:
+        ensure_trained(model_task)
     args = [PY, "-m", "pytest", path or "tests"]
     if k:
         args += ["-k", repr(k)]
