@@ -13,6 +13,8 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,8 +80,13 @@ class Espeak:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
         return 0
 
-    def say(self, text: str, voice: str, pitch: int, rate: int) -> np.ndarray:
-        """int16 samples at self.sample_rate."""
+    def say(self, text: str, voice: str, pitch: int, rate: int, seed: int) -> np.ndarray:
+        """int16 samples at self.sample_rate; `seed` fixes espeak-ng's voicing jitter."""
+        # espeak-ng draws random jitter from its own generator (and libc rand): seed both.
+        # It also carries state from one utterance to the next, which seeding does not reset;
+        # load_kws therefore synthesizes in a fresh process, so a data set is reproducible.
+        self._lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
+        ctypes.CDLL(None).srand(ctypes.c_uint(seed))
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise RuntimeError(f"espeak-ng has no voice {voice!r}")
         self._lib.espeak_SetParameter(_ESPEAK_RATE, rate, 0)
@@ -141,7 +148,8 @@ def _synthesize(speakers: int, seed: int) -> dict[str, np.ndarray]:
             for take in range(UTTERANCES):
                 raw = espeak.say(word, speaker.voice,
                                  pitch=int(np.clip(speaker.pitch + rng.integers(-6, 7), 0, 99)),
-                                 rate=int(speaker.rate * rng.uniform(0.9, 1.1)))
+                                 rate=int(speaker.rate * rng.uniform(0.9, 1.1)),
+                                 seed=int(rng.integers(1, 2**31)))
                 audio = _resample(raw.astype(np.float64), espeak.sample_rate)
                 clip = _channel(_place_in_clip(audio, rng), speaker, rng)
                 xs.append(frontend_features(clip))
@@ -157,12 +165,15 @@ def load_kws(speakers: int = DEFAULT_SPEAKERS, seed: int = 0) -> TaskData:
     if speakers < 3:
         raise ValueError("kws needs at least 3 speakers (pretrain, federated, held-out)")
     key = hashlib.sha256(json.dumps(
-        [KEYWORDS, UTTERANCES, OWN_UTTERANCES, ACCENTS, VARIANTS, speakers, seed, 1]).encode())
+        [KEYWORDS, UTTERANCES, OWN_UTTERANCES, ACCENTS, VARIANTS, speakers, seed, 2]).encode())
     cache = paths.data_cache_dir() / f"kws-{speakers}spk-{key.hexdigest()[:12]}.npz"
     if not cache.exists():
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **_synthesize(speakers, seed))
+        context = multiprocessing.get_context("spawn")  # fresh espeak-ng state every time
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            arrays = pool.submit(_synthesize, speakers, seed).result()
+        np.savez_compressed(tmp, **arrays)
         tmp.replace(cache)
     with np.load(cache) as data:
         arrays = {k: data[k] for k in data.files}

@@ -48,3 +48,21 @@ def test_watch_devices_have_enough_own_windows_for_k10() -> None:
         counts = np.bincount(data.y[own], minlength=7)
         assert counts.min() >= 10, (data.device_names[device], counts)
         assert np.any((data.device == device) & (data.part == TEST))
+
+
+def test_kws_speakers_are_deterministic_and_cached(build_root: object) -> None:
+    from model_gen.datasets import kws
+
+    first = kws.load_kws(speakers=3, seed=5)
+    cached = list((build_root / "data").glob("kws-3spk-*.npz"))  # type: ignore[operator]
+    assert len(cached) == 1
+    cached[0].unlink()  # regenerate from scratch: same seed, same features
+    again = kws.load_kws(speakers=3, seed=5)
+    np.testing.assert_array_equal(first.x, again.x)
+    assert first.input_shape == (49, 40, 1) and first.labels == list(kws.KEYWORDS)
+    per_class = len(kws.KEYWORDS)
+    assert len(first.y) == 3 * per_class * kws.UTTERANCES
+    for device in range(3):
+        own = (first.device == device) & (first.part == OWN)
+        assert np.bincount(first.y[own], minlength=per_class).min() == kws.OWN_UTTERANCES
+    assert not np.array_equal(first.x, kws.load_kws(speakers=3, seed=6).x)
