@@ -89,9 +89,14 @@ PORT_HELP = "serial port (auto-detected when one board is plugged in)"
 
 @task(help={"board": BOARD_HELP, "port": PORT_HELP})
 def flash(c: Context, board: str = "esp32", port: str = "") -> None:
-    """Upload the built firmware to a board (`pio run -e BOARD -t upload`)."""
+    """Upload the built firmware to a board (`pio run -e BOARD -t upload`).
+
+    For a virtual board (host, qemu_m4) this starts it and prints its port instead."""
     from tools import boards
 
+    if boards.board(board).virtual:
+        _board_action(lambda: boards.run_virtual(board))
+        return
     used = _board_action(lambda: boards.upload(board, port or None))
     print(f"flashed {board} on {used}")
 

@@ -129,13 +129,42 @@ def detect_port() -> str:
     raise BoardError(f"several serial ports ({names}): pass --port")
 
 
+def run_virtual(name: str, device_id: int = 1) -> None:
+    """Start a virtual board from its built image, print its port, keep it up until Ctrl-C."""
+    import contextlib
+    import signal
+    import tempfile
+    import time
+
+    from tools.fleet.launch import start_host_device, start_qemu_device
+
+    b = board(name)
+    if not b.firmware.exists():
+        raise BoardError(f"{b.firmware} is missing: run `invoke build --board {name}` first")
+    logs = Path(tempfile.mkdtemp(prefix=f"fedhead-{name}-"))
+    start = start_host_device if name == "host" else start_qemu_device
+    device = start(b.firmware, device_id, logs)
+    print(f"{name} board running (pid {device.pid}) on {device.url}")
+    print(f"  monitor: invoke monitor --port {device.url}    log: {logs}")
+    print("  Ctrl-C stops it")
+    # SIGTERM (e.g. from `timeout`) must also reach the finally below that stops the board.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while device.alive():
+            time.sleep(0.5)
+        print(f"{name} board exited; log:\n{device.log_text()[-2000:]}")
+    finally:
+        with contextlib.suppress(Exception):
+            device.stop()
+
+
 def upload(name: str, port: str | None) -> str:
     """Upload the built firmware to a real board; returns the port used."""
     b = board(name)
     if b.virtual:
         raise BoardError(
-            f"{name} is a virtual board: there is nothing to flash. Start it with "
-            f"`invoke flash --board {name}` (runs it and prints its port)."
+            f"{name} is a virtual board: there is nothing to upload. `invoke flash --board "
+            f"{name}` starts it instead and prints its port."
         )
     ensure_registry_platform(b)
     port = port or detect_port()

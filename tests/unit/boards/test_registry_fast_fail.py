@@ -41,5 +41,5 @@ def test_unknown_board_is_named_with_the_choices() -> None:
 
 
 def test_virtual_boards_refuse_upload_and_say_how_to_start_them() -> None:
-    with pytest.raises(boards.BoardError, match=r"virtual board.*invoke flash --board host"):
+    with pytest.raises(boards.BoardError, match=r"virtual.*`invoke flash --board host` starts it"):
         boards.upload("host", None)
