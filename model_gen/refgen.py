@@ -290,6 +290,12 @@ def _lower_conv(op: Op, graph: Graph, depthwise: bool) -> Layer:
         _c_array("int8_t", f"{prefix}_filter", flt.data),
         *_requant_arrays(prefix, bias, folded, mult, shift),
     ]
+    if depthwise:
+        fields["tap_sums"] = "NULL"
+    else:  # lets border pixels add the input offset for the taps they keep, see kernels.c
+        tap_sums = flt.data.astype(np.int64).reshape(out_c, k_h * k_w, in_c).sum(axis=2)
+        arrays.append(_c_array("int32_t", f"{prefix}_tap_sums", tap_sums))
+        fields["tap_sums"] = f"{prefix}_tap_sums"
     taps = k_h * k_w * (1 if depthwise else in_c)
     return Layer(
         op,
@@ -297,7 +303,7 @@ def _lower_conv(op: Op, graph: Graph, depthwise: bool) -> Layer:
         "br_conv_params",
         fields,
         arrays,
-        flt.size + out_c * 13,
+        flt.size + out_c * (13 if depthwise else 13 + 4 * k_h * k_w),
         out_h * out_w * out_c * taps,
     )
 

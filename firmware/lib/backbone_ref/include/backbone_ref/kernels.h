@@ -39,6 +39,7 @@ typedef struct {
     const int8_t *filter;
     const int32_t *bias;           /* [out_c], zeros when the model has no bias */
     const int32_t *bias_folded;    /* bias + input_offset * sum(filter of that channel) */
+    const int32_t *tap_sums;       /* conv: [out_c][k_h * k_w] sum over in_c of the filter */
     const int32_t *multiplier;     /* [out_c] */
     const int8_t *shift;           /* [out_c], positive = left */
 } br_conv_params;
