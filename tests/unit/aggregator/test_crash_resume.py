@@ -71,8 +71,12 @@ def test_kill_9_mid_round_then_resume(tmp_path: Path, peers: list[PyPeer]) -> No
     before = store.rounds()
     assert len(before) >= 2 and store.integrity_check() == []
     store.close()
-    trained = {m.Train.unpack(f.payload).round for p in peers for f in p.received
-               if f.type == m.MsgType.TRAIN}
+    trained = {
+        m.Train.unpack(f.payload).round
+        for p in peers
+        for f in p.received
+        if f.type == m.MsgType.TRAIN
+    }
     assert len(before) + 1 in trained  # the kill landed inside an uncommitted round
 
     for peer in peers:
