@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from model_gen.refgen import read_graph
@@ -150,6 +150,8 @@ def check_case(case: Case, work: Path) -> None:
     ).astype(np.float32)
     tflite = convert_int8(model, representative)
     graph = read_graph(tflite)
+    # A 1x1 keepdims mean is an identity the converter removes: nothing left to compare.
+    assume(len(graph.ops) > 0)
     out = graph.tensors[graph.output]
     exe = build_ref_driver(tflite, work, name=f"single_{case.kind}")
     windows = random_windows(rng, WINDOWS, int(np.prod(case.input_shape)))
