@@ -38,16 +38,22 @@ class Transport:
 
 
 class SerialTransport(Transport):
-    """A pyserial port. `url` is anything `serial.serial_for_url` accepts."""
+    """A pyserial port. `url` is anything `serial.serial_for_url` accepts.
+
+    Counts the bytes it moved (`bytes_written` host→device, `bytes_read` device→host), which
+    is what the demo and the link benchmark report as bytes on the wire."""
 
     def __init__(self, url: str, baudrate: int = DEFAULT_BAUD, open_timeout: float = 5.0) -> None:
         self.url = url
+        self.bytes_written = 0
+        self.bytes_read = 0
         self._port = _open_with_retry(url, baudrate, open_timeout)
 
     def write(self, data: bytes) -> None:
         try:
             self._port.write(data)
             self._port.flush()
+            self.bytes_written += len(data)
         except (serial.SerialException, OSError) as exc:
             raise PortGoneError(
                 f"{self.url}: write failed ({exc}); is the device still there?"
@@ -61,7 +67,9 @@ class SerialTransport(Transport):
             if not first:
                 return b""
             waiting = self._port.in_waiting
-            return first + (self._port.read(waiting) if waiting else b"")
+            data = first + (self._port.read(waiting) if waiting else b"")
+            self.bytes_read += len(data)
+            return data
         except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
             # pyserial's socket backend raises TypeError/AttributeError once closed under it.
             raise PortGoneError(
