@@ -234,3 +234,19 @@ def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
           f"{fed['global_acc_by_round'][-1]:.3f} after {report['rounds']} rounds; "
           f"ε = {eps} at δ = {p['delta']:g} ({p['mode']})\n"
           f"wall {report['wall_s']:.1f} s — see build/report/demo.md")
+
+
+@task(
+    help={
+        "port": "pyserial URL of a flashed board; empty: the virtual boards (host and QEMU)",
+        "board": "the board behind --port (default esp32)",
+    }
+)
+def hil(c: Context, port: str = "", board: str = "esp32") -> None:
+    """Hardware-in-the-loop tests: boot, model install, inference vs the host reference, a
+    training round, update validity, reset in the middle of a transfer."""
+    from model_gen.freshness import ensure_trained
+
+    ensure_trained("watch")
+    target = f"--port {port} --board {board}" if port else ""
+    _run(c, f"{PY} -m pytest tests/hil {target}")

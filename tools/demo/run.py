@@ -107,6 +107,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     from model_gen import paths
     from model_gen.freshness import ensure_trained
     from tools import boards
+    from tools.fleet.entropy import provision_entropy
     from tools.link.client import DeviceClient
 
     phases, started = Phases(), time.perf_counter()
@@ -124,6 +125,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
                        for d, v in zip(chosen, fleet, strict=True)}
             for client in clients.values():
                 client.hello()
+                provision_entropy(client)  # QEMU boards only (test-only, docs/PRIVACY.md)
         results = _run_phases(config, phases, chosen, clients, w0, b0, stack)
     results["wall_s"] = round(time.perf_counter() - started, 2)
     results["phases_s"] = phases.seconds

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
+from tests.support.firmware import build_host_firmware
 from tools.aggregator.config import AggregatorConfig
 from tools.aggregator.core import Aggregator
 from tools.aggregator.store import Store
@@ -18,19 +18,15 @@ from tools.link.faults import FaultPlan, FaultyTransport
 from tools.link.transport import open_transport
 
 ROOT = Path(__file__).resolve().parents[3]
-FIRMWARE = ROOT / ".pio/build/host/fedhead-host"
 MODEL = ROOT / "build/model/watch"
 PLAN = FaultPlan(drop=0.05, corrupt=0.05)
 
 
-@pytest.mark.skipif(
-    not FIRMWARE.exists() or not (MODEL / "devices.npz").exists(),
-    reason="needs `invoke build --board host` and `invoke train` outputs",
-)
 def test_faulty_links_lose_nothing_and_count_nothing_twice(tmp_path: Path) -> None:
+    firmware = build_host_firmware()  # the ASan/UBSan build, from the trained model's C
     data = np.load(MODEL / "devices.npz")
     head = np.load(MODEL / "head_init.npz")
-    with host_fleet(FIRMWARE, 8, first_id=1) as devices:
+    with host_fleet(firmware, 8, first_id=1) as devices:
         faulty = [
             FaultyTransport(open_transport(d.url), PLAN, seed=i) for i, d in enumerate(devices)
         ]
