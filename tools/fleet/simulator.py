@@ -1,0 +1,229 @@
+"""`invoke simulate`: the federated loop for thousands of clients with the Python twins.
+
+Same algorithms as the devices and the aggregator, vectorized: every cohort client trains
+its head with tools/fedref/batch.train_many (proven equal to the per-client twin, which is
+proven equal to the C), its Δ is clipped with the twin's clip rule, the server adds central
+Gaussian noise with the aggregator's own function and counts ε with its own accountant.
+What is simulated is the fleet, not the arithmetic.
+
+Clients of `kws` are simulated speakers synthesized with seeds the model never saw (new
+voices), in cached chunks; each client's embeddings are computed once by the TFLM runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORT_DIR = ROOT / "build" / "report"
+SPEAKERS_PER_CHUNK = 50
+DATA_SEED_BASE = 10_000  # kws training uses seed 0: these speakers are new to the backbone
+console = Console()
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    task: str = "kws"
+    clients: int = 1000
+    rounds: int = 20
+    cohort: int = 100
+    clip: float = 0.5
+    noise_multipliers: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    delta: float = 1e-5
+    k: int = 10
+    lr: float = 0.1
+    epochs: int = 2
+    batch: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Clients:
+    """Per-client k-shot training embeddings and pooled test embeddings."""
+
+    train_emb: list[np.ndarray]
+    train_y: list[np.ndarray]
+    test_emb: np.ndarray
+    test_y: np.ndarray
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console)
+
+
+def _kws_chunk_embeddings(chunk: int, speakers: int) -> dict[str, np.ndarray]:
+    """Embeddings of one chunk of new speakers (synthesized and embedded once, then cached)."""
+    from model_gen import paths
+    from model_gen.datasets.kws import load_kws
+    from model_gen.embed import tflm_embeddings
+    from model_gen.quantize import quantize_windows
+
+    model = (paths.model_dir("kws") / paths.TFLITE_NAME).read_bytes()
+    card = json.loads((paths.model_dir("kws") / paths.CARD_NAME).read_text())
+    cache = paths.data_cache_dir() / (
+        f"sim-kws-{card['tflite_sha256'][:12]}-{DATA_SEED_BASE + chunk}-{speakers}.npz")
+    if cache.exists():
+        with np.load(cache) as npz:
+            return {k: npz[k] for k in npz.files}
+    data = load_kws(speakers=speakers, seed=DATA_SEED_BASE + chunk)
+    q = card["input_quantization"]
+    x = quantize_windows(data.x, q["scale"], q["zero_point"])
+    arrays = {"emb": tflm_embeddings(model, x), "y": data.y, "client": data.device,
+              "part": data.part}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **arrays)
+    return arrays
+
+
+def _clients_from_rows(emb: np.ndarray, y: np.ndarray, client: np.ndarray, part: np.ndarray,
+                       k: int, seed: int) -> Clients:
+    rng = np.random.default_rng(seed)
+    train_emb, train_y = [], []
+    for c in np.unique(client):
+        rows = []
+        for label in np.unique(y[(client == c) & (part == 0)]):
+            own = np.flatnonzero((client == c) & (part == 0) & (y == label))
+            rows.extend(rng.choice(own, size=min(k, len(own)), replace=False))
+        rows = rng.permutation(np.asarray(rows))
+        train_emb.append(emb[rows].astype(np.float32))
+        train_y.append(y[rows].astype(np.int64))
+    test = part == 1
+    return Clients(train_emb, train_y, emb[test].astype(np.float32), y[test].astype(np.int64))
+
+
+def load_clients(config: SimConfig) -> Clients:
+    """kws: `clients` new simulated speakers; other tasks: the task's federated and held-out
+    devices (devices.npz), embedded by the TFLM runtime."""
+    if config.task != "kws":
+        from model_gen import paths
+        from model_gen.embed import device_embeddings
+
+        emb = device_embeddings(config.task)["embedding"]
+        with np.load(paths.model_dir(config.task) / paths.DEVICES_NAME) as devices:
+            y, client, part = devices["y"], devices["device"], devices["part"]
+        return _clients_from_rows(emb, y.astype(np.int64), client, part, config.k, config.seed)
+    chunks = -(-config.clients // SPEAKERS_PER_CHUNK)
+    parts: list[dict[str, np.ndarray]] = []
+    with _progress() as progress:
+        bar = progress.add_task("speakers: synthesize + TFLM embeddings (cached)",
+                                total=config.clients)
+        for chunk in range(chunks):
+            size = min(SPEAKERS_PER_CHUNK, config.clients - chunk * SPEAKERS_PER_CHUNK)
+            arrays = _kws_chunk_embeddings(chunk, size)
+            arrays["client"] = arrays["client"] + chunk * SPEAKERS_PER_CHUNK
+            parts.append(arrays)
+            progress.advance(bar, size)
+    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    return _clients_from_rows(merged["emb"], merged["y"], merged["client"], merged["part"],
+                              config.k, config.seed)
+
+
+def _clip_all(deltas: np.ndarray, clip: float) -> np.ndarray:
+    from tools.fedref.privacy import clip_l2
+
+    return np.stack([clip_l2(d, clip)[0] for d in deltas])
+
+
+def simulate_one(config: SimConfig, clients: Clients, z: float,
+                 w0: np.ndarray, b0: np.ndarray) -> dict[str, Any]:
+    """R rounds of DP-FedAvg with noise multiplier z (0: no noise); accuracy and ε by round."""
+    from tools.aggregator import privacy
+    from tools.aggregator.config import AggregatorConfig, PrivacyMode
+    from tools.fedref.batch import train_many
+    from tools.fedref.head import TrainParams
+    from tools.fedref.rng import Rng
+
+    mode = PrivacyMode.CENTRAL if z > 0 else PrivacyMode.NONE
+    agg = AggregatorConfig(privacy=mode, noise_multiplier=z or 1.0, clip=config.clip,
+                           delta=config.delta)
+    params = TrainParams(lr=config.lr, epochs=config.epochs, batch=config.batch)
+    n = len(clients.train_y)
+    cohort = min(config.cohort, n)
+    rng = np.random.default_rng([config.seed, int(z * 1000)])
+    w, b = w0.copy(), b0.copy()
+    accuracy, epsilon, events = [], [], []
+    for round_id in range(1, config.rounds + 1):
+        chosen = rng.choice(n, size=cohort, replace=False)
+        streams = [Rng.from_u64(config.seed * 1_000_003 + round_id * 10_007 + int(c))
+                   for c in chosen]
+        wl, bl, _, _ = train_many(w, b, [clients.train_emb[c] for c in chosen],
+                                  [clients.train_y[c] for c in chosen], params, streams)
+        deltas = np.concatenate([(wl - w).reshape(cohort, -1), bl - b], axis=1)
+        total = _clip_all(deltas, config.clip).astype(np.float64).sum(axis=0)
+        total += privacy.central_noise(agg, total.size)
+        mean = (total / cohort).astype(np.float32)
+        w = w + mean[: w.size].reshape(w.shape)
+        b = b + mean[w.size:]
+        event = privacy.round_event(agg, n, cohort, cohort)
+        if event is not None:
+            events.append(event)
+        epsilon.append(privacy.epsilon(events, config.delta) if events else None)
+        logits = clients.test_emb @ w + b
+        accuracy.append(float(np.mean(np.argmax(logits, axis=1) == clients.test_y)))
+    return {"noise_multiplier": z, "accuracy_by_round": accuracy, "epsilon_by_round": epsilon}
+
+
+def run_simulation(config: SimConfig) -> dict[str, Any]:
+    from model_gen import paths
+    from model_gen.freshness import ensure_trained
+
+    started = time.perf_counter()
+    ensure_trained(config.task)
+    clients = load_clients(config)
+    config = replace(config, clients=len(clients.train_y))
+    head = np.load(paths.model_dir(config.task) / paths.HEAD_NAME)
+    w0, b0 = head["w"].astype(np.float32), head["b"].astype(np.float32)
+    initial = float(np.mean(np.argmax(clients.test_emb @ w0 + b0, axis=1) == clients.test_y))
+    curves = []
+    with _progress() as progress:
+        bar = progress.add_task("noise multipliers", total=len(config.noise_multipliers))
+        for z in config.noise_multipliers:
+            curves.append(simulate_one(config, clients, z, w0, b0))
+            last = curves[-1]
+            eps = last["epsilon_by_round"][-1]
+            console.log(f"z = {z}: accuracy {last['accuracy_by_round'][-1]:.3f}, "
+                        f"ε = {'∞' if eps is None else f'{eps:.2f}'}")
+            progress.advance(bar)
+    report = {"config": asdict(config), "initial_acc": initial, "curves": curves,
+              "test_windows": len(clients.test_y),
+              "wall_s": round(time.perf_counter() - started, 2)}
+    write_report(report)
+    return report
+
+
+def write_report(report: dict[str, Any], out_dir: Path = REPORT_DIR) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "simulate.json").write_text(json.dumps(report, indent=2) + "\n")
+    cfg = report["config"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for curve in report["curves"]:
+        label = f"z = {curve['noise_multiplier']}" if curve["noise_multiplier"] else "no noise"
+        left.plot(range(1, len(curve["accuracy_by_round"]) + 1), curve["accuracy_by_round"],
+                  label=label)
+        if curve["noise_multiplier"]:
+            right.plot(curve["epsilon_by_round"], curve["accuracy_by_round"], marker=".",
+                       label=label)
+    left.axhline(report["initial_acc"], color="grey", linestyle=":", label="pre-trained")
+    left.set(xlabel="round", ylabel="global accuracy (clients' test data)",
+             title=f"{cfg['task']}: {cfg['clients']} clients, cohort {cfg['cohort']}")
+    right.set(xlabel=f"ε at δ = {cfg['delta']:g}", ylabel="global accuracy",
+              title="privacy / utility (central DP-FedAvg)")
+    for ax in (left, right):
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "simulate.png", dpi=120)
+    plt.close(fig)
