@@ -273,3 +273,20 @@ def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 2
     report = run_simulation(config)
     print(f"{report['config']['clients']} clients, initial accuracy {report['initial_acc']:.3f}; "
           f"see build/report/simulate.png ({report['wall_s']:.0f} s)")
+
+
+@task(
+    help={
+        "task": "model to measure (default watch)",
+        "only": "comma-separated sections (backbone, head, firmware, link, aggregator, demo)",
+    }
+)
+def bench(c: Context, task: str = "watch", only: str = "") -> None:
+    """Measure speed, memory and bytes: generated C vs the TFLM interpreter, Cortex-M4
+    instruction counts (unicorn), firmware size, link bytes and times, aggregator throughput,
+    demo phases. Writes build/bench/bench.json and bench.md (see docs/BENCHMARKS.md)."""
+    from model_gen.freshness import ensure_trained
+    from tools.bench.run import run
+
+    ensure_trained(task)
+    run(task, tuple(s for s in only.split(",") if s))

@@ -65,6 +65,7 @@ def build_m4_elf(
     include_dirs: Sequence[Path] = (),
     keep: Sequence[str] = (),
     flags: Sequence[str] = M4_FLAGS,
+    libs: Sequence[str] = (),
 ) -> Path:
     """Compile and link `sources` into a Cortex-M4 ELF without startup code (newlib-nano for
     libc calls). `keep` names functions that must survive --gc-sections."""
@@ -85,6 +86,7 @@ def build_m4_elf(
         *([f"-Wl,-e,{keep[0]}"] if keep else []),
         "-o",
         str(out),
+        *libs,  # after the objects, so the linker resolves what they need
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:

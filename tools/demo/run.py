@@ -103,7 +103,7 @@ def _for_each(devices: list[DeviceData], label: str,
     return results
 
 
-def run_demo(config: DemoConfig) -> dict[str, Any]:
+def run_demo(config: DemoConfig, report_dir: Path = REPORT_DIR) -> dict[str, Any]:
     from model_gen import paths
     from model_gen.freshness import ensure_trained
     from tools import boards
@@ -129,8 +129,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         results = _run_phases(config, phases, chosen, clients, w0, b0, stack)
     results["wall_s"] = round(time.perf_counter() - started, 2)
     results["phases_s"] = phases.seconds
-    path = write_report(results, REPORT_DIR)
-    console.print(f"wrote {path}, demo.md and plots in {REPORT_DIR}")
+    path = write_report(results, report_dir)
+    console.print(f"wrote {path}, demo.md and plots in {report_dir}")
     return results
 
 
