@@ -33,6 +33,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "macs": NUMBER,
         "m4_instr_per_mac": NUMBER,
         "m4_instr_floor": NUMBER,
+        "m4_kernel_best_instr_per_mac": NUMBER,
         "ram_ref_bytes": NUMBER,
         "tflm_arena_bytes": NUMBER,
         "ram_ratio": NUMBER,
