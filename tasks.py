@@ -152,6 +152,7 @@ def clean(c: Context) -> None:
 
 @task(
     iterable=["port"],
+    auto_shortflags=False,  # 17 options: automatic letters collide (-h would mean --epochs)
     help={
         "port": "pyserial URL of a device (/dev/ttyUSB0, /dev/pts/N, socket://127.0.0.1:P); repeat",
         "rounds": "total committed rounds to reach (a rerun resumes the store)",
