@@ -219,9 +219,10 @@ def monitor(c: Context, port: str, baud: int = 115200) -> None:
 def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
          rounds: int = 5, privacy: str = "distributed", noise_multiplier: float = 1.0,
          clip: float = 0.5, k: int = 10) -> None:
-    """The whole loop on virtual boards: train/gen/build if changed, start the fleet,
-    personalize on the devices, run DP federated rounds over the serial link, evaluate, and
-    write build/report/demo.json, demo.md and plots."""
+    """Run the whole loop on virtual boards and report (build/report/demo.md).
+
+    Train/gen/build if inputs changed, start the fleet, personalize on the devices, run DP
+    federated rounds over the serial link, evaluate, write demo.json, demo.md and plots."""
     from tools.demo.run import DemoConfig, run_demo
 
     report = run_demo(DemoConfig(task=task, board=board, devices=devices, rounds=rounds,
@@ -244,8 +245,10 @@ def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
     }
 )
 def hil(c: Context, port: str = "", board: str = "esp32") -> None:
-    """Hardware-in-the-loop tests: boot, model install, inference vs the host reference, a
-    training round, update validity, reset in the middle of a transfer."""
+    """Hardware-in-the-loop tests on a flashed board (--port) or the virtual boards.
+
+    Boot, model install, inference vs the host reference, a training round, update validity,
+    reset in the middle of a transfer."""
     from model_gen.freshness import ensure_trained
 
     ensure_trained("watch")
@@ -265,8 +268,9 @@ def hil(c: Context, port: str = "", board: str = "esp32") -> None:
 )
 def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 20,
              cohort: int = 100, noise: str = "0,0.5,1,2", clip: float = 0.5) -> None:
-    """The federated loop for thousands of clients with the vectorized Python twins:
-    privacy/utility curves (accuracy vs ε) in build/report/simulate.json and simulate.png."""
+    """Simulate thousands of clients with the vectorized twins: accuracy vs ε curves.
+
+    Writes build/report/simulate.json and simulate.png."""
     from tools.fleet.simulator import SimConfig, run_simulation
 
     config = SimConfig(task=task, clients=clients, rounds=rounds, cohort=cohort, clip=clip,
@@ -283,9 +287,10 @@ def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 2
     }
 )
 def bench(c: Context, task: str = "watch", only: str = "") -> None:
-    """Measure speed, memory and bytes: generated C vs the TFLM interpreter, Cortex-M4
-    instruction counts (unicorn), firmware size, link bytes and times, aggregator throughput,
-    demo phases. Writes build/bench/bench.json and bench.md (see docs/BENCHMARKS.md)."""
+    """Measure speed, memory and bytes into build/bench/bench.json and bench.md.
+
+    Generated C vs the TFLM interpreter, Cortex-M4 instruction counts (unicorn), firmware
+    size, link bytes and times, aggregator throughput, demo phases (docs/BENCHMARKS.md)."""
     from model_gen.freshness import ensure_trained
     from tools.bench.run import run
 
