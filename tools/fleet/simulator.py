@@ -210,13 +210,14 @@ def write_report(report: dict[str, Any], out_dir: Path = REPORT_DIR) -> None:
     (out_dir / "simulate.json").write_text(json.dumps(report, indent=2) + "\n")
     cfg = report["config"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for curve in report["curves"]:
+    for index, curve in enumerate(report["curves"]):
         label = f"z = {curve['noise_multiplier']}" if curve["noise_multiplier"] else "no noise"
+        color = f"C{index}"  # the same z has the same colour in both panels
         left.plot(range(1, len(curve["accuracy_by_round"]) + 1), curve["accuracy_by_round"],
-                  label=label)
+                  label=label, color=color)
         if curve["noise_multiplier"]:
             right.plot(curve["epsilon_by_round"], curve["accuracy_by_round"], marker=".",
-                       label=label)
+                       label=label, color=color)
     left.axhline(report["initial_acc"], color="grey", linestyle=":", label="pre-trained")
     left.set(xlabel="round", ylabel="global accuracy (clients' test data)",
              title=f"{cfg['task']}: {cfg['clients']} clients, cohort {cfg['cohort']}")
