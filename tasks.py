@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 # Models the test suite checks (bit-exactness, firmware, demo); trained once, then cached.
-TEST_TASKS = ("watch",)
+TEST_TASKS = ("watch", "kws")
 
 
 def _run(c: Context, cmd: str, **kwargs: object) -> object:
