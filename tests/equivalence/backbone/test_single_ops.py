@@ -177,3 +177,34 @@ def test_single_op_graphs_match_tflm(case: Case, tmp_path: Path) -> None:
 @given(case=cases(KINDS))
 def test_single_op_graphs_match_tflm_long_sweep(case: Case, tmp_path: Path) -> None:
     check_case(case, tmp_path / "work")
+
+
+def _conv_case(shape, kernel, strides, filters, loc, seed, padding="same") -> Case:
+    params = dict(
+        activation="relu",
+        kernel=kernel,
+        strides=strides,
+        dilation=(1, 1),
+        padding=padding,
+        use_bias=True,
+        filters=filters,
+    )
+    return Case("conv", shape, params, loc, 1.0, seed)
+
+
+# Fixed shapes for br_conv2d's two paths: the dense one (window gathered with the input zero
+# point, two pixels at a time; here kws's 1-input-channel first layer, with an odd pixel count
+# and an extreme zero point) and the per-tap one for windows over BR_CONV_GATHER_MAX bytes.
+FIXED_CONV_CASES = [
+    _conv_case((15, 12, 1), (5, 3), (2, 2), 24, 4.0, 1),
+    _conv_case((9, 7, 1), (5, 3), (2, 2), 7, -4.0, 2),
+    _conv_case((5, 6, 32), (3, 3), (1, 1), 6, 0.0, 3),
+    _conv_case((5, 6, 32), (3, 3), (2, 1), 5, 4.0, 4, padding="valid"),
+]
+
+
+@pytest.mark.parametrize(
+    "case", FIXED_CONV_CASES, ids=lambda c: f"{c.input_shape}{c.params['kernel']}"
+)
+def test_conv_paths_match_tflm(case: Case, tmp_path: Path) -> None:
+    check_case(case, tmp_path / "work")

@@ -35,11 +35,15 @@ static inline int32_t rounding_divide_by_pot(int32_t x, int exponent)
     return (x >> exponent) + (int32_t)(frac >> exponent);
 }
 
+/* TFLM MultiplyByQuantizedMultiplier. The two shift directions are separate paths (a positive
+ * shift leaves nothing for the divide; a non-positive one needs no pre-shift) so each compiles to
+ * straight-line code; the arithmetic is unchanged. */
 static inline int32_t mbqm(int32_t x, int32_t multiplier, int shift)
 {
-    const int left_shift = shift > 0 ? shift : 0;
-    const int right_shift = shift > 0 ? 0 : -shift;
-    return rounding_divide_by_pot(srdhm(x * (1 << left_shift), multiplier), right_shift);
+    if (shift > 0) {
+        return srdhm(x * (1 << shift), multiplier);
+    }
+    return rounding_divide_by_pot(srdhm(x, multiplier), -shift);
 }
 
 int32_t br_srdhm(int32_t a, int32_t b)
@@ -204,8 +208,154 @@ static void conv_pixel(const br_conv_params *p, const int8_t *input, int oy, int
     }
 }
 
+/* Fast path: each output pixel's receptive field as one contiguous vector of K = k_h*k_w*in_c
+ * bytes in filter order, so the pixel is a dense dot product with every filter row. Interior
+ * windows that are already contiguous in the input (1xK rows, 1x1) are used in place; others
+ * are gathered, with taps outside the input filled with the input zero point. That fill makes
+ * the folded bias exact everywhere: w * (zp + input_offset) = 0 is what TFLM's skipped tap
+ * contributes. Two pixels share every filter load (2 x 4 accumulators). */
+#define BR_CONV_GATHER_MAX 256
+
+/* acc[j] += dot(xa, w + j*n) and acc[4 + j] += dot(xb, w + j*n) for j < 4. */
+static inline void dot2x4(const int8_t *xa, const int8_t *xb, const int8_t *w, int32_t n,
+                          int32_t *acc)
+{
+    const int8_t *w0 = w;
+    const int8_t *w1 = w0 + n;
+    const int8_t *w2 = w1 + n;
+    const int8_t *w3 = w2 + n;
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t b0 = acc[4], b1 = acc[5], b2 = acc[6], b3 = acc[7];
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t xa_i = xa[i];
+        const int32_t xb_i = xb[i];
+        int32_t wv = w0[i];
+        a0 += xa_i * wv;
+        b0 += xb_i * wv;
+        wv = w1[i];
+        a1 += xa_i * wv;
+        b1 += xb_i * wv;
+        wv = w2[i];
+        a2 += xa_i * wv;
+        b2 += xb_i * wv;
+        wv = w3[i];
+        a3 += xa_i * wv;
+        b3 += xb_i * wv;
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+    acc[4] = b0, acc[5] = b1, acc[6] = b2, acc[7] = b3;
+}
+
+/* Whether every pixel's window fits the gather buffer (else the per-tap path runs). */
+static int conv_window_fits(const br_conv_params *p)
+{
+    return (int32_t)p->k_h * p->k_w * p->in_c <= BR_CONV_GATHER_MAX;
+}
+
+/* The window of output pixel (oy, ox) as K contiguous bytes: in place when possible, else
+ * copied into buf with the input zero point (-input_offset) where taps fall outside. */
+static const int8_t *conv_window(const br_conv_params *p, const int8_t *input, int oy, int ox,
+                                 int8_t *buf)
+{
+    const int iy0 = oy * p->stride_h - p->pad_top;
+    const int ix0 = ox * p->stride_w - p->pad_left;
+    const int inside_x = ix0 >= 0 && ix0 + (p->k_w - 1) * p->dil_w < p->in_w;
+    const int inside_y = iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h;
+    const int one_run = p->k_h == 1 && (p->k_w == 1 || p->dil_w == 1);
+    if (inside_x && inside_y && one_run) {
+        return input + ((int32_t)iy0 * p->in_w + ix0) * p->in_c;
+    }
+    const int8_t zp = (int8_t)-p->input_offset;
+    int8_t *dst = buf;
+    for (int fy = 0; fy < p->k_h; ++fy) {
+        const int iy = iy0 + fy * p->dil_h;
+        for (int fx = 0; fx < p->k_w; ++fx) {
+            const int ix = ix0 + fx * p->dil_w;
+            const int in = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
+            const int8_t *src = input + ((int32_t)iy * p->in_w + ix) * p->in_c;
+            for (int c = 0; c < p->in_c; ++c) {
+                dst[c] = in ? src[c] : zp;
+            }
+            dst += p->in_c;
+        }
+    }
+    return buf;
+}
+
+/* Requantize and store one output channel of a dense-conv pixel. */
+static inline void conv_store(const br_conv_params *p, int oc, int32_t acc, int8_t *out)
+{
+    out[oc] = requantize(acc, p->multiplier[oc], p->shift[oc], p->output_offset, p->act_min,
+                         p->act_max);
+}
+
+/* Two output pixels (windows xa, xb) -> outputs oa, ob, all channels. */
+static void conv_dense_pair(const br_conv_params *p, const int8_t *xa, const int8_t *xb,
+                            int8_t *oa, int8_t *ob)
+{
+    const int32_t n = (int32_t)p->k_h * p->k_w * p->in_c;
+    int oc = 0;
+    for (; oc + 4 <= p->out_c; oc += 4) {
+        int32_t acc[8];
+        for (int j = 0; j < 4; ++j) {
+            acc[j] = acc[4 + j] = p->bias_folded[oc + j];
+        }
+        dot2x4(xa, xb, p->filter + oc * n, n, acc);
+        for (int j = 0; j < 4; ++j) {
+            conv_store(p, oc + j, acc[j], oa);
+            conv_store(p, oc + j, acc[4 + j], ob);
+        }
+    }
+    for (; oc < p->out_c; ++oc) {
+        const int8_t *w = p->filter + oc * n;
+        conv_store(p, oc, p->bias_folded[oc] + dot1(xa, w, n), oa);
+        conv_store(p, oc, p->bias_folded[oc] + dot1(xb, w, n), ob);
+    }
+}
+
+/* One output pixel alone (an odd last one): the same sums, one window. */
+static void conv_dense_one(const br_conv_params *p, const int8_t *x, int8_t *out)
+{
+    const int32_t n = (int32_t)p->k_h * p->k_w * p->in_c;
+    int oc = 0;
+    for (; oc + 4 <= p->out_c; oc += 4) {
+        int32_t acc[4];
+        for (int j = 0; j < 4; ++j) {
+            acc[j] = p->bias_folded[oc + j];
+        }
+        dot4(x, p->filter + oc * n, n, n, acc);
+        for (int j = 0; j < 4; ++j) {
+            conv_store(p, oc + j, acc[j], out);
+        }
+    }
+    for (; oc < p->out_c; ++oc) {
+        conv_store(p, oc, p->bias_folded[oc] + dot1(x, p->filter + oc * n, n), out);
+    }
+}
+
+/* Output pixels in raster order, two at a time. */
+static void conv2d_dense(const br_conv_params *p, const int8_t *input, int8_t *output)
+{
+    int8_t buf_a[BR_CONV_GATHER_MAX], buf_b[BR_CONV_GATHER_MAX];
+    const int32_t pixels = (int32_t)p->out_h * p->out_w;
+    int32_t i = 0;
+    for (; i + 2 <= pixels; i += 2) {
+        const int8_t *xa = conv_window(p, input, i / p->out_w, i % p->out_w, buf_a);
+        const int8_t *xb = conv_window(p, input, (i + 1) / p->out_w, (i + 1) % p->out_w, buf_b);
+        conv_dense_pair(p, xa, xb, output + i * p->out_c, output + (i + 1) * p->out_c);
+    }
+    if (i < pixels) {
+        const int8_t *x = conv_window(p, input, i / p->out_w, i % p->out_w, buf_a);
+        conv_dense_one(p, x, output + i * p->out_c);
+    }
+}
+
 void br_conv2d(const br_conv_params *p, const int8_t *input, int8_t *output)
 {
+    if (conv_window_fits(p)) {
+        conv2d_dense(p, input, output);
+        return;
+    }
     for (int oy = 0; oy < p->out_h; ++oy) {
         for (int ox = 0; ox < p->out_w; ++ox) {
             conv_pixel(p, input, oy, ox, output + ((int32_t)oy * p->out_w + ox) * p->out_c);
