@@ -24,7 +24,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from model_gen.tflite_info import _OP_NAMES, UnsupportedModelError, schema
+from model_gen.tflite_info import _OP_NAMES, UnsupportedModelError, parse_backbone, schema
 
 REPO = Path(__file__).resolve().parents[1]
 KERNELS_DIR = REPO / "firmware" / "lib" / "backbone_ref"
@@ -148,12 +148,7 @@ def _read_tensor(index: int, raw: schema.TensorT, buffers: list) -> Tensor:
 
 
 def read_graph(tflite: bytes) -> Graph:
-    root = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(tflite), 0))
-    if len(root.subgraphs) != 1:
-        raise UnsupportedModelError(f"model has {len(root.subgraphs)} subgraphs; need exactly 1")
-    sub = root.subgraphs[0]
-    if len(sub.inputs) != 1 or len(sub.outputs) != 1:
-        raise UnsupportedModelError("backbone must have exactly one input and one output")
+    root, sub = parse_backbone(tflite)
     tensors = [_read_tensor(i, t, root.buffers) for i, t in enumerate(sub.tensors)]
     ops = []
     for i, raw in enumerate(sub.operators):

@@ -59,14 +59,20 @@ def _tensor_info(tensor: schema.TensorT) -> TensorInfo:
     )
 
 
-def read_tflite(model: bytes | Path) -> TfliteInfo:
-    data = Path(model).read_bytes() if isinstance(model, Path) else model
+def parse_backbone(data: bytes) -> tuple[schema.ModelT, schema.SubGraphT]:
+    """The model's object tree and its only subgraph, which must have one input and output."""
     root = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(data), 0))
     if len(root.subgraphs) != 1:
         raise UnsupportedModelError(f"model has {len(root.subgraphs)} subgraphs; need exactly 1")
     graph = root.subgraphs[0]
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise UnsupportedModelError("backbone must have exactly one input and one output")
+    return root, graph
+
+
+def read_tflite(model: bytes | Path) -> TfliteInfo:
+    data = Path(model).read_bytes() if isinstance(model, Path) else model
+    root, graph = parse_backbone(data)
     ops: list[str] = []
     for op in graph.operators:
         code = root.operatorCodes[op.opcodeIndex]

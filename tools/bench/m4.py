@@ -29,16 +29,9 @@ from elftools.elf.elffile import ELFFile
 from unicorn import UC_ARCH_ARM, UC_HOOK_BLOCK, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError
 from unicorn.arm_const import UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0, UC_ARM_REG_SP
 
-M4_FLAGS = (
-    "-std=c11",
-    "-mcpu=cortex-m4",
-    "-mthumb",
-    "-mfloat-abi=hard",
-    "-mfpu=fpv4-sp-d16",
-    "-O2",
-    "-ffunction-sections",
-    "-fdata-sections",
-)
+from model_gen.refgen import M4_CFLAGS
+
+M4_FLAGS = M4_CFLAGS  # the flags the generated backbone's flash size is measured with
 PAGE = 0x1000
 # Regions the M-profile memory map lets code execute from (0x40000000+ is execute-never).
 RETURN_STUB = 0x1FFF_0000  # the callee "returns" here; emulation stops at this address

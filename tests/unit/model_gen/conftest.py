@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,13 +55,13 @@ def synthetic_imu(users: int = 6, classes: int = 3, per_class: int = 24) -> dict
             "labels": np.asarray(["slow", "medium", "fast"])}
 
 
-@pytest.fixture(scope="session")
-def build_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("fedhead_build")
+@contextmanager
+def _build_dir(root: Path) -> Iterator[None]:
+    """Point the pipeline at `root` for the duration of the block only."""
     previous = os.environ.get(paths.BUILD_ENV)
     os.environ[paths.BUILD_ENV] = str(root)
     try:
-        yield root
+        yield
     finally:
         if previous is None:
             os.environ.pop(paths.BUILD_ENV, None)
@@ -69,12 +70,25 @@ def build_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
+def build_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fedhead_build")
+
+
+@pytest.fixture(autouse=True)
+def _pipeline_in_build_root(build_root: Path) -> Iterator[None]:
+    """Each model_gen test sees the temporary build; tests elsewhere keep the real build/."""
+    with _build_dir(build_root):
+        yield
+
+
+@pytest.fixture(scope="session")
 def tiny_build(build_root: Path) -> TinyBuild:
     from model_gen.emit import emit
     from model_gen.train import train_task
 
-    data_file = build_root / f"{TINY_TASK}.npz"
-    np.savez(data_file, **synthetic_imu())
-    card = train_task(str(data_file))
-    emit(TINY_TASK)
+    with _build_dir(build_root):  # trained once per session, in the temporary build only
+        data_file = build_root / f"{TINY_TASK}.npz"
+        np.savez(data_file, **synthetic_imu())
+        card = train_task(str(data_file))
+        emit(TINY_TASK)
     return TinyBuild(task=TINY_TASK, root=build_root, card=card)
