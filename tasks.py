@@ -19,8 +19,6 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent
 PY = sys.executable
 
-os.environ.setdefault("PLATFORMIO_DISABLE_UPGRADE_CHECK", "true")
-os.environ.setdefault("PLATFORMIO_SETTING_ENABLE_TELEMETRY", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

@@ -9,10 +9,14 @@ instead of stalling in PlatformIO's retries.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,11 +142,6 @@ def detect_port() -> str:
 
 def run_virtual(name: str, device_id: int = 1) -> None:
     """Start a virtual board from its built image, print its port, keep it up until Ctrl-C."""
-    import contextlib
-    import signal
-    import tempfile
-    import time
-
     from tools.fleet.launch import start_host_device, start_qemu_device
 
     b = board(name)

@@ -34,6 +34,14 @@ class ReplayData:
     model_sha256: bytes
 
 
+def perturbed_head(replay: ReplayData, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A head near the initial one that no device holds yet (for install tests)."""
+    rng = np.random.default_rng(seed)
+    w = (replay.w + rng.normal(0, 0.05, replay.w.shape)).astype(np.float32)
+    b = (replay.b + rng.normal(0, 0.05, replay.b.shape)).astype(np.float32)
+    return w, b
+
+
 @pytest.fixture(scope="session")
 def replay() -> ReplayData:
     folder = paths.model_dir(TASK)

@@ -9,7 +9,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from tests.firmware.conftest import ReplayData
+from tests.firmware.conftest import ReplayData, perturbed_head
 from tools.fedref import head as fhead
 from tools.fedref import privacy as fpriv
 from tools.fedref.rng import Rng
@@ -19,13 +19,6 @@ from tools.link.client import DeviceClient, head_sha256
 
 SEED = 0xC0FFEE
 TRAIN_ROUND = 7
-
-
-def _perturbed_head(replay: ReplayData, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    w = (replay.w + rng.normal(0, 0.05, replay.w.shape)).astype(np.float32)
-    b = (replay.b + rng.normal(0, 0.05, replay.b.shape)).astype(np.float32)
-    return w, b
 
 
 def _replay(client: DeviceClient, replay: ReplayData) -> list[m.Result]:
@@ -71,7 +64,7 @@ def test_install_replay_infer_train_match_python(client: DeviceClient, device: V
     client.hello()
     if device.kind == "qemu":
         client.seed(bytes(range(32)))  # QEMU has no entropy source: provisioned (test-only)
-    w, b = _perturbed_head(replay, 1)
+    w, b = perturbed_head(replay, 1)
     client.install_head(w, b, version=5)
     info = client.hello()
     assert (info.head_version, info.head_sha256) == (5, head_sha256(w, b))
@@ -134,7 +127,7 @@ def test_state_survives_restart(host_firmware, tmp_path, replay: ReplayData) -> 
     from tests.support.cbuild import SANITIZER_ENV
     from tools.fleet import start_host_device
 
-    w, b = _perturbed_head(replay, 2)
+    w, b = perturbed_head(replay, 2)
     state = tmp_path / "state"
     first = start_host_device(host_firmware, 9, tmp_path, state, env=SANITIZER_ENV)
     try:
@@ -153,7 +146,7 @@ def test_state_survives_restart(host_firmware, tmp_path, replay: ReplayData) -> 
 
 def test_reset_reboots_and_keeps_the_committed_head(client: DeviceClient,
                                                     replay: ReplayData) -> None:
-    w, b = _perturbed_head(replay, 3)
+    w, b = perturbed_head(replay, 3)
     client.install_head(w, b, version=21)
     client.sample(replay.windows[0], int(replay.labels[0]))
     info = client.reset(wait_boot=10)

@@ -9,7 +9,7 @@ import json
 import numpy as np
 
 from model_gen import paths
-from tests.firmware.conftest import ReplayData
+from tests.firmware.conftest import ReplayData, perturbed_head
 from tools.aggregator.validation import Expected, validate
 from tools.fedref import head as ref_head
 from tools.link import messages as m
@@ -18,13 +18,6 @@ from tools.link.client import CHUNK_BYTES, DeviceClient, head_blob, head_sha256
 
 def _card() -> dict:
     return json.loads((paths.model_dir("watch") / paths.CARD_NAME).read_text())
-
-
-def _other_head(replay: ReplayData, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    w = (replay.w + rng.normal(0, 0.05, replay.w.shape)).astype(np.float32)
-    b = (replay.b + rng.normal(0, 0.05, replay.b.shape)).astype(np.float32)
-    return w, b
 
 
 def test_boot_hello_describes_the_firmware(hil: DeviceClient, replay: ReplayData) -> None:
@@ -39,7 +32,7 @@ def test_boot_hello_describes_the_firmware(hil: DeviceClient, replay: ReplayData
 
 
 def test_model_install_switches_the_head(hil: DeviceClient, replay: ReplayData) -> None:
-    w, b = _other_head(replay, 1)
+    w, b = perturbed_head(replay, 1)
     hil.install_head(w, b, version=7)
     info = hil.hello()
     assert (info.head_version, info.head_sha256) == (7, head_sha256(w, b))
@@ -73,9 +66,9 @@ def test_training_round_returns_a_valid_update(hil: DeviceClient, replay: Replay
 
 def test_reset_mid_transfer_keeps_the_committed_head(hil: DeviceClient,
                                                      replay: ReplayData) -> None:
-    committed = _other_head(replay, 2)
+    committed = perturbed_head(replay, 2)
     hil.install_head(*committed, version=10)
-    w, b = _other_head(replay, 3)
+    w, b = perturbed_head(replay, 3)
     blob = head_blob(w, b)
     hil.request(m.ModelBegin(11, len(blob), *w.shape, head_sha256(w, b)), expect=m.MsgType.ACK)
     hil.request(m.ModelChunk(11, 0, blob[: min(CHUNK_BYTES, len(blob) // 2)]),

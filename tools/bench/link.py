@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tools import boards
+from tools.demo.device_eval import provision
 from tools.fleet.entropy import provision_entropy
 from tools.fleet.launch import host_fleet, qemu_fleet
 from tools.link import messages as m
@@ -39,8 +40,7 @@ def _provision(client: DeviceClient, task: str, n: int = 16) -> None:
 
     with np.load(paths.model_dir(task) / paths.DEVICES_NAME) as devices:
         x, y = devices["x"][:n], devices["y"][:n]
-    for window, label in zip(x, y, strict=True):
-        client.sample(window.ravel(), int(label))
+    provision(client, x.reshape(n, -1), y)
 
 
 def _bytes(client: DeviceClient) -> int:

@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tools.demo import device_eval
 from tools.demo.data import DeviceData, FleetData, accuracy, load_fleet_data
 from tools.demo.report import write_report
+from tools.link.client import head_sha256
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_DIR = ROOT / "build" / "report"
@@ -205,7 +206,7 @@ def _personalize_all(config: DemoConfig, chosen: list[DeviceData], clients: dict
 
     def one(d: DeviceData) -> dict[str, Any]:
         client = clients[d.index]
-        if client.hello().head_sha256 != _sha(w, b):
+        if client.hello().head_sha256 != head_sha256(w, b):
             client.install_head(w, b, version)
         device_eval.personalize(client, config.personal,
                                 device_eval.PERSONALIZE_ROUND_BASE + config.k, timeout_s=120)
@@ -256,12 +257,6 @@ def _mean_accuracies(rows: list[dict[str, Any]]) -> dict[str, float]:
     means = {key: float(np.mean([r[key] for r in rows])) for key in keys}
     means["lift"] = means["personal_acc"] - means["global_acc"]
     return means
-
-
-def _sha(w: np.ndarray, b: np.ndarray) -> bytes:
-    from tools.link.client import head_sha256
-
-    return head_sha256(w, b)
 
 
 def _summary(config: DemoConfig, chosen: list[DeviceData], fed: list[DeviceData],
