@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cbuild import CACHE, REPO, build_c_program
+from tests.support.third_party import crypto_include_dirs
 
 FIRMWARE = REPO / "firmware"
 TASK = "watch"
@@ -60,6 +61,7 @@ def firmware_sources(port: str, generated: Path) -> tuple[list[Path], list[Path]
         FIRMWARE / "lib" / "fedcore" / "include",
         FIRMWARE / "lib" / "backbone_ref" / "include",
         generated,
+        *crypto_include_dirs(),  # ports/common compiles Monocypher and libsodium's HKDF
     ]
     return sources, includes
 
