@@ -194,6 +194,19 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
 
 
 @task(help={"port": "pyserial URL of the device (tty, pty, socket://, rfc2217://)",
+            "user": "user the device belongs to (user-level accounting)",
+            "force": "replace an enrollment (device: right after power-on; store: another key)",
+            "store": "SQLite store (default build/aggregator/aggregate.sqlite)"})
+def provision(c: Context, port: str, user: str = "", force: bool = False,
+              store: str = "") -> None:
+    """Enroll a device: it keeps the server's public key, the store its device key (TOFU)."""
+    from tools.aggregator.provision import main
+
+    main([f"--port={port}", *([f"--user={user}"] if user else []),
+          *(["--force"] if force else []), *([f"--store={store}"] if store else [])])
+
+
+@task(help={"port": "pyserial URL of the device (tty, pty, socket://, rfc2217://)",
             "baud": "baud rate (ignored by ptys and sockets)"})
 def monitor(c: Context, port: str, baud: int = 115200) -> None:
     """Show a device's output: fedhead frames as readable lines, other bytes as they come."""

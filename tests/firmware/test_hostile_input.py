@@ -141,10 +141,10 @@ def test_bad_requests_are_refused_with_their_codes(client: DeviceClient,
     client.hello()
     raw = RawLink(client)
     before = client.stats()
-    # Unknown types, device->host types sent to the device, AUTH (reserved in version 1).
+    # Unknown types, device->host types sent to the device, AUTH to a device not enrolled.
     for msg_type, flags, code in [(0x7F, 0, NackCode.UNKNOWN_TYPE),
                                   (MsgType.RESULT, 0, NackCode.UNKNOWN_TYPE),
-                                  (MsgType.HELLO, fr.FLAG_AUTH, NackCode.UNSUPPORTED)]:
+                                  (MsgType.HELLO, fr.FLAG_AUTH, NackCode.NOT_ENROLLED)]:
         auth = bytes(fr.AUTH_SIZE) if flags else b""
         wire = fr.encode_frame(fr.Frame(msg_type, b"", client.device_id, 950, flags, auth=auth))
         assert [(n.ack_seq, n.code) for n in _nacks(raw.exchange(wire))] == [(950, code)]

@@ -26,10 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tools.link import crypto
 from tools.link import messages as m
+from tools.link.auth import PROTECTED_REQUESTS, SEALED_UPDATES, AuthError, LinkSession
 from tools.link.errors import LinkTimeoutError, NackError, PortGoneError, ProtocolError
 from tools.link.frame import (
     BROADCAST_DEVICE,
+    FLAG_AUTH,
     FLAG_REPLY,
     MAX_PAYLOAD,
     Frame,
@@ -74,6 +77,7 @@ class LinkCounters:
     nacks: int = 0
     stale_replies: int = 0
     update_crc_errors: int = 0
+    auth_rejected: int = 0  # device frames dropped: forged, replayed, or plain where sealed
 
 
 def head_blob(w: np.ndarray, b: np.ndarray) -> bytes:
@@ -105,6 +109,8 @@ class DeviceClient:
     _decoder: StreamDecoder = field(init=False)
     _pending: list[Frame] = field(default_factory=list)
     _ready: dict[int, m.UpdateReady] = field(default_factory=dict)
+    session: LinkSession | None = None  # set by start_session: protected traffic is sealed
+    _server_secret: bytes | None = None
 
     def __post_init__(self) -> None:
         self._decoder = StreamDecoder(on_unframed=self._unframed)
@@ -194,6 +200,39 @@ class DeviceClient:
         """SEED (test builds only; others NACK UNSUPPORTED)."""
         self.request(m.Seed(seed), expect=MsgType.ACK)
 
+    # ---- enrollment and the authenticated link (PROTOCOL.md §6) ------------------------------
+
+    def enroll_info(self) -> m.EnrollInfo:
+        """ENROLL_GET → the device's public key, enrollment, session nonce, auth counters."""
+        frame = self.request(m.EnrollGet(), expect=MsgType.ENROLL_INFO)
+        return m.EnrollInfo.unpack(frame.payload)
+
+    def enroll(self, server_public: bytes, force: bool = False) -> int:
+        """ENROLL_SET: the device records the server's key (trust on first use); returns the
+        key_id. Re-enrolling with another key needs force (see PROTOCOL.md §6.2)."""
+        flags = m.ENROLL_FORCE if force else 0
+        return m.Ack.unpack(
+            self.request(m.EnrollSet(server_public, flags), expect=MsgType.ACK).payload
+        ).value
+
+    def start_session(self, server_secret: bytes) -> LinkSession:
+        """Derive this boot's link keys; from now on protected requests go out sealed and
+        device frames are accepted only when they authenticate. The device must be enrolled
+        with this server's key."""
+        info = self.enroll_info()
+        if not info.enrolled or info.server_public != crypto.x25519_public(server_secret):
+            raise ProtocolError(
+                f"{self.transport.url}: device {self.device_id:#x} is not enrolled with this "
+                "server's key: run `invoke provision --port ...` first"
+            )
+        self._server_secret = server_secret
+        self.session = LinkSession.derive(
+            server_secret, info.device_public, self.device_id, info.session_nonce, info.key_id
+        )
+        # Another host process may have used this boot session: go on from its counters.
+        self.session.tx_counter, self.session.rx_counter = info.rx_counter, info.tx_counter
+        return self.session
+
     # ---- updates ----------------------------------------------------------------------------
 
     def wait_update_ready(
@@ -275,9 +314,10 @@ class DeviceClient:
             if attempt:
                 self.counters.retries += 1
             seq = self._next_seq()
-            self.transport.write(
-                encode_frame(Frame(message.TYPE, message.pack(), self.device_id, seq))
-            )
+            frame = Frame(message.TYPE, message.pack(), self.device_id, seq)
+            if self.session is not None and message.TYPE in PROTECTED_REQUESTS:
+                frame = self.session.seal(frame)  # a fresh counter on every attempt
+            self.transport.write(encode_frame(frame))
             reply = self._await_reply(seq, message.TYPE, expect)
             if reply is not None:
                 return reply
@@ -326,7 +366,27 @@ class DeviceClient:
                 return None
             data = self.transport.read(min(remaining, 0.2))
             if data:
-                self._pending.extend(self._decoder.feed(data))
+                self._pending.extend(
+                    f for f in map(self._authenticate, self._decoder.feed(data)) if f is not None
+                )
+
+    def _authenticate(self, frame: Frame) -> Frame | None:
+        """The frame as the device meant it (decrypted), or None when it must be dropped: it
+        fails authentication, or it comes plain where an enrolled device always seals."""
+        if self.session is None:
+            return None if frame.flags & FLAG_AUTH else frame
+        try:
+            if frame.flags & FLAG_AUTH:
+                return self.session.open(frame)
+            if frame.type in SEALED_UPDATES:
+                raise AuthError("plain", f"plain {MsgType(frame.type).name}")
+            ack = _safe_unpack(m.Ack, frame) if frame.type == MsgType.ACK else None
+            if ack is not None and ack.ack_type in PROTECTED_REQUESTS:
+                raise AuthError("plain", "plain ACK of a protected request")
+        except AuthError:
+            self.counters.auth_rejected += 1
+            return None
+        return frame
 
     def _dispatch(self, frame: Frame) -> None:
         """Route LOG/INFO to the callbacks and remember every UPDATE_READY (even late ones)."""

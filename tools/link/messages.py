@@ -33,6 +33,18 @@ class MsgType(IntEnum):
     CLEAR = 0x60
     RESET = 0x61
     SEED = 0x62
+    ENROLL_GET = 0x70
+    ENROLL_INFO = 0x71
+    ENROLL_SET = 0x72
+    SECAGG_SETUP = 0x73
+    SECAGG_KEYS = 0x74
+    SECAGG_PEERS = 0x75
+    SECAGG_SHARES = 0x76
+    SECAGG_SHARES_IN = 0x77
+    SECAGG_MASK = 0x78
+    SECAGG_MASKED = 0x79
+    SECAGG_UNMASK = 0x7A
+    SECAGG_REVEAL = 0x7B
 
 
 class NackCode(IntEnum):
@@ -51,6 +63,22 @@ class NackCode(IntEnum):
     INCOMPLETE = 13
     STORAGE = 14
     MISMATCH = 15
+    AUTH_REQUIRED = 32
+    AUTH_TAG = 33
+    AUTH_REPLAY = 34
+    AUTH_KEY = 35
+    NOT_ENROLLED = 36
+    ENROLLED = 37
+    FORCE_REFUSED = 38
+    NO_IDENTITY = 39
+    BAD_KEY = 40
+    SECAGG_STATE = 41
+    SECAGG_PEERS = 42
+    SECAGG_SHARE = 43
+    SECAGG_THRESHOLD = 44
+    SECAGG_CONSISTENCY = 45
+    SECAGG_MODULUS = 46
+    SECAGG_ACTIVE = 47
 
 
 class Capability(IntEnum):
@@ -72,6 +100,11 @@ CLEAR_PERSONAL_HEAD = 0x02
 TRAIN_USE_SEED = 0x01
 UPDATE_CLIPPED = 0x01
 UPDATE_SATURATED = 0x02
+ENROLL_FORCE = 0x01
+ENROLL_INFO_ENROLLED = 0x01
+ENROLL_INFO_FORCE_WINDOW = 0x02
+ENROLL_INFO_REPLAY_PROFILE = 0x04
+SESSION_NONCE_LEN = 16
 
 
 class MessageError(ValueError):
@@ -398,6 +431,44 @@ class Seed(_Fixed):
     seed: bytes = field(default=b"\x00" * 32)
 
 
+@dataclass(frozen=True)
+class EnrollGet(Empty):
+    TYPE: ClassVar[MsgType] = MsgType.ENROLL_GET
+
+
+@dataclass(frozen=True)
+class EnrollInfo(_Fixed):
+    """The device's identity, enrollment, this boot's session nonce and auth counters (§6)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.ENROLL_INFO
+    FORMAT: ClassVar[struct.Struct] = _fmt("32s32s16sBBHIIIIII")
+    device_public: bytes
+    server_public: bytes
+    session_nonce: bytes
+    flags: int
+    key_id: int
+    reserved: int
+    rx_counter: int
+    tx_counter: int
+    rejected_required: int
+    rejected_tag: int
+    rejected_replay: int
+    rejected_key: int
+
+    @property
+    def enrolled(self) -> bool:
+        return bool(self.flags & ENROLL_INFO_ENROLLED)
+
+
+@dataclass(frozen=True)
+class EnrollSet(_Fixed):
+    TYPE: ClassVar[MsgType] = MsgType.ENROLL_SET
+    FORMAT: ClassVar[struct.Struct] = _fmt("32sB3s")
+    server_public: bytes
+    flags: int = 0
+    reserved: bytes = b"\x00\x00\x00"
+
+
 Message = (
     Hello
     | StatsGet
@@ -419,6 +490,9 @@ Message = (
     | Stats
     | Clear
     | Seed
+    | EnrollGet
+    | EnrollInfo
+    | EnrollSet
 )
 
 MESSAGE_CLASSES: dict[MsgType, type] = {
@@ -444,6 +518,9 @@ MESSAGE_CLASSES: dict[MsgType, type] = {
         Stats,
         Clear,
         Seed,
+        EnrollGet,
+        EnrollInfo,
+        EnrollSet,
     )
 }
 

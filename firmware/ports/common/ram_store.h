@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RAM_STORE_SLOTS 4
+#define RAM_STORE_SLOTS 8 /* heads, identity, enrollment, and room for more */
 #define RAM_STORE_KEY_LEN 16
 #ifndef RAM_STORE_BLOB_CAP
 #define RAM_STORE_BLOB_CAP 4096

@@ -49,6 +49,13 @@ SCALARS = {
     "FC_SEED_LEN": messages.Seed.FORMAT.size,
     "FC_STATS_LEN": messages.Stats.FORMAT.size,
     "FC_BOARD_NAME_LEN": 15,
+    "FC_ENROLL_INFO_LEN": messages.EnrollInfo.FORMAT.size,
+    "FC_ENROLL_SET_LEN": messages.EnrollSet.FORMAT.size,
+    "FC_SESSION_NONCE_LEN": messages.SESSION_NONCE_LEN,
+    "FC_ENROLL_FORCE": messages.ENROLL_FORCE,
+    "FC_ENROLL_INFO_ENROLLED": messages.ENROLL_INFO_ENROLLED,
+    "FC_ENROLL_INFO_FORCE_WINDOW": messages.ENROLL_INFO_FORCE_WINDOW,
+    "FC_ENROLL_INFO_REPLAY_PROFILE": messages.ENROLL_INFO_REPLAY_PROFILE,
 }
 
 ENUMS = {"FC_MSG_": MsgType, "FC_NACK_": NackCode, "FC_CAP_": Capability}

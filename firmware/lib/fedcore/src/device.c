@@ -14,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "fedcore/auth.h"
 #include "fedcore/backbone.h"
 #include "fedcore/crc32.h"
 #include "fedcore/device.h"
@@ -97,6 +98,8 @@ static int32_t scratch_q[N_PARAMS];
 static float embedding[D];
 static uint8_t tx_payload[FC_MAX_PAYLOAD];
 static uint8_t tx_wire[FC_LINK_MAX_WIRE];
+static uint8_t tx_sealed[FC_MAX_PAYLOAD];
+static int software_restart; /* the next boot follows a link RESET, not a power-on */
 static uint8_t storage_buf[STORED_GLOBAL_LEN];
 
 /* ---- sending ------------------------------------------------------------------------------ */
@@ -110,7 +113,10 @@ static void send_frame(uint8_t type, uint16_t seq, uint8_t flags, const uint8_t 
         .device_id = fc_device_id(),
         .seq = seq,
     };
-    size_t n = fc_frame_build(&hdr, payload, len, tx_wire, sizeof tx_wire);
+    uint8_t auth[FC_AUTH_LEN];
+    size_t n = fc_auth_seal(&hdr, payload, len, tx_sealed, auth)
+                   ? fc_frame_build_auth(&hdr, tx_sealed, len, auth, tx_wire, sizeof tx_wire)
+                   : fc_frame_build(&hdr, payload, len, tx_wire, sizeof tx_wire);
     if (n > 0) {
         fc_uart_write(tx_wire, n);
     }
@@ -593,6 +599,7 @@ static void handle_seed(const fc_header_t *req, const uint8_t *p) {
 #ifdef FEDHEAD_TEST_BUILD
     fc_rng_seed(&dev.rng, p);
     dev.rng_ready = 1;
+    fc_auth_randomness(&dev.rng);
     send_ack(req, 0);
 #else
     (void)p;
@@ -605,7 +612,29 @@ static void handle_reset(const fc_header_t *req) {
     fc_platform_reset();
     /* The port restarts in place: forget RAM state, boot again from storage. */
     memset(&dev, 0, sizeof dev);
+    software_restart = 1;
     fc_device_init();
+}
+
+/* ---- ENROLL (fedcore/auth.h) ---- */
+
+static void handle_enroll_get(const fc_header_t *req) {
+    size_t n = fc_enroll_info(tx_payload);
+    if (n == 0) {
+        send_nack(req, FC_NACK_NO_IDENTITY, 0);
+        return;
+    }
+    send_reply(req, FC_MSG_ENROLL_INFO, tx_payload, n);
+}
+
+static void handle_enroll_set(const fc_header_t *req, const uint8_t *p) {
+    uint32_t key_id = 0;
+    uint8_t code = fc_enroll_set(p, &key_id);
+    if (code != 0) {
+        send_nack(req, code, 0);
+        return;
+    }
+    send_ack(req, key_id);
 }
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -623,6 +652,8 @@ static int expected_length(uint8_t type, size_t *min_len) {
     case FC_MSG_UPDATE_GET: return FC_UPDATE_GET_LEN;
     case FC_MSG_CLEAR: return 1;
     case FC_MSG_SEED: return FC_SEED_LEN;
+    case FC_MSG_ENROLL_GET: return 0;
+    case FC_MSG_ENROLL_SET: return FC_ENROLL_SET_LEN;
     case FC_MSG_MODEL_CHUNK: *min_len = FC_MODEL_CHUNK_HDR_LEN; return -1;
     case FC_MSG_SAMPLE:
     case FC_MSG_INFER: *min_len = FC_WINDOW_HDR_LEN; return -1;
@@ -644,6 +675,8 @@ static void dispatch(const fc_header_t *h, const uint8_t *p) {
     case FC_MSG_UPDATE_GET: handle_update_get(h, p); break;
     case FC_MSG_CLEAR: handle_clear(h, p); break;
     case FC_MSG_SEED: handle_seed(h, p); break;
+    case FC_MSG_ENROLL_GET: handle_enroll_get(h); break;
+    case FC_MSG_ENROLL_SET: handle_enroll_set(h, p); break;
     default: break;
     }
 }
@@ -656,8 +689,10 @@ static void handle_frame(const fc_frame_t *f) {
     if (h->type == FC_MSG_ACK) {
         return; /* the host acknowledging something: nothing to do */
     }
-    if (h->flags & FC_FLAG_AUTH) {
-        send_nack(h, FC_NACK_UNSUPPORTED, 0);
+    const uint8_t *payload = NULL;
+    uint8_t code = fc_auth_accept(f, &payload); /* decrypts authenticated frames */
+    if (code != 0) {
+        send_nack(h, code, 0);
         return;
     }
     size_t min_len = 0;
@@ -669,9 +704,10 @@ static void handle_frame(const fc_frame_t *f) {
     }
     if ((want >= 0 && h->length != (size_t)want) || h->length < min_len) {
         send_nack(h, FC_NACK_BAD_LENGTH, h->length);
-        return;
+    } else {
+        dispatch(h, payload);
     }
-    dispatch(h, f->payload);
+    fc_auth_request_done();
 }
 
 static void handle_rx_result(fc_rx_result_t r, const fc_frame_t *f) {
@@ -712,6 +748,8 @@ void fc_device_init(void) {
         dev.rng_ready = 1;
     }
     memset(seed, 0, sizeof seed);
+    fc_auth_init(dev.rng_ready ? &dev.rng : NULL, !software_restart);
+    software_restart = 0;
     load_heads();
     int rc = backbone_init();
     send_unsolicited(FC_MSG_INFO, tx_payload, build_info(tx_payload));

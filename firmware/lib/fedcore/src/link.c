@@ -92,29 +92,45 @@ fc_rx_result_t fc_rx_feed(fc_rx_t *rx, uint8_t byte, fc_frame_t *frame) {
     return check_frame(rx, n, frame);
 }
 
-size_t fc_frame_build(const fc_header_t *hdr, const uint8_t *payload, size_t payload_len,
-                      uint8_t *out, size_t out_cap) {
+void fc_header_pack(const fc_header_t *hdr, size_t payload_len, uint8_t out[FC_HEADER_LEN]) {
+    out[0] = hdr->version;
+    out[1] = hdr->type;
+    out[2] = hdr->flags;
+    out[3] = hdr->key_id;
+    fc_put_u32(out + 4, hdr->device_id);
+    fc_put_u16(out + 8, hdr->seq);
+    fc_put_u16(out + 10, (uint16_t)payload_len);
+}
+
+size_t fc_frame_build_auth(const fc_header_t *hdr, const uint8_t *payload, size_t payload_len,
+                           const uint8_t *auth, uint8_t *out, size_t out_cap) {
     /* The raw frame is staged at the end of out, then COBS-encoded to the front: encoding
      * writes at most one byte ahead per 254 read, so front and back never collide when the
      * raw frame starts at least FC_COBS_MAX_ENCODED(raw) - raw + 1 bytes in. */
-    size_t raw_len = FC_HEADER_LEN + payload_len + FC_CRC_LEN;
+    size_t auth_len = auth ? FC_AUTH_LEN : 0u;
+    size_t raw_len = FC_HEADER_LEN + payload_len + auth_len + FC_CRC_LEN;
     if (payload_len > FC_MAX_PAYLOAD || out_cap < FC_COBS_MAX_ENCODED(raw_len) + 2u) {
         return 0;
     }
     uint8_t *raw = out + out_cap - raw_len;
-    raw[0] = hdr->version;
-    raw[1] = hdr->type;
-    raw[2] = (uint8_t)(hdr->flags & (uint8_t)~FC_FLAG_AUTH);
-    raw[3] = hdr->key_id;
-    fc_put_u32(raw + 4, hdr->device_id);
-    fc_put_u16(raw + 8, hdr->seq);
-    fc_put_u16(raw + 10, (uint16_t)payload_len);
+    fc_header_t h = *hdr;
+    h.flags = (uint8_t)(auth ? (h.flags | FC_FLAG_AUTH) : (h.flags & (uint8_t)~FC_FLAG_AUTH));
     if (payload_len > 0) {
         memmove(raw + FC_HEADER_LEN, payload, payload_len);
     }
-    fc_put_u32(raw + FC_HEADER_LEN + payload_len, fc_crc32(raw, FC_HEADER_LEN + payload_len));
+    fc_header_pack(&h, payload_len, raw);
+    if (auth) {
+        memcpy(raw + FC_HEADER_LEN + payload_len, auth, FC_AUTH_LEN);
+    }
+    size_t body = FC_HEADER_LEN + payload_len + auth_len;
+    fc_put_u32(raw + body, fc_crc32(raw, body));
     out[0] = 0;
     size_t enc = fc_cobs_encode(raw, raw_len, out + 1, out_cap - 1);
     out[1 + enc] = 0;
     return enc + 2u;
+}
+
+size_t fc_frame_build(const fc_header_t *hdr, const uint8_t *payload, size_t payload_len,
+                      uint8_t *out, size_t out_cap) {
+    return fc_frame_build_auth(hdr, payload, payload_len, NULL, out, out_cap);
 }

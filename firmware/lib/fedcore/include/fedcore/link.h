@@ -69,10 +69,19 @@ fc_rx_result_t fc_rx_feed(fc_rx_t *rx, uint8_t byte, fc_frame_t *frame);
  * boot text, noise — ends as its own bad frame instead of spoiling this one), COBS of header,
  * payload and CRC, and the closing 0x00. hdr->length is taken from payload_len. Returns the
  * number of bytes written to out, or 0 if payload_len > FC_MAX_PAYLOAD or out_cap is too small.
- * FC_LINK_MAX_WIRE bytes always suffice. Never sets FC_FLAG_AUTH (version 1 reserves it). */
+ * FC_LINK_MAX_WIRE bytes always suffice. Never sets FC_FLAG_AUTH (see fc_frame_build_auth). */
 #define FC_LINK_MAX_WIRE (FC_MAX_ENCODED + 2u)
 size_t fc_frame_build(const fc_header_t *hdr, const uint8_t *payload, size_t payload_len,
                       uint8_t *out, size_t out_cap);
+
+/* The same with an authentication block (FC_AUTH_LEN bytes, docs/PROTOCOL.md §1): sets
+ * FC_FLAG_AUTH when auth is not NULL (then payload is the cipher text fedcore/auth.h made). */
+size_t fc_frame_build_auth(const fc_header_t *hdr, const uint8_t *payload, size_t payload_len,
+                           const uint8_t *auth, uint8_t *out, size_t out_cap);
+
+/* The 12 header bytes as they go on the wire, length = payload_len (the AEAD's associated
+ * data starts with them). */
+void fc_header_pack(const fc_header_t *hdr, size_t payload_len, uint8_t out[FC_HEADER_LEN]);
 
 /* Little-endian field access used by every message codec. */
 static inline uint16_t fc_get_u16(const uint8_t *p) {

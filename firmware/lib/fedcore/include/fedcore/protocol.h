@@ -41,6 +41,20 @@
 #define FC_MSG_CLEAR 0x60u
 #define FC_MSG_RESET 0x61u
 #define FC_MSG_SEED 0x62u
+/* Enrollment and authentication (0x70-0x7F, docs/PROTOCOL.md §6). */
+#define FC_MSG_ENROLL_GET 0x70u
+#define FC_MSG_ENROLL_INFO 0x71u
+#define FC_MSG_ENROLL_SET 0x72u
+/* Secure aggregation (docs/PROTOCOL.md §7). */
+#define FC_MSG_SECAGG_SETUP 0x73u
+#define FC_MSG_SECAGG_KEYS 0x74u
+#define FC_MSG_SECAGG_PEERS 0x75u
+#define FC_MSG_SECAGG_SHARES 0x76u
+#define FC_MSG_SECAGG_SHARES_IN 0x77u
+#define FC_MSG_SECAGG_MASK 0x78u
+#define FC_MSG_SECAGG_MASKED 0x79u
+#define FC_MSG_SECAGG_UNMASK 0x7Au
+#define FC_MSG_SECAGG_REVEAL 0x7Bu
 
 /* NACK codes. */
 #define FC_NACK_BAD_FRAME 1u
@@ -58,6 +72,23 @@
 #define FC_NACK_INCOMPLETE 13u
 #define FC_NACK_STORAGE 14u
 #define FC_NACK_MISMATCH 15u
+/* Authentication and enrollment (32-47). */
+#define FC_NACK_AUTH_REQUIRED 32u  /* protected type sent without AUTH to an enrolled device */
+#define FC_NACK_AUTH_TAG 33u       /* AEAD tag does not verify: forged, damaged, other device */
+#define FC_NACK_AUTH_REPLAY 34u    /* counter not above the last accepted: replayed/reordered */
+#define FC_NACK_AUTH_KEY 35u       /* key_id is not the current enrollment's */
+#define FC_NACK_NOT_ENROLLED 36u   /* production device without a server, or AUTH before one */
+#define FC_NACK_ENROLLED 37u       /* ENROLL_SET with another server key and no FORCE */
+#define FC_NACK_FORCE_REFUSED 38u  /* FORCE neither authenticated nor right after power-on */
+#define FC_NACK_NO_IDENTITY 39u    /* no entropy yet to create the device key */
+#define FC_NACK_BAD_KEY 40u        /* a public key that is a low-order point */
+#define FC_NACK_SECAGG_STATE 41u   /* SecAgg step out of order or for another round */
+#define FC_NACK_SECAGG_PEERS 42u   /* peer list: duplicate, self missing, n/t wrong, bad key */
+#define FC_NACK_SECAGG_SHARE 43u   /* an encrypted share does not verify */
+#define FC_NACK_SECAGG_THRESHOLD 44u /* fewer than t devices would remain */
+#define FC_NACK_SECAGG_CONSISTENCY 45u /* another U2 or survivor split than before */
+#define FC_NACK_SECAGG_MODULUS 46u /* the sum could wrap mod 2^bits_mod, or bits_mod > 32 */
+#define FC_NACK_SECAGG_ACTIVE 47u  /* UPDATE_GET refused: this round's update leaves masked */
 
 /* INFO capabilities. */
 #define FC_CAP_SAMPLE 0x01u
@@ -88,6 +119,16 @@
 #define FC_CLEAR_EXAMPLES 0x01u
 #define FC_CLEAR_PERSONAL_HEAD 0x02u
 
+/* ENROLL_SET flags and ENROLL_INFO flags. */
+#define FC_ENROLL_FORCE 0x01u
+#define FC_ENROLL_INFO_ENROLLED 0x01u
+#define FC_ENROLL_INFO_FORCE_WINDOW 0x02u
+#define FC_ENROLL_INFO_REPLAY_PROFILE 0x04u
+
+/* SECAGG_UNMASK kinds: what to reveal about a peer. */
+#define FC_SECAGG_SURVIVOR 0u /* its self-mask seed share */
+#define FC_SECAGG_DROPPED 1u  /* its mask key share */
+
 /* UPDATE_GET offset asking for UPDATE_READY again. */
 #define FC_UPDATE_GET_READY 0xFFFFFFFFu
 
@@ -104,6 +145,17 @@
 #define FC_UPDATE_CHUNK_HDR_LEN 8u
 #define FC_ACK_LEN 8u
 #define FC_SEED_LEN 32u
+#define FC_ENROLL_INFO_LEN 108u
+#define FC_ENROLL_SET_LEN 36u
+#define FC_SESSION_NONCE_LEN 16u
+#define FC_SECAGG_SETUP_LEN 12u
+#define FC_SECAGG_KEYS_LEN 68u
+#define FC_SECAGG_LIST_HDR_LEN 8u  /* u32 round, u16 n, u16 0: PEERS, SHARES, UNMASK, REVEAL */
+#define FC_SECAGG_PEER_LEN 68u     /* u32 id, c_pk[32], s_pk[32] */
+#define FC_SECAGG_MASK_HDR_LEN 12u
+#define FC_SECAGG_MASKED_HDR_LEN 16u
+#define FC_SECAGG_UNMASK_ENTRY_LEN 8u
+#define FC_SECAGG_REVEAL_ENTRY_LEN 52u
 #define FC_STATS_COUNTERS 13u
 #define FC_STATS_TIMINGS 4u
 #define FC_STATS_LEN (4u * (FC_STATS_COUNTERS + FC_STATS_TIMINGS))
