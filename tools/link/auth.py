@@ -32,6 +32,11 @@ PROTECTED_REQUESTS = frozenset(
         MsgType.MODEL_COMMIT,
         MsgType.TRAIN,
         MsgType.UPDATE_GET,
+        MsgType.SECAGG_SETUP,
+        MsgType.SECAGG_PEERS,
+        MsgType.SECAGG_SHARES_IN,
+        MsgType.SECAGG_MASK,
+        MsgType.SECAGG_UNMASK,
     }
 )
 # Device->host frames an enrolled device always seals.

@@ -133,7 +133,12 @@ static int is_protected(uint8_t type) {
     case FC_MSG_MODEL_CHUNK:
     case FC_MSG_MODEL_COMMIT:
     case FC_MSG_TRAIN:
-    case FC_MSG_UPDATE_GET: return 1;
+    case FC_MSG_UPDATE_GET:
+    case FC_MSG_SECAGG_SETUP:
+    case FC_MSG_SECAGG_PEERS:
+    case FC_MSG_SECAGG_SHARES_IN:
+    case FC_MSG_SECAGG_MASK:
+    case FC_MSG_SECAGG_UNMASK: return 1;
     default: return 0;
     }
 }

@@ -28,6 +28,7 @@
 #include "fedcore/platform/storage.h"
 #include "fedcore/platform/uart.h"
 #include "fedcore/privacy.h"
+#include "fedcore/secagg.h"
 #include "fedcore/protocol.h"
 #include "fedcore/sha256.h"
 #include "head_init.h"
@@ -557,6 +558,10 @@ static void handle_update_get(const fc_header_t *req, const uint8_t *p) {
         send_nack(req, FC_NACK_BAD_STATE, dev.update.round);
         return;
     }
+    if (offset != FC_UPDATE_GET_READY && fc_secagg_guards(round)) {
+        send_nack(req, FC_NACK_SECAGG_ACTIVE, round); /* this round's update leaves masked */
+        return;
+    }
     if (offset == FC_UPDATE_GET_READY) {
         send_reply(req, FC_MSG_UPDATE_READY, dev.update.meta, FC_UPDATE_READY_LEN);
         return;
@@ -637,6 +642,45 @@ static void handle_enroll_set(const fc_header_t *req, const uint8_t *p) {
     send_ack(req, key_id);
 }
 
+/* ---- SECAGG (fedcore/secagg.h) ---- */
+
+static void handle_secagg(const fc_header_t *req, const uint8_t *p) {
+    size_t n = 0;
+    uint32_t count = 0;
+    uint8_t code = FC_NACK_BAD_STATE, reply = 0;
+    const fc_secagg_input_t input = {dev.update.round, dev.update.q, dev.update.meta[14],
+                                     N_PARAMS};
+    switch (req->type) {
+    case FC_MSG_SECAGG_SETUP:
+        reply = FC_MSG_SECAGG_KEYS; /* ephemeral keys need entropy (QEMU: SEED first) */
+        code = dev.rng_ready ? fc_secagg_setup(p, req->length, &dev.rng, tx_payload, &n)
+                             : FC_NACK_BAD_STATE;
+        break;
+    case FC_MSG_SECAGG_PEERS:
+        reply = FC_MSG_SECAGG_SHARES;
+        code = fc_secagg_peers(p, req->length, tx_payload, &n);
+        break;
+    case FC_MSG_SECAGG_SHARES_IN: code = fc_secagg_shares_in(p, req->length, &count); break;
+    case FC_MSG_SECAGG_MASK:
+        reply = FC_MSG_SECAGG_MASKED;
+        code = dev.update.ready ? fc_secagg_mask(p, req->length, &input, tx_payload, &n)
+                                : FC_NACK_NO_DATA;
+        break;
+    case FC_MSG_SECAGG_UNMASK:
+        reply = FC_MSG_SECAGG_REVEAL;
+        code = fc_secagg_unmask(p, req->length, tx_payload, &n);
+        break;
+    default: break;
+    }
+    if (code != 0) {
+        send_nack(req, code, 0);
+    } else if (reply != 0) {
+        send_reply(req, reply, tx_payload, n);
+    } else {
+        send_ack(req, count);
+    }
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 /* Exact payload length of each host->device type; -1: variable (checked by the handler). */
@@ -654,6 +698,11 @@ static int expected_length(uint8_t type, size_t *min_len) {
     case FC_MSG_SEED: return FC_SEED_LEN;
     case FC_MSG_ENROLL_GET: return 0;
     case FC_MSG_ENROLL_SET: return FC_ENROLL_SET_LEN;
+    case FC_MSG_SECAGG_SETUP: return FC_SECAGG_SETUP_LEN;
+    case FC_MSG_SECAGG_MASK: *min_len = FC_SECAGG_MASK_HDR_LEN; return -1;
+    case FC_MSG_SECAGG_PEERS:
+    case FC_MSG_SECAGG_SHARES_IN:
+    case FC_MSG_SECAGG_UNMASK: *min_len = FC_SECAGG_LIST_HDR_LEN; return -1;
     case FC_MSG_MODEL_CHUNK: *min_len = FC_MODEL_CHUNK_HDR_LEN; return -1;
     case FC_MSG_SAMPLE:
     case FC_MSG_INFER: *min_len = FC_WINDOW_HDR_LEN; return -1;
@@ -677,6 +726,11 @@ static void dispatch(const fc_header_t *h, const uint8_t *p) {
     case FC_MSG_SEED: handle_seed(h, p); break;
     case FC_MSG_ENROLL_GET: handle_enroll_get(h); break;
     case FC_MSG_ENROLL_SET: handle_enroll_set(h, p); break;
+    case FC_MSG_SECAGG_SETUP:
+    case FC_MSG_SECAGG_PEERS:
+    case FC_MSG_SECAGG_SHARES_IN:
+    case FC_MSG_SECAGG_MASK:
+    case FC_MSG_SECAGG_UNMASK: handle_secagg(h, p); break;
     default: break;
     }
 }
