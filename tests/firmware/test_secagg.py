@@ -15,7 +15,7 @@ from scipy import stats
 
 from tests.firmware.conftest import ReplayData, assert_clean_exit
 from tests.support.cbuild import SANITIZER_ENV
-from tools.fleet import VirtualDevice, start_host_device
+from tools.fleet import VirtualDevice, start_host_device, start_qemu_device
 from tools.link import crypto
 from tools.link import messages as m
 from tools.link.client import DeviceClient
@@ -29,18 +29,28 @@ EXAMPLES = 6
 
 
 class Fleet:
-    """n enrolled host boards with authenticated sessions and a few labelled examples."""
+    """n enrolled boards (host, then `qemu` QEMU ones) with authenticated sessions and a few
+    labelled examples."""
 
-    def __init__(self, firmware: Path, tmp_path: Path, n: int, replay: ReplayData) -> None:
+    def __init__(
+        self, firmware: Path, tmp_path: Path, n: int, replay: ReplayData,
+        qemu: int = 0, qemu_elf: Path | None = None,
+    ) -> None:  # fmt: skip
         self.devices: list[VirtualDevice] = []
         self.clients: dict[int, DeviceClient] = {}
         for i in range(n):
-            device = start_host_device(
-                firmware, 0x5000 + i, tmp_path, tmp_path / f"s{i}", env=SANITIZER_ENV
-            )
+            if i >= n - qemu:
+                assert qemu_elf is not None
+                device = start_qemu_device(qemu_elf, 0x5000 + i, tmp_path)
+            else:
+                device = start_host_device(
+                    firmware, 0x5000 + i, tmp_path, tmp_path / f"s{i}", env=SANITIZER_ENV
+                )
             self.devices.append(device)
             client = DeviceClient.open(device.url, timeout=5.0, retries=1)
             client.hello()
+            if device.kind == "qemu":
+                client.seed(bytes([i + 1]) * 32)  # QEMU's only entropy: test-only by design
             client.enroll(crypto.x25519_public(SERVER))
             client.start_session(SERVER)
             rows = range(i % 4, i % 4 + EXAMPLES)
@@ -79,11 +89,14 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet_factory(host_firmware: Path, tmp_path: Path, replay: ReplayData) -> Iterator:
+def fleet_factory(
+    host_firmware: Path, tmp_path: Path, replay: ReplayData, request: pytest.FixtureRequest
+) -> Iterator:
     fleets: list[Fleet] = []
 
-    def make(n: int) -> Fleet:
-        fleets.append(Fleet(host_firmware, tmp_path, n, replay))
+    def make(n: int, qemu: int = 0) -> Fleet:
+        elf = request.getfixturevalue("qemu_elf") if qemu else None
+        fleets.append(Fleet(host_firmware, tmp_path, n, replay, qemu, elf))
         return fleets[-1]
 
     try:
@@ -97,19 +110,20 @@ def _n_params(q: dict[int, np.ndarray]) -> int:
     return len(next(iter(q.values())))
 
 
+@pytest.mark.qemu
 def test_aggregate_is_the_exact_sum_and_uploads_look_uniform(fleet_factory) -> None:
-    fleet = fleet_factory(8)
+    fleet = fleet_factory(10, qemu=2)  # 8 host boards and 2 QEMU mps2-an386 boards
     p_uniform, p_plain = [], []
     for round_id in (1, 2, 3):
         q = fleet.train(round_id)
         started = time.monotonic()
         result = SecAggRound(
-            fleet.clients, round_id, threshold=5, q_bits=8, n_params=_n_params(q)
+            fleet.clients, round_id, threshold=6, q_bits=8, n_params=_n_params(q)
         ).run()
         wall = time.monotonic() - started
         assert result.survivors == sorted(q) and result.dropped == []
         assert np.array_equal(result.total, np.sum(list(q.values()), axis=0))
-        assert result.bits_mod == masking.min_bits(8, 8) == 11
+        assert result.bits_mod == masking.min_bits(8, 10) == 12
         for device_id, upload in result.uploads.items():
             y = masking.unpack(upload, _n_params(q), result.bits_mod)
             observed = np.bincount((y >> np.uint64(result.bits_mod - 4)).astype(int), minlength=16)
@@ -117,20 +131,21 @@ def test_aggregate_is_the_exact_sum_and_uploads_look_uniform(fleet_factory) -> N
             plain = (q[device_id] % (1 << result.bits_mod)) >> (result.bits_mod - 4)
             p_plain.append(stats.chisquare(np.bincount(plain, minlength=16)).pvalue)
         print(
-            f"round {round_id}: SecAgg of 8 host boards in {wall:.2f} s, "
+            f"round {round_id}: SecAgg of 8 host + 2 QEMU boards in {wall:.2f} s, "
             f"{max(result.bytes_up.values())} B up per device"
         )
-    # 24 uploads: none should look non-uniform at 1e-4 (a false alarm has probability 0.0024);
+    # 30 uploads: none should look non-uniform at 1e-4 (a false alarm has probability 0.003);
     # the plain updates, fed to the same test, fail it — the test can see structure.
     assert min(p_uniform) > 1e-4, p_uniform
     assert max(p_plain) < 1e-4, p_plain
 
 
+@pytest.mark.qemu
 def test_dropouts_before_and_after_masking_leave_the_survivors_exact_sum(fleet_factory) -> None:
-    fleet = fleet_factory(10)
+    fleet = fleet_factory(10, qemu=2)  # 8 host boards and 2 QEMU mps2-an386 boards
     q = fleet.train(1)
     ids = sorted(q)
-    before, after = ids[1:3], ids[6:8]
+    before, after = ids[1:3], ids[6:8]  # the QEMU boards (ids[8:]) stay to the end
 
     def on_stage(stage: str) -> None:
         for device_id in before if stage == "forward" else after if stage == "mask" else []:
