@@ -294,7 +294,8 @@ def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 2
 @task(
     help={
         "task": "model to measure (default watch)",
-        "only": "comma-separated sections (backbone, head, firmware, link, aggregator, demo)",
+        "only": "comma-separated sections (backbone, head, firmware, link, aggregator, demo, "
+        "secagg)",
     }
 )
 def bench(c: Context, task: str = "watch", only: str = "") -> None:

@@ -66,6 +66,34 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "demo": {
         "phases_s": NUMBER,  # mapping phase name -> seconds; checked as numbers below
     },
+    "secagg": {
+        "head": TEXT,
+        "bytes": {
+            cohort: {
+                "modulus_bits": NUMBER,
+                "masked_update_bytes": NUMBER,
+                "secagg_up_bytes": NUMBER,
+                "secagg_down_bytes": NUMBER,
+                "plain_update_bytes": NUMBER,
+                "plain_up_bytes": NUMBER,
+            }
+            for cohort in ("cohort_10", "cohort_100")
+        },
+        "m4_instructions_cohort_10": dict.fromkeys(
+            (
+                "x25519_public",
+                "x25519_shared",
+                "hkdf",
+                "seal_share",
+                "open_share",
+                "split",
+                "mask",
+                "pack",
+                "round_total",
+            ),
+            NUMBER,
+        ),
+    },
 }
 
 
