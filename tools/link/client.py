@@ -20,6 +20,7 @@ A client is used from one thread at a time.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ from tools.link.transport import Transport, open_transport
 
 CHUNK_BYTES = MAX_PAYLOAD - 8  # MODEL_CHUNK / UPDATE_CHUNK carry u32 version/round + u32 offset
 _RESEND_CODES = {NackCode.BAD_CRC, NackCode.BAD_FRAME}
+# wait_ready: first wait for an answer to HELLO, doubled after each silent try up to the max.
+BOOT_FIRST_WAIT = 0.25
+BOOT_MAX_WAIT = 2.0
 _Q_DTYPES = {8: "<i1", 16: "<i2", 32: "<i4"}
 
 
@@ -130,6 +134,35 @@ class DeviceClient:
         frame = self.request(m.Hello(), expect=MsgType.INFO)
         self.info = m.Info.unpack(frame.payload)
         return self.info
+
+    def wait_ready(self, within: float = 20.0) -> m.Info:
+        """HELLO until the device answers: for a board that is still starting.
+
+        A board just powered, reset or flashed (or reset by the port opening, as many ESP32
+        dev boards are) prints boot text and answers nothing for a while, about a second for
+        an ESP32. Sends HELLO and waits BOOT_FIRST_WAIT s, doubling the wait after each silent
+        try up to BOOT_MAX_WAIT s, and returns at the first INFO: a reply to any of the HELLOs
+        or the device's unsolicited boot INFO. Raises LinkTimeoutError after `within` s."""
+        deadline = time.monotonic() + within
+        wait = BOOT_FIRST_WAIT
+        self.counters.requests += 1
+        for attempt in itertools.count():
+            if attempt:
+                self.counters.retries += 1
+            hello = Frame(MsgType.HELLO, b"", self.device_id, self._next_seq())
+            self.transport.write(encode_frame(hello))
+            answer_by = min(deadline, time.monotonic() + wait)
+            self.info = None
+            if self._await(lambda f: f.type == MsgType.INFO and self.info is not None, answer_by):
+                return self.info
+            if time.monotonic() >= deadline:
+                raise LinkTimeoutError(
+                    f"{self.transport.url}: no INFO within {within} s ({attempt + 1} HELLOs); "
+                    "is the board powered and running fedhead? `invoke build-flash --board "
+                    "esp32` flashes it, `invoke monitor --port …` shows what it prints"
+                )
+            wait = min(2 * wait, BOOT_MAX_WAIT)
+        raise AssertionError("unreachable")
 
     def install_head(self, w: np.ndarray, b: np.ndarray, version: int) -> None:
         """Send a global head (MODEL_BEGIN, chunks, MODEL_COMMIT); returns once committed."""
