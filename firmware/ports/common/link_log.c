@@ -94,7 +94,7 @@ static void append(const char *text, size_t len) {
 }
 
 int link_log_vprintf(const char *fmt, va_list args) {
-    char piece[LINK_LOG_LINE_MAX + 1];
+    char piece[LINK_LOG_CALL_MAX + 1];
     int n = vsnprintf(piece, sizeof piece, fmt, args);
     if (n <= 0) {
         return n;

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #define LINK_LOG_LINE_MAX 200 /* longer lines are sent in pieces of this size */
+#define LINK_LOG_CALL_MAX 512 /* text of one printf-like call beyond this is cut */
 
 /* The device is initialised: from now on lines become LOG frames. Reports (as one LOG frame)
  * how many lines were dropped before. */
