@@ -127,17 +127,36 @@ def build(name: str, verbose: bool = False) -> Path:
     return b.firmware
 
 
+# USB-serial bridges found on ESP32 boards: Silicon Labs CP210x, WCH CH340/CH9102, FTDI, and
+# Espressif's own USB-Serial-JTAG (ESP32-S3/C3 native USB).
+ESP_USB_VIDS = {0x10C4: "CP210x", 0x1A86: "CH340/CH9102", 0x0403: "FTDI", 0x303A: "Espressif USB"}
+
+NO_BOARD_ADVICE = (
+    "no board found on a USB serial port. Check that:\n"
+    "  - the board is plugged in with a data cable (many USB cables only charge);\n"
+    "  - the USB-serial driver is present (CP210x or CH340: `dmesg | tail` shows ttyUSB*/ttyACM*"
+    " when it is);\n"
+    "  - you may open the port (Linux: `sudo usermod -aG dialout $USER`, then log in again);\n"
+    "then run the command again, or name the port: --port /dev/ttyUSB0 (Windows: --port COM3; "
+    "an emulator: --port socket://127.0.0.1:5555)."
+)
+
+
 def detect_port() -> str:
-    """The one serial port that looks like a board; an error names the choices otherwise."""
+    """The one serial port that looks like a board; an error says what to do otherwise."""
     from serial.tools import list_ports
 
     ports = [p for p in list_ports.comports() if p.vid is not None or "USB" in p.device]
-    if len(ports) == 1:
-        return ports[0].device
-    if not ports:
-        raise BoardError("no USB serial port found: connect the board or pass --port")
-    names = ", ".join(p.device for p in ports)
-    raise BoardError(f"several serial ports ({names}): pass --port")
+    esp = [p for p in ports if p.vid in ESP_USB_VIDS]
+    candidates = esp or ports
+    if len(candidates) == 1:
+        return candidates[0].device
+    if not candidates:
+        raise BoardError(NO_BOARD_ADVICE)
+    names = ", ".join(
+        f"{p.device} ({ESP_USB_VIDS.get(p.vid, p.description or 'unknown')})" for p in candidates
+    )
+    raise BoardError(f"several serial ports could be the board: {names}; pass --port")
 
 
 def run_virtual(name: str, device_id: int = 1) -> None:
