@@ -60,7 +60,10 @@ def test(c: Context, k: str = "", slow: bool = False, path: str = "") -> None:
     _run(c, " ".join(args))
 
 
-BOARD_HELP = "host | qemu_m4 (virtual, build offline) | esp32 | esp32s3"
+BOARD_HELP = (
+    "host | qemu_m4 (virtual, build offline) | esp32 | esp32s3 | esp32_replay (replay profile, "
+    "for the emulator HIL)"
+)
 
 
 def _board_action(action: Callable[[], T]) -> T:

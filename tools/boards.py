@@ -45,6 +45,8 @@ BOARDS = {
     "qemu_m4": Board("qemu_m4", virtual=True),
     "esp32": Board("esp32", virtual=False, registry_platform="espressif32"),
     "esp32s3": Board("esp32s3", virtual=False, registry_platform="espressif32"),
+    # the replay profile on an ESP32, for the emulator HIL only (platformio.ini)
+    "esp32_replay": Board("esp32_replay", virtual=False, registry_platform="espressif32"),
 }
 
 

@@ -129,15 +129,25 @@ def test_supported_idf_range_agrees_everywhere() -> None:
     assert pinned.group(1) in idf_of_release
 
 
+def _ini_section(name: str) -> str:
+    ini = (ROOT / "platformio.ini").read_text()
+    start = ini.index(f"[{name}]")
+    end = ini.find("\n[", start + 1)
+    return ini[start : end if end >= 0 else len(ini)]
+
+
 @pytest.mark.parametrize("env", ["esp32", "esp32s3"])
 def test_esp32_envs_build_the_production_profile(env: str) -> None:
-    ini = (ROOT / "platformio.ini").read_text()
-    section = ini[ini.index("[esp32_common]") :]
-    assert f"[env:{env}]" in section
-    assert "FEDHEAD_PROFILE_REPLAY" not in section and "FEDHEAD_TEST_BUILD" not in section
+    for section in (_ini_section("esp32_common"), _ini_section(f"env:{env}")):
+        assert "PROFILE" not in section and "FEDHEAD_TEST_BUILD" not in section
     code = [
         line
         for line in COMPONENT_CMAKE.read_text().splitlines()
         if not line.lstrip().startswith("#")
     ]
-    assert not [line for line in code if "FEDHEAD_PROFILE_REPLAY" in line]
+    replay_lines = [line for line in code if "FEDHEAD_PROFILE_REPLAY" in line]
+    assert len(replay_lines) == 1 and "replay" in "".join(code)  # only with -DFEDHEAD_PROFILE
+
+
+def test_esp32_replay_env_asks_cmake_for_the_replay_profile() -> None:
+    assert "-DFEDHEAD_PROFILE=replay" in _ini_section("env:esp32_replay")
