@@ -7,6 +7,7 @@ ports/common/link_log path the ESP32 port uses for ESP-IDF and TFLM text)."""
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +16,12 @@ import pytest
 
 from tests.firmware.conftest import assert_clean_exit
 from tests.support.cbuild import SANITIZER_ENV
+from tests.support.unframed_text import panic_dump
 from tools.fleet import VirtualDevice, start_host_device
 from tools.link.client import DeviceClient
 from tools.link.errors import LinkTimeoutError
+from tools.link.frame import Frame, encode_frame
+from tools.link.messages import MsgType
 
 BOOT_DELAY_S = 1.5
 
@@ -84,6 +88,24 @@ def test_after_boot_every_byte_is_a_frame_and_port_diagnostics_are_log_frames(
     assert unframed == []
     assert "reset: restarting in place" in logs
     assert "reset: restarting in place" in slow_board.log_text()  # also on stderr
+
+
+def test_garbage_and_cut_frames_during_boot_do_not_upset_the_device(
+    slow_board: VirtualDevice,
+) -> None:
+    """Bytes at any moment of the boot: noise, a panic dump's worth of text, half a frame."""
+    rng = random.Random(14)
+    with DeviceClient.open(slow_board.url) as client:
+        for burst in range(6):  # spread over the first ~1.2 s of a 1.5 s boot
+            noise = rng.randbytes(700) + panic_dump(300)
+            half_hello = encode_frame(Frame(MsgType.HELLO, b"", 0xFFFFFFFF, 900 + burst))[:5]
+            client.transport.write(noise + half_hello)
+            time.sleep(0.2)
+        info = client.wait_ready(within=15)
+        assert info.board_name == "host"
+        stats = client.stats()
+        assert stats.bad_cobs + stats.bad_crc + stats.oversize >= 1  # the noise was seen
+        assert client.hello().board_name == "host"  # and the link is clean again
 
 
 def test_wait_ready_gives_up_with_advice_when_nothing_answers() -> None:

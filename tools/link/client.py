@@ -141,19 +141,20 @@ class DeviceClient:
         A board just powered, reset or flashed (or reset by the port opening, as many ESP32
         dev boards are) prints boot text and answers nothing for a while, about a second for
         an ESP32. Sends HELLO and waits BOOT_FIRST_WAIT s, doubling the wait after each silent
-        try up to BOOT_MAX_WAIT s, and returns at the first INFO: a reply to any of the HELLOs
-        or the device's unsolicited boot INFO. Raises LinkTimeoutError after `within` s."""
+        try up to BOOT_MAX_WAIT s. An unsolicited boot INFO (or a reply to an earlier HELLO)
+        says the device is up; the wait then ends with the reply to the latest HELLO: the device
+        handles its input in order, so everything sent before (and any NACK for bytes cut during
+        the boot) has been answered by then and the next request starts on a quiet line.
+        Raises LinkTimeoutError after `within` s."""
         deadline = time.monotonic() + within
         wait = BOOT_FIRST_WAIT
         self.counters.requests += 1
         for attempt in itertools.count():
             if attempt:
                 self.counters.retries += 1
-            hello = Frame(MsgType.HELLO, b"", self.device_id, self._next_seq())
-            self.transport.write(encode_frame(hello))
-            answer_by = min(deadline, time.monotonic() + wait)
-            self.info = None
-            if self._await(lambda f: f.type == MsgType.INFO and self.info is not None, answer_by):
+            seq = self._next_seq()
+            self.transport.write(encode_frame(Frame(MsgType.HELLO, b"", self.device_id, seq)))
+            if self._await_info_reply(seq, deadline, wait):
                 return self.info
             if time.monotonic() >= deadline:
                 raise LinkTimeoutError(
@@ -163,6 +164,20 @@ class DeviceClient:
                 )
             wait = min(2 * wait, BOOT_MAX_WAIT)
         raise AssertionError("unreachable")
+
+    def _await_info_reply(self, seq: int, deadline: float, wait: float) -> bool:
+        """True once the INFO reply to HELLO `seq` arrived (self.info holds it). Any other INFO
+        means the device is up: keep waiting for this reply up to `self.timeout` longer."""
+        answer_by = min(deadline, time.monotonic() + wait)
+        while True:
+            frame = self._await(lambda f: f.type == MsgType.INFO, answer_by)
+            if frame is None:
+                return False
+            info = _safe_unpack(m.Info, frame)
+            if frame.seq == seq and frame.flags & FLAG_REPLY and info is not None:
+                self.info = info
+                return True
+            answer_by = min(deadline, max(answer_by, time.monotonic() + self.timeout))
 
     def install_head(self, w: np.ndarray, b: np.ndarray, version: int) -> None:
         """Send a global head (MODEL_BEGIN, chunks, MODEL_COMMIT); returns once committed."""
