@@ -55,3 +55,38 @@ def test_invoke_hil_on_a_port_runs_the_production_checks_and_skips_replay_only(
     assert result.returncode == 0, out[-3000:]
     assert "3 passed, 2 skipped" in out
     assert out.count("replay-only: a production build refuses SAMPLE/INFER") == 2
+
+
+@pytest.mark.qemu
+def test_invoke_hil_on_an_emulator_socket_with_the_replay_profile(tmp_path: Path) -> None:
+    """An emulated board on socket:// (QEMU here, Espressif's ESP32 emulator on a real check),
+    flashed with a replay build: every check runs, none is skipped."""
+    from tests.support.firmware import build_qemu_firmware
+    from tools.fleet import start_qemu_device
+
+    board = start_qemu_device(build_qemu_firmware(), 0x78, tmp_path)
+    try:
+        assert board.url.startswith("socket://")
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "invoke",
+                "hil",
+                "--port",
+                board.url,
+                "--board",
+                "esp32",
+                "--profile",
+                "replay",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        assert_clean_exit(board)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "5 passed" in out and "skipped" not in out
