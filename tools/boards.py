@@ -193,6 +193,13 @@ def upload(name: str, port: str | None) -> str:
             f"{name} is a virtual board: there is nothing to upload. `invoke flash --board "
             f"{name}` starts it instead and prints its port."
         )
+    if port and "://" in port:
+        raise BoardError(
+            f"{port} is a network port (an emulator?): esptool flashes over a serial port only. "
+            f"For an emulator, build with `invoke build --board {name}`, start the emulator "
+            f"with the image from {b.build_dir}, then test it with "
+            f"`invoke hil --port {port} --board {name}`."
+        )
     ensure_registry_platform(b)
     port = port or detect_port()
     run_pio(["run", "-e", b.env, "-t", "upload", "--upload-port", port])

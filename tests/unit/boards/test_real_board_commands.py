@@ -34,6 +34,11 @@ def test_no_board_plugged_in_says_what_to_check() -> None:
     assert "--port /dev/ttyUSB0" in message and "socket://" in message
 
 
+def test_flashing_an_emulator_socket_says_how_to_test_it_instead() -> None:
+    with pytest.raises(boards.BoardError, match=r"invoke hil --port socket://127.0.0.1:5555"):
+        boards.upload("esp32", "socket://127.0.0.1:5555")
+
+
 def test_invoke_hil_on_a_port_runs_the_production_checks_and_skips_replay_only(
     host_firmware: Path,  # noqa: F811 - the shared fixture
     tmp_path: Path,
