@@ -29,7 +29,7 @@ import numpy as np
 
 from model_gen import paths
 from model_gen.refgen import KERNELS_DIR, generate_backbone_ref, read_graph, render
-from tools.bench.m4 import M4Machine, build_m4_elf
+from tools.bench.m4 import M4_FLAGS, M4Machine, build_m4_elf
 
 HOST_DRIVER = Path(__file__).resolve().parent / "backbone_host.c"
 INCLUDES = (KERNELS_DIR / "include", paths.REPO / "firmware" / "lib" / "fedcore" / "include")
@@ -77,21 +77,88 @@ def host_us_tflm(tflite: bytes, windows: np.ndarray, reps: int = 5) -> float:
     return total_ns / calls / 1e3
 
 
-def m4_instructions(model_c: Path, windows: np.ndarray, work: Path) -> float:
-    """Mean Cortex-M4 instructions per backbone_embed_int8 over the given windows."""
+def m4_machine(model_c: Path, work: Path, path: str = "dsp") -> M4Machine:
+    """The generated backbone built for Cortex-M4: `dsp` (the default build, SMLAD kernels where
+    the generator packed weights) or `portable` (-DBR_PORTABLE: the plain C kernels)."""
+    flags = (*M4_FLAGS, "-DBR_PORTABLE=1") if path == "portable" else M4_FLAGS
     elf = build_m4_elf(
         [model_c, KERNELS_DIR / "src" / "kernels.c"],
-        out=work / "backbone_m4.elf",
+        out=work / f"backbone_m4_{path}.elf",
         include_dirs=INCLUDES,
-        keep=["backbone_embed_int8"],
+        keep=["backbone_embed_int8", "backbone_ref_run_layer", "backbone_ref_layer_count"],
+        flags=flags,
     )
-    machine = M4Machine(elf)
+    return M4Machine(elf)
+
+
+def m4_instructions(model_c: Path, windows: np.ndarray, work: Path, path: str = "dsp") -> float:
+    """Mean Cortex-M4 instructions per backbone_embed_int8 over the given windows."""
+    machine = m4_machine(model_c, work, path)
     src, dst = machine.alloc(windows.shape[1]), machine.alloc(256)
     counts = []
     for window in windows:
         machine.write(src, window.tobytes())
         counts.append(machine.call("backbone_embed_int8", src, dst).instructions)
     return float(np.mean(counts))
+
+
+def m4_layer_instructions(
+    model_c: Path, windows: np.ndarray, work: Path, path: str = "dsp"
+) -> list[float]:
+    """Mean Cortex-M4 instructions of each kernel call (backbone_ref_run_layer), the layers run
+    in order on each window so every layer sees real activations."""
+    machine = m4_machine(model_c, work, path)
+    count = int.from_bytes(machine.read(machine.symbol("backbone_ref_layer_count"), 4), "little")
+    src = machine.alloc(windows.shape[1])
+    totals = np.zeros(count)
+    for window in windows:
+        machine.write(src, window.tobytes())
+        for i in range(count):
+            totals[i] += machine.call("backbone_ref_run_layer", i, src).instructions
+    return (totals / len(windows)).tolist()
+
+
+def layer_table(model_c: Path, layers: list[dict], windows: np.ndarray, work: Path) -> list[dict]:
+    """Per kernel call: MACs, M4 instructions on both paths and per MAC, DSP flash bytes."""
+    dsp = m4_layer_instructions(model_c, windows, work, "dsp")
+    portable = m4_layer_instructions(model_c, windows, work, "portable")
+    rows = []
+    for layer, n_dsp, n_portable in zip(layers, dsp, portable, strict=True):
+        macs = layer["macs"]
+        rows.append(
+            {
+                "layer": layer["name"],
+                "kernel": layer["kernel"] + (" (DSP)" if layer["dsp"] else ""),
+                "macs": macs,
+                "m4_dsp": n_dsp,
+                "m4_portable": n_portable,
+                "dsp_per_mac": n_dsp / macs if macs else None,
+                "portable_per_mac": n_portable / macs if macs else None,
+                "packed_bytes": layer["dsp_const_bytes"],
+            }
+        )
+    return rows
+
+
+def markdown_table(task: str, rows: list[dict]) -> str:
+    """The per-layer table as Markdown (bench.md and docs/BENCHMARKS.md use this layout)."""
+
+    def per_mac(value: float | None) -> str:
+        return "" if value is None else f"{value:.2f}"
+
+    lines = [
+        f"### {task}: Cortex-M4 instructions per layer (unicorn)",
+        "",
+        "| layer | kernel | MACs | DSP path | /MAC | portable path | /MAC | packed bytes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['layer']} | {r['kernel']} | {r['macs']:,} | {r['m4_dsp']:,.0f} | "
+            f"{per_mac(r['dsp_per_mac'])} | {r['m4_portable']:,.0f} | "
+            f"{per_mac(r['portable_per_mac'])} | {r['packed_bytes']:,} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def m4_instr_floor(work: Path) -> float:
