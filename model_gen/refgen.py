@@ -670,9 +670,9 @@ def render(graph: Graph, header_line: str) -> tuple[str, dict]:
     return text, numbers
 
 
-def measure_m4_flash(model_c: Path) -> int | None:
-    """text + data bytes of the generated model and kernels built for Cortex-M4 (-O2), or None
-    when arm-none-eabi-gcc is not installed."""
+def measure_m4_flash(model_c: Path, extra_flags: tuple[str, ...] = ()) -> int | None:
+    """text + data bytes of the generated model and kernels built for Cortex-M4 (-O2, the DSP
+    path unless extra_flags has -DBR_PORTABLE=1), or None when arm-none-eabi-gcc is missing."""
     gcc, size = shutil.which("arm-none-eabi-gcc"), shutil.which("arm-none-eabi-size")
     if gcc is None or size is None:
         return None
@@ -684,6 +684,7 @@ def measure_m4_flash(model_c: Path) -> int | None:
                 [
                     gcc,
                     *M4_CFLAGS,
+                    *extra_flags,
                     "-I",
                     str(KERNELS_DIR / "include"),
                     "-I",
