@@ -227,26 +227,38 @@ def _requant_arrays(prefix: str, bias: np.ndarray, folded: np.ndarray, mult, shi
 
 
 def dsp_requant(
-    acc_bound: np.ndarray, multiplier: np.ndarray, shift: np.ndarray
+    acc_bound: np.ndarray,
+    multiplier: np.ndarray,
+    shift: np.ndarray,
+    output_offset: int,
+    max_abs_weight: np.ndarray,
 ) -> list[tuple[int, int, int, int]] | None:
-    """(multiplier, round, pre_shift, post_shift) per channel for the kernels' SMMULR form of
-    MultiplyByQuantizedMultiplier (kernels.h, br_requant), or None when an accumulator bound
-    (|acc| <= acc_bound) cannot rule out an intermediate overflow.
+    """(pre, multiplier, round, post_shift) per channel for the kernels' SMMULR form of
+    MultiplyByQuantizedMultiplier + output offset (kernels.h, br_requant), or None when some
+    intermediate could leave int32 (|acc| <= acc_bound) or a weight scaled by 2^pre would not
+    fit 16 bits; such a layer keeps the portable kernel.
 
     smmulr(acc * 2^(1 + left), m) = floor((acc * 2^left * m + 2^30) / 2^31) is TFLM's
     SaturatingRoundingDoublingHighMul; (2v + 2^e - [v < 0]) >> (e + 1) is RoundingDivideByPOT
-    (v, e), for e = 0 too. Both hold exactly while no intermediate leaves int32.
+    (v, e), for e = 0 too; adding offset * 2^(e + 1) before the shift adds the offset after it.
     """
     out = []
-    for bound, mult, sh in zip(
-        acc_bound.tolist(), multiplier.tolist(), shift.tolist(), strict=True
+    for bound, mult, sh, wmax in zip(
+        acc_bound.tolist(),
+        multiplier.tolist(),
+        shift.tolist(),
+        max_abs_weight.tolist(),
+        strict=True,
     ):
         pre, e = 1 + max(sh, 0), max(-sh, 0)
         scaled = bound << pre
         v_bound = (scaled * mult + (1 << 31)) >> 32
-        if scaled >= 1 << 31 or e > 29 or 2 * v_bound + (1 << e) >= 1 << 31:
+        if e > 29 or (wmax << pre) > 32767 or scaled >= 1 << 31:
             return None
-        out.append((int(mult), 1 << e, pre, e + 1))
+        round_ = (1 << e) + output_offset * (1 << (e + 1))
+        if 2 * v_bound + abs(round_) + 1 >= 1 << 31:
+            return None
+        out.append((pre, int(mult), round_, e + 1))
     return out
 
 
@@ -257,7 +269,7 @@ def _acc_bound(inp: Tensor, bias: np.ndarray, weights: np.ndarray) -> np.ndarray
 
 
 def pack_pairs(weights: np.ndarray) -> np.ndarray:
-    """[out_c][K] int8 -> int32 words [ceil(out_c/4)][ceil(K/2)][4]: word (b, j, c) holds
+    """[out_c][K] 16-bit values -> int32 words [ceil(out_c/4)][ceil(K/2)][4]: word (b, j, c) holds
     weights 2j (low half) and 2j+1 (high half) of channel 4b+c; padding channels/taps are 0."""
     out_c, k = weights.shape
     c4, pairs = -(-out_c // 4) * 4, (k + 1) // 2
@@ -268,8 +280,8 @@ def pack_pairs(weights: np.ndarray) -> np.ndarray:
 
 
 def pack_depthwise(weights: np.ndarray) -> np.ndarray:
-    """[taps][c] int8 (c a multiple of 4) -> int32 words [taps][c/2]: per group of 4 channels
-    g, word g/2 = (w[g], w[g+2]) and word g/2+1 = (w[g+1], w[g+3]), SXTB16's pairing."""
+    """[taps][c] 16-bit values (c a multiple of 4) -> int32 words [taps][c/2]: per group of 4
+    channels g, word g/2 = (w[g], w[g+2]) and word g/2+1 = (w[g+1], w[g+3]), SXTB16's pairing."""
     taps, c = weights.shape
     w = weights.astype(np.int64).reshape(taps, c // 4, 4)
     lo = w[:, :, [0, 1]] & 0xFFFF
@@ -280,12 +292,29 @@ def pack_depthwise(weights: np.ndarray) -> np.ndarray:
 def _c_requant(name: str, bias: np.ndarray, rq: list[tuple[int, int, int, int]]) -> str:
     count = -(-len(rq) // 4) * 4
     rows = [
-        f"{{{int(b)}, {m}, {r}, {pre}, {post}, 0}}"
-        for b, (m, r, pre, post) in zip(bias, rq, strict=True)
+        f"{{{int(b) << pre}, {m}, {r}, {post}, {{0, 0, 0}}}}"
+        for b, (pre, m, r, post) in zip(bias.tolist(), rq, strict=True)
     ]
-    rows += ["{0, 0, 1, 1, 1, 0}"] * (count - len(rows))
+    rows += ["{0, 0, 0, 1, {0, 0, 0}}"] * (count - len(rows))
     body = ",\n    ".join(rows)
     return f"static const br_requant {name}[{count}] = {{\n    {body}\n}};\n"
+
+
+def _dsp_constants(
+    inp: Tensor,
+    out: Tensor,
+    bias: np.ndarray,
+    weights: np.ndarray,
+    mult: np.ndarray,
+    shift: np.ndarray,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]] | None:
+    """Weights [out_c][taps] scaled by 2^pre per channel and the requant rows, or None."""
+    wmax = np.abs(weights.astype(np.int64)).max(axis=1)
+    rq = dsp_requant(_acc_bound(inp, bias, weights), mult, shift, out.zero_point, wmax)
+    if rq is None:
+        return None
+    pre = np.array([r[0] for r in rq], np.int64)
+    return weights.astype(np.int64) << pre[:, None], rq
 
 
 def _use_dsp(
@@ -395,15 +424,16 @@ def _lower_conv(op: Op, graph: Graph, depthwise: bool) -> Layer:
         flt.size + out_c * (13 if depthwise else 13 + 4 * k_h * k_w),
         out_h * out_w * out_c * taps,
     )
-    rq = dsp_requant(_acc_bound(inp, bias, per_channel_weights), mult, shift)
+    dsp = _dsp_constants(inp, out, bias, per_channel_weights, mult, shift)
     if depthwise:
         # The DSP depthwise kernel reads 4 channels of one input pixel per word.
-        fits = multiplier == 1 and out_c % 4 == 0
-        packed = pack_depthwise(flt.data.reshape(k_h * k_w, out_c)) if fits else None
-        _use_dsp(layer, prefix, packed, folded, rq, 0)
+        fits = dsp is not None and multiplier == 1 and out_c % 4 == 0
+        packed = pack_depthwise(dsp[0].T) if fits else None
+        _use_dsp(layer, prefix, packed, folded, dsp and dsp[1], 0)
     else:
         k = k_h * k_w * in_c
-        _use_dsp(layer, prefix, pack_pairs(per_channel_weights), folded, rq, 8 * ((k + 1) // 2))
+        packed = pack_pairs(dsp[0]) if dsp else None
+        _use_dsp(layer, prefix, packed, folded, dsp and dsp[1], 8 * ((k + 1) // 2))
     return layer
 
 
@@ -449,8 +479,9 @@ def _lower_fully_connected(op: Op, graph: Graph) -> Layer:
         flt.size + out_c * 9,
         inp.size // depth * depth * out_c,
     )
-    rq = dsp_requant(_acc_bound(inp, bias, flt.data), mult, shift)
-    _use_dsp(layer, prefix, pack_pairs(flt.data), folded, rq, 8 * ((depth + 1) // 2))
+    dsp = _dsp_constants(inp, out, bias, flt.data, mult, shift)
+    packed = pack_pairs(dsp[0]) if dsp else None
+    _use_dsp(layer, prefix, packed, folded, dsp and dsp[1], 8 * ((depth + 1) // 2))
     return layer
 
 

@@ -31,19 +31,22 @@ extern "C" {
 #define BR_DSP_ONLY(x) NULL
 #endif
 
-/* Per output channel constants of the DSP path, padded to a multiple of 4 channels. The
- * generator proves |acc| * 2^pre_shift < 2^31 and 2 * |v| + round < 2^31 for every input, so
- * MultiplyByQuantizedMultiplier(acc, multiplier, shift) is exactly
- *   v = (acc * 2^pre_shift * multiplier + 2^31) >> 32          (one SMMULR)
- *   (2 * v + round - [v < 0]) >> post_shift                     (round = 2^e, post_shift = e + 1)
- * with pre_shift = 1 + max(shift, 0) and e = max(-shift, 0); see refgen.dsp_requant. */
+/* Per output channel constants of the DSP path, padded to a multiple of 4 channels.
+ * The packed weights and the bias are pre-scaled by 2^pre, pre = 1 + max(shift, 0), so the
+ * accumulator is acc * 2^pre. With e = max(-shift, 0), TFLM's
+ *   MultiplyByQuantizedMultiplier(acc, multiplier, shift) + output_offset
+ * is exactly
+ *   v = (acc * 2^pre * multiplier + 2^31) >> 32                     (one SMMULR)
+ *   (2 * v + round - [v < 0]) >> post_shift,  round = 2^e + (output_offset << (e + 1)),
+ *                                             post_shift = e + 1
+ * for every accumulator the layer can produce: the generator (refgen.dsp_requant) proves that
+ * no intermediate leaves int32, or gives the layer no DSP kernel. */
 typedef struct {
-    int32_t bias;       /* folded bias: bias + input_offset * sum(filter of that channel) */
+    int32_t bias;       /* (bias + input_offset * sum(filter of that channel)) * 2^pre */
     int32_t multiplier;
     int32_t round;
-    int8_t pre_shift;
     int8_t post_shift;
-    int16_t unused;
+    int8_t unused[3];
 } br_requant;
 
 /* gemmlowp SaturatingRoundingDoublingHighMul, as TFLM uses it. */
