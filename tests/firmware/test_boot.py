@@ -108,6 +108,19 @@ def test_garbage_and_cut_frames_during_boot_do_not_upset_the_device(
         assert client.hello().board_name == "host"  # and the link is clean again
 
 
+def test_nacks_for_earlier_noise_do_not_use_up_a_requests_retries(
+    host_device: VirtualDevice,
+) -> None:
+    """50 damaged frames on the line, then a request allowed one retry: the 50 NACKs (ack_seq
+    0) come before its reply, and the client waits for the reply instead of resending 50 times."""
+    with DeviceClient.open(host_device.url, retries=1) as client:
+        client.wait_ready(within=10)
+        client.transport.write(b"\x01\x02\x00" * 50)
+        stats = client.stats()
+        assert stats.bad_cobs >= 50
+        assert client.counters.nacks >= 50 and client.counters.retries <= 1
+
+
 def test_wait_ready_gives_up_with_advice_when_nothing_answers() -> None:
     master, slave = os.openpty()
     try:

@@ -46,6 +46,9 @@ _RESEND_CODES = {NackCode.BAD_CRC, NackCode.BAD_FRAME}
 # wait_ready: first wait for an answer to HELLO, doubled after each silent try up to the max.
 BOOT_FIRST_WAIT = 0.25
 BOOT_MAX_WAIT = 2.0
+# After a NACK for a damaged frame, how long the reply may still come before the request is
+# sent again (the NACK may be about earlier noise; the device answers in order).
+DAMAGE_GRACE = 0.1
 _Q_DTYPES = {8: "<i1", 16: "<i2", 32: "<i4"}
 
 
@@ -336,7 +339,12 @@ class DeviceClient:
         )
 
     def _await_reply(self, seq: int, request: MsgType, expect: MsgType) -> Frame | None:
-        """The reply to `seq`, or None to resend (timeout, or the device saw a damaged frame)."""
+        """The reply to `seq`, or None to resend (timeout, or the device saw a damaged frame).
+
+        A NACK with ack_seq 0 (a frame the device could not read) may be about this request or
+        a leftover from noise before it (bytes cut during a boot). The device answers in order,
+        so the reply, if it comes, comes right behind such NACKs: wait DAMAGE_GRACE s more for it
+        before resending."""
 
         def answers(frame: Frame) -> bool:
             if frame.type == MsgType.NACK:
@@ -346,15 +354,21 @@ class DeviceClient:
                 )
             return frame.seq == seq and bool(frame.flags & FLAG_REPLY)
 
-        frame = self._await(answers, time.monotonic() + self.timeout)
-        if frame is None:
-            return None
-        if frame.type == MsgType.NACK:
+        deadline = time.monotonic() + self.timeout
+        damaged = False
+        while True:
+            frame = self._await(answers, deadline)
+            if frame is None:
+                return None
+            if frame.type != MsgType.NACK:
+                break
             nack = m.Nack.unpack(frame.payload)
             self.counters.nacks += 1
-            if nack.ack_seq == 0 and nack.code in _RESEND_CODES:
-                return None
-            raise NackError(request.name, nack.code, nack.code_name, nack.detail)
+            if nack.ack_seq != 0 or nack.code not in _RESEND_CODES:
+                raise NackError(request.name, nack.code, nack.code_name, nack.detail)
+            if not damaged:
+                damaged = True
+                deadline = min(deadline, time.monotonic() + DAMAGE_GRACE)
         if frame.type != expect:
             raise ProtocolError(
                 f"{request.name} answered with {_type_name(frame.type)}, expected {expect.name}"
