@@ -26,7 +26,7 @@ def test_provision_records_both_sides_and_is_idempotent(
     )
     try:
         first = provision(device.url, store_path, user="alice")
-        assert first.key_id == 1 and first.user_recorded is False  # no `enrollment` table
+        assert first.key_id == 1
         again = provision(device.url, store_path)
         assert (again.key_id, again.device_public) == (1, first.device_public)
         conn = sqlite3.connect(store_path)
@@ -41,11 +41,10 @@ def test_provision_records_both_sides_and_is_idempotent(
         # The device holds this server; another aggregator (its own store and key) is refused.
         with pytest.raises(EnrollmentError, match="ENROLLED"):
             provision(device.url, tmp_path / "other.sqlite")
-        # With user-level accounting's table present, --user lands there.
-        conn.execute("CREATE TABLE enrollment (device_id INTEGER PRIMARY KEY, user_id TEXT)")
-        conn.commit()
-        assert provision(device.url, store_path, user="alice").user_recorded
-        assert conn.execute("SELECT user_id FROM enrollment").fetchall() == [("alice",)]
+        # --user lands in user-level accounting's enrollment table.
+        assert conn.execute("SELECT device_id, user_id FROM enrollment").fetchall() == [
+            (0x4601, "alice")
+        ]
         conn.close()
     finally:
         assert_clean_exit(device)

@@ -6,14 +6,13 @@
    device enrolled with another server honours --force only right after a power-on, or when
    the old server sends it authenticated).
 4. The store records device id ↔ public key; with --user, the user of the device for user-level
-   accounting (table `enrollment`, when the store has it).
+   accounting (table `enrollment`, `Store.enroll`).
 5. An authenticated request checks that both sides now derive the same link keys.
 """
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,20 +39,6 @@ class Provisioned:
     device_public: bytes
     key_id: int
     user: str | None
-    user_recorded: bool
-
-
-def _record_user(store: Store, device_id: int, user: str) -> bool:
-    """Write device → user into the `enrollment` table when this store has one."""
-    try:
-        with store.conn:
-            store.conn.execute(
-                "INSERT OR REPLACE INTO enrollment (device_id, user_id) VALUES (?, ?)",
-                (device_id, user),
-            )
-    except sqlite3.OperationalError:
-        return False  # no `enrollment` table (user-level accounting not in this build)
-    return True
 
 
 def _verify_session(client: DeviceClient, secret: bytes) -> None:
@@ -85,9 +70,10 @@ def provision(
                 advice = _NACK_ADVICE.get(NackCode(err.code), "")
                 raise EnrollmentError(f"{err}: {advice}" if advice else str(err)) from err
             keys.record_device_key(client.device_id, info.device_public, key_id)
-            recorded = user is not None and _record_user(store, client.device_id, user)
+            if user is not None:
+                store.enroll({client.device_id: user})  # user-level accounting's table
             _verify_session(client, secret)
-            return Provisioned(client.device_id, info.device_public, key_id, user, recorded)
+            return Provisioned(client.device_id, info.device_public, key_id, user)
     finally:
         store.close()
 
@@ -107,8 +93,5 @@ def main(argv: list[str] | None = None) -> None:
         f"device {done.device_id:#x} enrolled (key_id {done.key_id}, device key "
         f"{done.device_public.hex()}) in {args.store}"
     )
-    if done.user is not None and not done.user_recorded:
-        print(
-            f"note: {args.store} has no `enrollment` table; user {done.user!r} not recorded "
-            "(user-level accounting is not in this build)"
-        )
+    if done.user is not None:
+        print(f"device {done.device_id:#x} belongs to user {done.user!r} (table enrollment)")
