@@ -176,6 +176,8 @@ def clean(c: Context) -> None:
         "deadline": "seconds per round for training and upload",
         "task": "model task: initial head and holdout from build/model/<task>/",
         "store": "SQLite store (default build/aggregator/aggregate.sqlite)",
+        "secagg": "secure aggregation (with --privacy distributed; devices enrolled with "
+        "`invoke provision` into the same --store)",
     },
 )
 def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "none",
@@ -183,7 +185,8 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
               epsilon_budget: float = float("inf"), cohort: int = 0, population: int = 0,
               strategy: str = "fedavg", server_lr: float = 1.0, server_optimizer: str = "sgd",
               lr: float = 0.05, epochs: int = 1, deadline: float = 30.0, task: str = "watch",
-              store: str = "", unit: str = "user", enrollment: str = "") -> None:
+              store: str = "", unit: str = "user", enrollment: str = "",
+              secagg: bool = False) -> None:
     """Run DP federated rounds over devices; writes build/report/aggregate.json and PNGs."""
     from tools.aggregator.run import main
 
@@ -196,7 +199,8 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
         f"--server-lr={server_lr}", f"--server-optimizer={server_optimizer}", f"--lr={lr}",
         f"--epochs={epochs}", f"--deadline={deadline}", f"--task={task}", f"--unit={unit}",
     ] + ([f"--store={store}"] if store else []) + (
-        [f"--enrollment={enrollment}"] if enrollment else [])
+        [f"--enrollment={enrollment}"] if enrollment else []) + (
+        ["--secagg"] if secagg else [])
     main(argv)
 
 
@@ -232,11 +236,12 @@ def monitor(c: Context, port: str, baud: int = 115200) -> None:
         "noise_multiplier": "z: noise std = z × clip (default 1.0)",
         "clip": "C: L2 bound of each device's head delta (default 0.5)",
         "k": "labelled windows per class each device personalizes from (default 10)",
+        "secagg": "secure aggregation in distributed mode (default on; --no-secagg: off)",
     }
 )
 def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
          rounds: int = 5, privacy: str = "distributed", noise_multiplier: float = 1.0,
-         clip: float = 0.5, k: int = 10) -> None:
+         clip: float = 0.5, k: int = 10, secagg: bool = True) -> None:
     """Run the whole loop on virtual boards and report (build/report/demo.md).
 
     Train/gen/build if inputs changed, start the fleet, personalize on the devices, run DP
@@ -245,7 +250,7 @@ def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
 
     report = run_demo(DemoConfig(task=task, board=board, devices=devices, rounds=rounds,
                                  privacy=privacy, noise_multiplier=noise_multiplier,
-                                 clip=clip, k=k))
+                                 clip=clip, k=k, secagg=secagg))
     held, fed, p = report["held_out"], report["federated"], report["privacy"]
     eps = "∞" if p["epsilon"] is None else f"{p['epsilon']:.2f}"
     print(f"held-out: global {held['global_acc']:.3f} → personal {held['personal_acc']:.3f} "

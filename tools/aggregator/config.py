@@ -60,6 +60,8 @@ class AggregatorConfig:
     scale: float = 0.0  # quantization step; 0: clip / 4096
     deadline_s: float = 30.0  # per round, for TRAIN to UPDATE_READY and fetch
     min_updates: int = 1  # fewer accepted updates: the round commits without a new head
+    secagg: bool = False  # distributed mode: the aggregator sees only the sum (issue 13)
+    secagg_threshold: int = 0  # Shamir threshold t; 0: floor(n/2) + 1 of the round's devices
 
     def check(self) -> None:
         """Raise ValueError naming the inconsistent option and what to change."""
@@ -78,6 +80,11 @@ class AggregatorConfig:
             raise ValueError("need clip > 0, bits in 8/16/32, scale >= 0")
         if not 0 <= self.trim_fraction < 0.5:
             raise ValueError("trim_fraction must be in [0, 0.5)")
+        if self.secagg and self.privacy != PrivacyMode.DISTRIBUTED:
+            raise ValueError(
+                "--secagg hides each update so that only the sum of the devices' noise is seen: "
+                "use it with --privacy distributed"
+            )
         if self.server_optimizer not in ("sgd", "adam"):
             raise ValueError("server_optimizer is 'sgd' or 'adam'")
 

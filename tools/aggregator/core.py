@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tools.aggregator import privacy, sampling
+from tools.aggregator import privacy, sampling, secure
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.evaluate import Holdout, evaluate
 from tools.aggregator.store import RoundRow, Store, UpdateRow
@@ -140,10 +140,19 @@ class Aggregator:
         selected = sampling.poisson_sample(self.population(), plan.q)
         sigma = privacy.device_noise_std(self.config, plan.expected_devices)
         self.on_event("round_start", {"round": round_id, "selected": len(selected)})
-        outcomes = self._collect(round_id, selected, sigma)
-        rows, deltas = self._validate(round_id, outcomes, sigma)
-        event = self._event(plan, len(deltas))
-        outcome = self._release_decision(len(deltas), event)
+        if self.config.secagg:  # the aggregator sees only the sum (tools/aggregator/secure.py)
+            params = self._train_params(round_id, sigma)
+            rows, deltas, received, dropped = secure.collect(self, round_id, selected, params)
+        else:
+            outcomes = self._collect(round_id, selected, sigma)
+            rows, deltas = self._validate(round_id, outcomes, sigma)
+            received, dropped = len(deltas), sum(1 for o in outcomes if o.update is None)
+        event = self._event(plan, received)
+        outcome = self._release_decision(received, event)
+        if self.config.secagg and received and outcome != "released":
+            # The aggregator saw this round's sum although nothing is released or charged.
+            seen = int(self.store.get_meta("secagg_unreleased_sums") or 0)
+            self.store.set_meta("secagg_unreleased_sums", seen + 1)
         new_head = self._aggregate(deltas, plan) if outcome == "released" else None
         charged = event if outcome == "released" else None
         record = RoundRow(
@@ -153,7 +162,7 @@ class Aggregator:
             started=started,
             cohort=selected,
             updates=rows,
-            dropped=sum(1 for o in outcomes if o.update is None),
+            dropped=dropped,
             epsilon=privacy.ledger_epsilon(
                 self.config, [*self.store.events(), *([charged] if charged else [])]
             ),
@@ -164,7 +173,7 @@ class Aggregator:
         )
         if new_head is not None:
             self.w, self.b = new_head
-        record.metrics = self._metrics(outcomes, rows)
+        record.metrics = self._metrics(dropped, rows)
         self.store.commit_round(record, new_head)
         self.store.set_meta("device_ledger", {str(k): v for k, v in self.device_ledger.items()})
         self.round, self.head_version = round_id, record.head_out
@@ -324,13 +333,13 @@ class Aggregator:
         d, c = self.w.shape
         return new[: d * c].reshape(d, c), new[d * c :]
 
-    def _metrics(self, outcomes: list[Outcome], rows: list[UpdateRow]) -> dict:
+    def _metrics(self, dropped: int, rows: list[UpdateRow]) -> dict:
         """Operator counts (stored, never published) and the holdout score of the head."""
         accepted = sum(r.accepted for r in rows)
         metrics: dict = {
             "accepted": accepted,
             "rejected": len(rows) - accepted,
-            "dropped": sum(1 for o in outcomes if o.update is None),
+            "dropped": dropped,
         }
         if self.holdout is not None:
             metrics.update(

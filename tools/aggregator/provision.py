@@ -53,27 +53,34 @@ def _verify_session(client: DeviceClient, secret: bytes) -> None:
         raise EnrollmentError("the device's authenticated answer did not verify")
 
 
+def provision_client(
+    client: DeviceClient, store: Store, user: str | None = None, force: bool = False
+) -> Provisioned:
+    """Enroll the device behind an open client with the aggregator of `store`."""
+    keys = KeyStore(store.conn, store.path)
+    secret = keys.server_secret()
+    client.hello()
+    info = client.enroll_info()
+    keys.check_device_key(client.device_id, info.device_public, force)
+    try:
+        key_id = client.enroll(keys.server_public(), force=force)
+    except NackError as err:
+        advice = _NACK_ADVICE.get(NackCode(err.code), "")
+        raise EnrollmentError(f"{err}: {advice}" if advice else str(err)) from err
+    keys.record_device_key(client.device_id, info.device_public, key_id)
+    if user is not None:
+        store.enroll({client.device_id: user})  # user-level accounting's table
+    _verify_session(client, secret)
+    return Provisioned(client.device_id, info.device_public, key_id, user)
+
+
 def provision(
     url: str, store_path: Path, user: str | None = None, force: bool = False, timeout: float = 5.0
 ) -> Provisioned:
     store = Store(store_path)
     try:
-        keys = KeyStore(store.conn, store_path)
-        secret = keys.server_secret()
         with DeviceClient.open(url, timeout=timeout) as client:
-            client.hello()
-            info = client.enroll_info()
-            keys.check_device_key(client.device_id, info.device_public, force)
-            try:
-                key_id = client.enroll(keys.server_public(), force=force)
-            except NackError as err:
-                advice = _NACK_ADVICE.get(NackCode(err.code), "")
-                raise EnrollmentError(f"{err}: {advice}" if advice else str(err)) from err
-            keys.record_device_key(client.device_id, info.device_public, key_id)
-            if user is not None:
-                store.enroll({client.device_id: user})  # user-level accounting's table
-            _verify_session(client, secret)
-            return Provisioned(client.device_id, info.device_public, key_id, user)
+            return provision_client(client, store, user, force)
     finally:
         store.close()
 

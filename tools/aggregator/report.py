@@ -61,6 +61,8 @@ def privacy_summary(store: Store) -> dict[str, Any]:
         (privacy.aggregator_epsilon(config, s, n_params) for s in noise_by_unit.values()),
         default=0.0,
     )
+    if config.secagg:  # the aggregator sees only the sums it releases (PRIVACY.md threat model)
+        against_aggregator = privacy.ledger_epsilon(config, store.events())
     ledgers = [float(v) for v in (store.get_meta("device_ledger") or {}).values()]
     released = store.events()
     return {
@@ -82,6 +84,8 @@ def privacy_summary(store: Store) -> dict[str, Any]:
             None if config.privacy == PrivacyMode.NONE else _figure(against_aggregator)
         ),
         "epsilon_device_ledger_max": max(ledgers) if ledgers else NO_LEDGER,
+        "secagg": config.secagg,
+        "secagg_unreleased_sums": int(store.get_meta("secagg_unreleased_sums") or 0),
     }
 
 
@@ -136,10 +140,28 @@ def privacy_lines(p: dict[str, Any]) -> str:
         f"- ε against consumers of released heads: **{fmt(p['epsilon_against_head_consumers'])}**"
         f" at δ = {p['delta']:g} ({p['rounds_released']} released rounds, "
         f"sensitivity C' = {p['sensitivity_per_update']:.4g} per update)\n"
-        f"- ε against the aggregator (worst unit, each update seen alone): "
-        f"**{fmt(p['epsilon_against_aggregator_worst_unit'])}**\n"
-        f"- ε in the device's own ledger (largest reported): "
+        + _aggregator_line(p, fmt)
+        + f"- ε in the device's own ledger (largest reported): "
         f"{fmt(p['epsilon_device_ledger_max'])}\n"
+    )
+
+
+def _aggregator_line(p: dict[str, Any], fmt: Any) -> str:
+    if not p.get("secagg"):
+        return (
+            f"- ε against the aggregator (worst unit, each update seen alone): "
+            f"**{fmt(p['epsilon_against_aggregator_worst_unit'])}**\n"
+        )
+    unreleased = p.get("secagg_unreleased_sums", 0)
+    caveat = (
+        f" (it also saw {unreleased} sums of rounds that were not released and are not in "
+        "this figure)"
+        if unreleased
+        else ""
+    )
+    return (
+        f"- ε against the aggregator: secure aggregation on, it saw only sums: "
+        f"**{fmt(p['epsilon_against_aggregator_worst_unit'])}**{caveat}\n"
     )
 
 

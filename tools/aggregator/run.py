@@ -148,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unit", choices=[u.value for u in PrivacyUnit], default="user")
     p.add_argument("--enrollment", type=Path, default=None, help="CSV device_id,user_id")
     p.add_argument("--min-updates", type=int, default=1)
+    p.add_argument(
+        "--secagg",
+        action="store_true",
+        help="secure aggregation (distributed mode; devices enrolled with `invoke provision`)",
+    )
     p.add_argument("--strategy", choices=[s.value for s in Strategy], default="fedavg")
     p.add_argument("--server-lr", type=float, default=1.0)
     p.add_argument("--server-optimizer", choices=["sgd", "adam"], default="sgd")
@@ -175,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         population=args.population,
         unit=PrivacyUnit(args.unit),
         min_updates=args.min_updates,
+        secagg=args.secagg,
         strategy=Strategy(args.strategy),
         server_lr=args.server_lr,
         server_optimizer=args.server_optimizer,

@@ -42,6 +42,7 @@ class DemoConfig:
     devices: int = 0  # 0: every federated and held-out device of the task
     rounds: int = 5
     privacy: str = "distributed"
+    secagg: bool = True  # distributed mode with secure aggregation: the server sees only sums
     noise_multiplier: float = 1.0
     clip: float = 0.5
     delta: float = 1e-5
@@ -176,12 +177,18 @@ def _federate(config: DemoConfig, fed: list[DeviceData], clients: dict[int, Any]
     agg_config = AggregatorConfig(
         rounds=config.rounds, privacy=PrivacyMode(config.privacy),
         noise_multiplier=config.noise_multiplier, clip=config.clip, delta=config.delta,
-        lr=config.fed_lr, epochs=config.fed_epochs, batch=config.personal.batch)
+        lr=config.fed_lr, epochs=config.fed_epochs, batch=config.personal.batch,
+        secagg=config.secagg and config.privacy == "distributed")
     store_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="demo-store-")))
     store = Store(store_dir / "aggregator.sqlite")
     stack.callback(store.close)
     # The registered population: every federated wrist, enrolled under its user (two each).
     enrollment = {clients[d.index].device_id: d.user for d in fed}
+    if agg_config.secagg:  # enroll every federated board with this aggregator's key (TOFU)
+        from tools.aggregator.provision import provision_client
+
+        for d in fed:
+            provision_client(clients[d.index], store)
     aggregator = Aggregator(store, agg_config, [clients[d.index] for d in fed],
                             initial_head=(w0, b0), enrollment=enrollment)
     fed_emb = np.concatenate([test_emb[d.index] for d in fed])

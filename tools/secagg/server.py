@@ -28,6 +28,7 @@ from tools.link.messages import MsgType
 from tools.secagg import masking, shamir, wire
 
 MASK_CHUNK = 1024
+MAX_PEERS = 16  # FC_SECAGG_MAX_PEERS of fedcore/secagg.h
 
 
 class SecAggAbortError(RuntimeError):
@@ -73,6 +74,11 @@ class SecAggRound:
             raise SecAggAbortError(
                 f"{n} devices × {self.q_bits}-bit q need {self.bits_mod} modulus bits > 32: "
                 "use a smaller q width (--bits) or smaller cohorts"
+            )
+        if n > MAX_PEERS:
+            raise SecAggAbortError(
+                f"a SecAgg round of {n} devices: the firmware takes at most {MAX_PEERS} peers "
+                "(FC_SECAGG_MAX_PEERS); select fewer devices per round (--cohort)"
             )
         if not (2 * self.threshold > n and self.threshold <= n):
             raise SecAggAbortError(

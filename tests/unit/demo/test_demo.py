@@ -65,9 +65,10 @@ def test_epsilon_is_user_level_and_what_dp_accounting_says(report: dict) -> None
     accountant.compose(dp_accounting.SelfComposedDpEvent(event, report["rounds"]))
     assert math.isclose(p["epsilon"], accountant.get_epsilon(p["delta"]), rel_tol=1e-9)
     assert p["epsilon"] == pytest.approx(30.31, abs=0.01)
-    # the aggregator sees each update with σ = z·C/√6 only: weak on its own (no SecAgg)
-    assert isinstance(p["epsilon_against_aggregator_worst_unit"], float)
-    assert p["epsilon_against_aggregator_worst_unit"] > p["epsilon"]
+    # SecAgg is on by default: the aggregator saw only the sums, so its ε is that of the sum
+    # (without SecAgg it would see each update with σ = z·C/√6 only)
+    assert p["secagg"] and p["secagg_unreleased_sums"] == 0
+    assert p["epsilon_against_aggregator_worst_unit"] == pytest.approx(p["epsilon"])
     assert isinstance(p["epsilon_device_ledger_max"], (float, str))
 
 

@@ -1,0 +1,79 @@
+"""`--privacy distributed --secagg` end to end on 6 enrolled host boards (ASan/UBSan): rounds
+are released from the SecAgg sum, the store keeps only masked uploads, the devices refuse to
+hand out their plain updates, and ε against the aggregator is the ε of the sum."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tests.firmware.conftest import ReplayData, assert_clean_exit
+from tests.support.cbuild import SANITIZER_ENV
+from tools.aggregator.config import AggregatorConfig, PrivacyMode
+from tools.aggregator.core import Aggregator
+from tools.aggregator.provision import provision
+from tools.aggregator.report import privacy_lines, privacy_summary
+from tools.aggregator.store import Store
+from tools.fleet import start_host_device
+from tools.link import messages as m
+from tools.link.client import DeviceClient
+from tools.link.errors import NackError
+from tools.link.messages import MsgType, NackCode
+from tools.secagg import masking
+
+DEVICES = 6
+
+
+def test_distributed_secagg_rounds_release_only_sums(
+    host_firmware: Path, tmp_path: Path, replay: ReplayData
+) -> None:
+    store_path = tmp_path / "agg.sqlite"
+    devices = [
+        start_host_device(host_firmware, 0x6100 + i, tmp_path, tmp_path / f"s{i}",
+                          env=SANITIZER_ENV)
+        for i in range(DEVICES)
+    ]  # fmt: skip
+    clients: list[DeviceClient] = []
+    try:
+        for device in devices:
+            provision(device.url, store_path)
+        for i, device in enumerate(devices):
+            client = DeviceClient.open(device.url, timeout=5.0, retries=1)
+            client.hello()
+            for j in range(i % 3, i % 3 + 6):
+                client.sample(replay.windows[j], label=int(replay.labels[j]))
+            clients.append(client)
+        store = Store(store_path)
+        config = AggregatorConfig(
+            rounds=2, privacy=PrivacyMode.DISTRIBUTED, secagg=True, noise_multiplier=1.0,
+            clip=1.0, bits=8, scale=1 / 64, deadline_s=60,
+        )  # fmt: skip
+        aggregator = Aggregator(store, config, clients, (replay.w, replay.b))
+        records = aggregator.run()
+        n_params = replay.w.size + replay.b.size
+        bits_mod = masking.min_bits(8, DEVICES)
+        for record in records:
+            assert record.outcome == "released" and record.metrics["accepted"] == DEVICES
+            for update in store.updates(record.round):
+                assert update.accepted and len(update.q) == (n_params * bits_mod + 7) // 8
+        assert aggregator.head_version == 2 and store.integrity_check() == []
+        # The plain update of a SecAgg round never leaves a device.
+        try:
+            clients[0].request(m.UpdateGet(2, 0, 64), expect=MsgType.UPDATE_CHUNK, retries=0)
+            raise AssertionError("a device released its plain update")
+        except NackError as err:
+            assert err.code == NackCode.SECAGG_ACTIVE
+        summary = privacy_summary(store)
+        assert summary["secagg"] and summary["secagg_unreleased_sums"] == 0
+        assert np.isclose(
+            summary["epsilon_against_aggregator_worst_unit"],
+            summary["epsilon_against_head_consumers"],
+        )
+        assert "it saw only sums" in privacy_lines(summary)
+        store.close()
+    finally:
+        for client in clients:
+            client.close()
+        for device in devices:
+            assert_clean_exit(device)
