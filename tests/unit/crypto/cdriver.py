@@ -17,7 +17,7 @@ def driver() -> Path:
     return build_c_program(
         "crypto_driver",
         [DRIVER, *CRYPTO_PORT_SOURCES],
-        include_dirs=[FEDCORE_INCLUDE, *crypto_include_dirs()],
+        include_dirs=[FEDCORE_INCLUDE, REPO / "tests" / "support", *crypto_include_dirs()],
         libs=(),
     )
 

@@ -11,41 +11,18 @@
 #include <string.h>
 
 #include "fedcore/platform/crypto.h"
+#include "hex_io.h"
 
 #define MAX_BYTES 4096
 #define MAX_LINE (8 * MAX_BYTES + 64)
 
 static char line[MAX_LINE];
 
-/* Parse the next hex field into out; returns its length or -1. */
+/* The next hex field of the line being parsed (strtok state). */
 static long next_hex(char **cursor, uint8_t *out, size_t cap) {
     char *tok = strtok(*cursor, " \n");
     *cursor = NULL;
-    if (tok == NULL) {
-        return -1;
-    }
-    if (strcmp(tok, "-") == 0) {
-        return 0;
-    }
-    size_t n = strlen(tok);
-    if (n % 2 != 0 || n / 2 > cap) {
-        return -1;
-    }
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(tok + 2 * i, "%2x", &v) != 1) {
-            return -1;
-        }
-        out[i] = (uint8_t)v;
-    }
-    return (long)(n / 2);
-}
-
-static void print_hex(const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        printf("%02x", p[i]);
-    }
-    printf(n ? "\n" : "-\n");
+    return hex_field(tok, out, cap);
 }
 
 static uint8_t a[MAX_BYTES], b[MAX_BYTES], c[MAX_BYTES], d[MAX_BYTES], out[MAX_BYTES + 16];
@@ -59,7 +36,7 @@ static int run_line(char *text) {
     long la = next_hex(&rest, a, sizeof a);
     if (strcmp(cmd, "pub") == 0 && la == 32) {
         fc_crypto_x25519_public(out, a);
-        print_hex(out, 32);
+        hex_line(out, 32);
         return 0;
     }
     long lb = next_hex(&rest, b, sizeof b);
@@ -67,7 +44,7 @@ static int run_line(char *text) {
         if (fc_crypto_x25519_shared(out, a, b) != 0) {
             printf("ERR\n");
         } else {
-            print_hex(out, 32);
+            hex_line(out, 32);
         }
         return 0;
     }
@@ -79,7 +56,7 @@ static int run_line(char *text) {
                                                     (size_t)lc) != 0) {
             printf("ERR\n");
         } else {
-            print_hex(out, n);
+            hex_line(out, n);
         }
         return 0;
     }
@@ -89,7 +66,7 @@ static int run_line(char *text) {
     }
     if (strcmp(cmd, "seal") == 0) {
         fc_crypto_aead_seal(out, out + ld, a, b, c, (size_t)lc, d, (size_t)ld);
-        print_hex(out, (size_t)ld + FC_AEAD_TAG_LEN);
+        hex_line(out, (size_t)ld + FC_AEAD_TAG_LEN);
         return 0;
     }
     if (strcmp(cmd, "open") == 0 && ld >= (long)FC_AEAD_TAG_LEN) {
@@ -103,7 +80,7 @@ static int run_line(char *text) {
             }
             printf("ERR\n");
         } else {
-            print_hex(out, n);
+            hex_line(out, n);
         }
         return 0;
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fedcore/secagg.h"
+#include "hex_io.h"
 
 #define MAX_BYTES 8192
 
@@ -17,30 +18,8 @@ static uint8_t buf[MAX_BYTES], seed[32];
 static uint8_t shares[FC_SECAGG_MAX_PEERS][FC_SECAGG_SHARE_LEN];
 static uint32_t values[MAX_BYTES / 4];
 
-static long hex_in(const char *tok, uint8_t *out, size_t cap) {
-    size_t n = tok ? strlen(tok) : 0;
-    if (n % 2 || n / 2 > cap) {
-        return -1;
-    }
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(tok + 2 * i, "%2x", &v) != 1) {
-            return -1;
-        }
-        out[i] = (uint8_t)v;
-    }
-    return (long)(n / 2);
-}
-
-static void hex_out(const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        printf("%02x", p[i]);
-    }
-    printf("\n");
-}
-
 static long values_in(const char *tok) {
-    long n = hex_in(tok, buf, sizeof buf);
+    long n = hex_field(tok, buf, sizeof buf);
     for (long i = 0; i + 4 <= n; i += 4) {
         values[i / 4] = (uint32_t)buf[i] | (uint32_t)buf[i + 1] << 8 | (uint32_t)buf[i + 2] << 16 |
                         (uint32_t)buf[i + 3] << 24;
@@ -56,15 +35,15 @@ static int run(char *text) {
     if (strcmp(cmd, "split") == 0) {
         uint8_t secret[32];
         fc_rng_t rng;
-        long ls = hex_in(strtok(NULL, " \n"), secret, 32);
+        long ls = hex_field(strtok(NULL, " \n"), secret, 32);
         unsigned t = (unsigned)atoi(strtok(NULL, " \n"));
         unsigned n = (unsigned)atoi(strtok(NULL, " \n"));
-        if (ls != 32 || hex_in(strtok(NULL, " \n"), seed, 32) != 32 || n > FC_SECAGG_MAX_PEERS) {
+        if (ls != 32 || hex_field(strtok(NULL, " \n"), seed, 32) != 32 || n > FC_SECAGG_MAX_PEERS) {
             return -1;
         }
         fc_rng_seed(&rng, seed);
         fc_shamir_split(secret, t, n, &rng, shares);
-        hex_out(&shares[0][0], n * FC_SECAGG_SHARE_LEN);
+        hex_line(&shares[0][0], n * FC_SECAGG_SHARE_LEN);
         return 0;
     }
     if (strcmp(cmd, "combine") == 0) {
@@ -76,18 +55,18 @@ static int run(char *text) {
             xs[k++] = (uint32_t)strtoul(x, NULL, 10);
         }
         uint8_t secret[32];
-        if (hex_in(hex, &shares[0][0], sizeof shares) != (long)(k * FC_SECAGG_SHARE_LEN)) {
+        if (hex_field(hex, &shares[0][0], sizeof shares) != (long)(k * FC_SECAGG_SHARE_LEN)) {
             return -1;
         }
         if (fc_shamir_combine(shares, xs, k, secret) != 0) {
             printf("ERR\n");
         } else {
-            hex_out(secret, 32);
+            hex_line(secret, 32);
         }
         return 0;
     }
     if (strcmp(cmd, "mask") == 0) {
-        if (hex_in(strtok(NULL, " \n"), seed, 32) != 32) {
+        if (hex_field(strtok(NULL, " \n"), seed, 32) != 32) {
             return -1;
         }
         unsigned bits = (unsigned)atoi(strtok(NULL, " \n"));
@@ -97,7 +76,7 @@ static int run(char *text) {
             return -1;
         }
         fc_secagg_apply_mask(values, (size_t)n, seed, sign, bits);
-        hex_out((const uint8_t *)values, (size_t)n * 4); /* little-endian host */
+        hex_line((const uint8_t *)values, (size_t)n * 4); /* little-endian host */
         return 0;
     }
     if (strcmp(cmd, "pack") == 0) {
@@ -106,7 +85,7 @@ static int run(char *text) {
         if (n < 0) {
             return -1;
         }
-        hex_out(buf, fc_secagg_pack(values, (size_t)n, bits, buf));
+        hex_line(buf, fc_secagg_pack(values, (size_t)n, bits, buf));
         return 0;
     }
     if (strcmp(cmd, "minbits") == 0) {

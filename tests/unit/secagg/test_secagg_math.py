@@ -30,7 +30,7 @@ def driver() -> Path:
     return build_c_program(
         "secagg_driver",
         [*sources, stub, *CRYPTO_PORT_SOURCES],
-        include_dirs=[FEDCORE / "include", *crypto_include_dirs()],
+        include_dirs=[FEDCORE / "include", REPO / "tests" / "support", *crypto_include_dirs()],
     )
 
 
