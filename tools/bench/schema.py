@@ -93,6 +93,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
             ),
             NUMBER,
         ),
+        "qemu_round": {"boards": NUMBER, "round_s": NUMBER, "port_bytes_per_device": NUMBER},
     },
 }
 

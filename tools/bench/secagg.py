@@ -2,6 +2,10 @@
 same constants the firmware uses) and Cortex-M4 instructions (unicorn) of the firmware's key
 agreement, mask expansion and share generation, summed into one device's SecAgg work per round.
 
+A real round on QEMU boards gives the wall time: 4 QEMU mps2-an386 boards (PlatformIO build)
+enrolled with a fresh aggregator key, trained, then one SecAgg round timed from SETUP to the
+sum, with the bytes that crossed their ports counted.
+
 The per-round instruction total is a sum of measured parts: 2 key pairs; per peer one X25519 +
 HKDF + seal for the outgoing share and one X25519 + HKDF + open for the incoming one; 2 Shamir
 splits; per other peer one X25519 + HKDF pairwise seed and one mask expansion; the self mask;
@@ -11,6 +15,7 @@ packing. It leaves out framing and the link's own AEAD (counted by the link sect
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +98,64 @@ def m4_costs(n: int, t: int) -> dict[str, int]:
     return part
 
 
+QEMU_BOARDS = 4
+
+
+def qemu_round(task: str) -> dict[str, float]:
+    """Wall time and port bytes of one SecAgg round over QEMU boards (the task's model)."""
+    import tempfile
+    from contextlib import ExitStack
+
+    import numpy as np
+
+    from model_gen import paths
+    from tools import boards
+    from tools.aggregator.keys import KeyStore
+    from tools.aggregator.provision import provision_client
+    from tools.aggregator.store import Store
+    from tools.demo.device_eval import provision as add_examples
+    from tools.fleet.entropy import provision_entropy
+    from tools.fleet.launch import qemu_fleet
+    from tools.link import messages as m
+    from tools.link.client import DeviceClient
+    from tools.secagg.server import SecAggRound
+
+    with np.load(paths.model_dir(task) / paths.DEVICES_NAME) as devices:
+        x, y = devices["x"][:12], devices["y"][:12]
+    with ExitStack() as stack:
+        fleet = stack.enter_context(qemu_fleet(boards.build("qemu_m4"), QEMU_BOARDS))
+        store = Store(Path(stack.enter_context(tempfile.TemporaryDirectory())) / "a.sqlite")
+        stack.callback(store.close)
+        secret = KeyStore(store.conn).server_secret()
+        clients = {}
+        for device in fleet:
+            client = stack.enter_context(DeviceClient.open(device.url, timeout=10.0))
+            client.hello()
+            provision_entropy(client)
+            provision_client(client, store)
+            client.start_session(secret)
+            add_examples(client, x.reshape(len(x), -1), y)
+            client.train(m.Train(round=1, lr=0.1, clip=0.5, scale=0.5 / 4096, bits=8))
+            clients[client.device_id] = client
+        ready = {d: c.wait_update_ready(1, timeout=120) for d, c in clients.items()}
+        n_params = next(iter(ready.values())).n_params
+        before = sum(c.transport.bytes_written + c.transport.bytes_read for c in clients.values())
+        started = time.perf_counter()
+        SecAggRound(clients, 1, QEMU_BOARDS // 2 + 1, Q_BITS, n_params).run()
+        wall = time.perf_counter() - started
+        after = sum(c.transport.bytes_written + c.transport.bytes_read for c in clients.values())
+    return {
+        "boards": QEMU_BOARDS,
+        "round_s": round(wall, 3),
+        "port_bytes_per_device": (after - before) // QEMU_BOARDS,
+    }
+
+
 def measure(task: str = "watch") -> dict[str, Any]:
-    del task  # costs are for the 64x7 head the issue names
     n = 10
     return {
         "head": f"{D}x{C}, q {Q_BITS} bits",
         "bytes": {f"cohort_{k}": bytes_per_round(k) for k in COHORTS},
         "m4_instructions_cohort_10": m4_costs(n, t=math.floor(n / 2) + 1),
+        "qemu_round": qemu_round(task),
     }
