@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.firmware.conftest import ReplayData, assert_clean_exit, perturbed_head
@@ -275,3 +276,34 @@ def test_production_board_takes_training_only_from_its_enrolled_server(
             assert client.hello().head_version == 2
     finally:
         assert_clean_exit(device)
+
+
+def test_random_payloads_of_the_new_types_are_refused_without_harm(
+    host_device: VirtualDevice,
+) -> None:
+    """Enrollment and SecAgg requests with random lengths and bytes, plain (not enrolled: the
+    replay profile runs the handlers) and sealed (enrolled): every one is answered, the device
+    stays up (ASan/UBSan clean at teardown) and still works."""
+    rng = np.random.default_rng(13)
+    types = [MsgType.ENROLL_GET, MsgType.ENROLL_SET, *range(0x73, 0x7C)]
+    with _client(host_device) as client:
+        raw = RawLink(client)
+
+        def blast(seal: LinkSession | None, seq0: int) -> None:
+            for i in range(150):
+                msg_type = int(rng.choice(types))
+                length = int(
+                    rng.choice([0, 1, 7, 8, 11, 12, 36, 68, 200, int(rng.integers(0, 2048))])
+                )
+                frame = fr.Frame(msg_type, rng.bytes(length), client.device_id, seq0 + i)
+                if seal is not None:
+                    frame = seal.seal(frame)
+                answers = raw.exchange(fr.encode_frame(frame), quiet=0.05)
+                assert any(f.seq == seq0 + i for f in answers), (msg_type, length)
+
+        blast(None, 1000)
+        client.enroll(crypto.x25519_public(SERVER_A))
+        session = client.start_session(SERVER_A)
+        blast(session, 2000)
+        assert client.enroll_info().server_public == crypto.x25519_public(SERVER_A)
+        assert client.hello().proto_version == fr.PROTOCOL_VERSION

@@ -77,3 +77,37 @@ def test_distributed_secagg_rounds_release_only_sums(
             client.close()
         for device in devices:
             assert_clean_exit(device)
+
+
+def test_plain_rounds_over_enrolled_devices_use_the_authenticated_link(
+    host_firmware: Path, tmp_path: Path, replay: ReplayData
+) -> None:
+    store_path = tmp_path / "agg.sqlite"
+    devices = [
+        start_host_device(host_firmware, 0x6200 + i, tmp_path, tmp_path / f"s{i}",
+                          env=SANITIZER_ENV)
+        for i in range(3)
+    ]  # fmt: skip
+    clients: list[DeviceClient] = []
+    try:
+        for device in devices:
+            provision(device.url, store_path)
+            client = DeviceClient.open(device.url, timeout=5.0, retries=1)
+            client.hello()
+            for j in range(6):
+                client.sample(replay.windows[j], label=int(replay.labels[j]))
+            clients.append(client)
+        store = Store(store_path)
+        aggregator = Aggregator(store, AggregatorConfig(rounds=1), clients, (replay.w, replay.b))
+        [record] = aggregator.run()
+        assert record.outcome == "released" and record.metrics["accepted"] == 3
+        for client in clients:
+            info = client.enroll_info()
+            assert info.rx_counter > 0 and info.rejected_required == 0  # TRAIN went sealed
+            assert client.counters.auth_rejected == 0
+        store.close()
+    finally:
+        for client in clients:
+            client.close()
+        for device in devices:
+            assert_clean_exit(device)

@@ -29,6 +29,7 @@ import numpy as np
 from tools.aggregator import privacy, sampling, secure
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.evaluate import Holdout, evaluate
+from tools.aggregator.keys import KeyStore, ensure_session
 from tools.aggregator.store import RoundRow, Store, UpdateRow
 from tools.aggregator.strategy import ServerOptimizer, combine
 from tools.aggregator.validation import Expected, validate
@@ -69,6 +70,7 @@ class Aggregator:
         self.on_event = on_event or (lambda kind, detail: None)
         self.gone: set[int] = set()  # device ids whose port vanished
         self.device_ledger: dict[int, float] = {}  # ε the firmware reports in INFO (eps_spent)
+        self.keys = KeyStore(store.conn)  # server key and enrolled device keys (provision.py)
         self._resume_or_start(initial_head)
         self.clients = self._identify(devices)
         self._register(enrollment)
@@ -246,6 +248,7 @@ class Aggregator:
         """One device: refresh INFO, push the head if its hash differs, TRAIN, fetch."""
         device_id = client.device_id
         try:
+            ensure_session(client, self.keys)  # devices enrolled by `invoke provision`
             info = client.hello()
             self.store.record_device(
                 client.device_id, client.transport.url, info.board_name, info.model_sha256

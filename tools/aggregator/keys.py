@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from tools.link import crypto
+from tools.link.client import DeviceClient
 
 KEYS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS server_identity (
@@ -99,3 +100,14 @@ class KeyStore:
             "ORDER BY device_id"
         ).fetchall()
         return [DeviceKey(r[0], bytes(r[1]), *r[2:]) for r in rows]
+
+
+def ensure_session(client: DeviceClient, keys: KeyStore) -> bool:
+    """Start the authenticated link with a device this store enrolled (no-op when it runs
+    already, False for a device the store does not know: it talks plain, if it still may)."""
+    if client.session is not None:
+        return True
+    if keys.device_key(client.device_id) is None:
+        return False
+    client.start_session(keys.server_secret())
+    return True

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tools.aggregator.keys import KeyStore
+from tools.aggregator.keys import ensure_session
 from tools.aggregator.store import UpdateRow
 from tools.link.client import DeviceClient, head_sha256
 from tools.link.errors import LinkError, PortGoneError, ProtocolError
@@ -47,8 +47,8 @@ def default_threshold(n: int) -> int:
 def _train_only(agg: Aggregator, client: DeviceClient, params: Train, deadline: float) -> Trained:
     """HELLO, head push, TRAIN, wait for UPDATE_READY — never UPDATE_GET."""
     try:
-        if client.session is None:
-            client.start_session(KeyStore(agg.store.conn).server_secret())
+        if not ensure_session(client, agg.keys):
+            return Trained(client.device_id, error="not enrolled: run `invoke provision`")
         info = client.hello()
         agg.store.record_device(
             client.device_id, client.transport.url, info.board_name, info.model_sha256
