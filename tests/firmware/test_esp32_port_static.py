@@ -35,6 +35,13 @@ IDF_HEADERS = {
     "freertos/FreeRTOS.h": None,
     "freertos/task.h": None,
     "sdkconfig.h": None,
+    # ports/esp32/crypto_mbedtls.c (fedcore/platform/crypto.h on ESP-IDF's mbedTLS)
+    "mbedtls/chachapoly.h": "mbedtls",
+    "mbedtls/constant_time.h": "mbedtls",
+    "mbedtls/ecp.h": "mbedtls",
+    "mbedtls/hkdf.h": "mbedtls",
+    "mbedtls/md.h": "mbedtls",
+    "mbedtls/platform_util.h": "mbedtls",
 }
 
 
