@@ -332,3 +332,19 @@ def test_without_examples_the_update_is_noise_only(production_firmware: Path,
         b.stop()
     std = float(np.std(update.delta))
     assert math.isclose(std, PRIVATE.noise_std, rel_tol=0.15), std
+
+
+def test_the_application_collects_and_predicts_on_the_device(board: Board,
+                                                             replay: ReplayData) -> None:
+    """fc_device_add_example / fc_device_predict: the host port's application reads its sensor
+    at boot and reports on its console (stderr, not the link) how often the personal head (the
+    initial head on a fresh board) is right; the count equals the reference's."""
+    with board.start() as client:
+        client.hello()
+        assert board.device is not None
+        log = board.device.log_text()
+    n = len(replay.labels)
+    right = sum(fhead.predict(replay.w, replay.b, e) == y
+                for e, y in zip(replay.embeddings, replay.labels, strict=True))
+    assert f"{n} examples kept, 0 refused" in log
+    assert f"personal head right on {right} of {n} windows" in log

@@ -40,8 +40,11 @@ static void read_sensor(const char *path) {
         exit(1);
     }
     unsigned char label = 0;
-    unsigned added = 0, refused = 0;
+    unsigned added = 0, refused = 0, right = 0;
+    float logits[256];
     while (fread(&label, 1, 1, f) == 1 && fread(window, 1, n, f) == n) {
+        /* The application's own use of the personal head, on the device (console only). */
+        right += fc_device_predict(window, logits) == (int)label;
         if (fc_device_add_example(window, label) == 0) {
             added++;
         } else {
@@ -51,6 +54,8 @@ static void read_sensor(const char *path) {
     fclose(f);
     fprintf(stderr, "fedhead-host: sensor %s: %u examples kept, %u refused\n", path, added,
             refused);
+    fprintf(stderr, "fedhead-host: application: personal head right on %u of %u windows\n",
+            right, added + refused);
 }
 
 static void parse_args(int argc, char **argv) {
