@@ -348,3 +348,32 @@ def test_the_application_collects_and_predicts_on_the_device(board: Board,
                 for e, y in zip(replay.embeddings, replay.labels, strict=True))
     assert f"{n} examples kept, 0 refused" in log
     assert f"personal head right on {right} of {n} windows" in log
+
+
+def test_a_damaged_stored_update_is_never_noised_again(board: Board) -> None:
+    """The ledger survives a damaged update blob; the round of that update is refused rather
+    than trained again with fresh noise; a corrupt ledger refuses every TRAIN (fail closed)."""
+    with board.start() as client:
+        client.train(PRIVATE)
+        client.fetch_update(PRIVATE.round, timeout=60)
+    board.stop()
+    release = board.workdir / "state.fh_release"
+    blob = bytearray(release.read_bytes())
+    blob[-1] ^= 0x01  # a q byte
+    release.write_bytes(bytes(blob))
+    with board.start() as client:
+        info = client.hello()
+        assert (info.releases, info.last_round) == (1, PRIVATE.round)
+        assert _refused(client, PRIVATE) == NackCode.ROUND_OLD
+        nxt = dataclasses.replace(PRIVATE, round=PRIVATE.round + 1)
+        client.train(nxt)
+        client.fetch_update(nxt.round, timeout=60)
+    board.stop()
+    blob = bytearray(release.read_bytes())
+    blob[13] ^= 0x01  # the ledger's rho
+    release.write_bytes(bytes(blob))
+    with board.start() as client:
+        info = client.hello()
+        assert info.releases == 0 and info.epsilon_spent == math.inf  # unknown: all of it
+        later = dataclasses.replace(PRIVATE, round=PRIVATE.round + 5)
+        assert _refused(client, later) == NackCode.STORAGE
