@@ -295,7 +295,10 @@ static size_t build_info(uint8_t *p) {
     p[105] = dev.reset_reason;
     p[106] = policy->bits_mask;
     /* an unreadable ledger spent an unknown amount: report it as everything */
-    double spent = dev.ledger_ok ? fc_ledger_epsilon(dev.ledger.rho, policy->delta) : INFINITY;
+    double spent = (double)INFINITY;
+    if (dev.ledger_ok) {
+        spent = fc_ledger_epsilon(dev.ledger.rho, policy->delta);
+    }
     fc_put_f32(p + 108, (float)spent);
     fc_put_f32(p + 112, (float)policy->epsilon_budget);
     fc_put_f32(p + 116, (float)policy->delta);
@@ -682,9 +685,10 @@ static uint8_t release_update(const train_request_t *r) {
     uint8_t *q_bytes = staged_release + RELEASE_Q_OFFSET;
     pack_q(scratch_q, r->privacy.bits, q_bytes);
     fc_ledger_encode(&next, staged_release);
+    double epsilon = fc_ledger_epsilon(next.rho, fc_policy()->delta);
     build_update_meta(staged_release + RELEASE_META_OFFSET, r,
                       released_flags(scratch_q, r->privacy.bits), total_len,
-                      fc_crc32(q_bytes, total_len), fc_ledger_epsilon(next.rho, fc_policy()->delta));
+                      fc_crc32(q_bytes, total_len), epsilon);
     size_t blob_len = RELEASE_Q_OFFSET + total_len;
     if (fc_storage_save(STORAGE_KEY_RELEASE, staged_release, blob_len) != 0) {
         return FC_NACK_STORAGE; /* not accounted, so never fetchable */
