@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,6 +126,19 @@ def test_host_windows_seed_and_seeded_train_are_unsupported(client: DeviceClient
     ):
         assert _refused(client, message, expect) == NackCode.UNSUPPORTED, message.TYPE.name
     assert client.hello().releases == 0
+
+
+def _local_functions(binary: Path) -> set[str]:
+    out = subprocess.run(["nm", str(binary)], capture_output=True, text=True, check=True).stdout
+    return {line.split()[-1] for line in out.splitlines() if line.split()[-2:-1] in (["t"], ["T"])}
+
+
+def test_replay_handlers_are_compiled_out(production_firmware: Path, host_firmware: Path) -> None:
+    """Not a run-time switch: the code that answers host windows is not in a production image
+    (it is in the replay image, so the check can tell)."""
+    replay_only = {"embed_window", "send_result"}  # SAMPLE/INFER's window path and RESULT
+    assert replay_only <= _local_functions(host_firmware)
+    assert not replay_only & _local_functions(production_firmware)
 
 
 def _extract_personal_delta(client: DeviceClient, windows: np.ndarray) -> np.ndarray:
