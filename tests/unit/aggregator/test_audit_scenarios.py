@@ -210,3 +210,15 @@ def test_published_report_has_three_figures_and_no_per_device_data(
     for secret in ('"cohort"', "train_loss", "examples", "dropped", '"100"', "alice"):
         assert secret not in text, secret
     assert "user-level" in (tmp_path / "report" / "aggregate.md").read_text()
+
+
+def test_a_store_from_before_the_ledger_change_is_refused_with_advice(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tools.aggregator.store import StoreVersionError
+
+    old = sqlite3.connect(tmp_path / "old.sqlite")
+    old.execute("CREATE TABLE rounds (round INTEGER PRIMARY KEY, cohort TEXT, epsilon REAL)")
+    old.close()
+    with pytest.raises(StoreVersionError, match=r"older fedhead.*--store"):
+        Store(tmp_path / "old.sqlite")
