@@ -107,6 +107,15 @@ class RoundEngine:
             self.store.enroll({d: f"device-{d}" for d in device_ids})
             self.on_event("enrolled", {"devices": len(device_ids), "source": "connected"})
 
+    def note_device_ledger(self, device_id: int, message: object) -> None:
+        """Keep the ε a device reports from its own ledger (INFO and UPDATE_READY of firmware
+        with a privacy ledger carry `epsilon_spent`); older firmware reports none."""
+        for name in ("epsilon_spent", "eps_spent"):
+            value = getattr(message, name, None)
+            if value is not None:
+                self.device_ledger[device_id] = float(value)
+                return
+
     @property
     def n_params(self) -> int:
         return int(self.w.size + self.b.size)
@@ -370,9 +379,7 @@ class Aggregator(RoundEngine):
             self.store.record_device(
                 client.device_id, client.transport.url, info.board_name, info.model_sha256
             )
-            ledger = getattr(info, "eps_spent", None)  # firmware with a privacy ledger
-            if ledger is not None:
-                self.device_ledger[client.device_id] = float(ledger)
+            self.note_device_ledger(client.device_id, info)
             if info.head_sha256 != head_sha256(self.w, self.b):
                 client.install_head(self.w, self.b, self.head_version)
                 self.on_event("head_pushed", {"device": client.device_id})
@@ -380,6 +387,7 @@ class Aggregator(RoundEngine):
             update = client.fetch_update(
                 params.round, timeout=max(0.0, deadline - time.monotonic())
             )
+            self.note_device_ledger(client.device_id, update.ready)
         except PortGoneError as exc:
             return Outcome(device_id, error=f"port_gone: {exc}")
         except LinkError as exc:

@@ -222,3 +222,28 @@ def test_a_store_from_before_the_ledger_change_is_refused_with_advice(tmp_path: 
     old.close()
     with pytest.raises(StoreVersionError, match=r"older fedhead.*--store"):
         Store(tmp_path / "old.sqlite")
+
+
+def test_round_engine_without_io_and_the_device_ledger_slot(tmp_path: Path) -> None:
+    """The round logic as a library (no serial link): plan, report back, finish. Firmware
+    that keeps a ledger reports `epsilon_spent`; the report shows the largest."""
+    from types import SimpleNamespace
+
+    from tools.aggregator.core import Outcome, RoundEngine
+    from tools.aggregator.report import privacy_summary
+
+    store = Store(tmp_path / "engine.sqlite")
+    try:
+        config = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, noise_multiplier=2.0)
+        engine = RoundEngine(store, config, (W0, B0), enrollment={1: "a", 2: "a", 3: "b"})
+        plan = engine.plan_round()
+        assert plan.selected == [1, 2, 3] and plan.sampling.devices_per_unit == 2
+        assert plan.train.noise_std == pytest.approx(2.0 / math.sqrt(3))  # z·C/√m, m = 3
+        engine.note_device_ledger(2, SimpleNamespace(epsilon_spent=2.5))
+        record = engine.finish_round(plan, [Outcome(d, error="silent") for d in plan.selected])
+        assert (record.outcome, record.dropped, engine.epsilon) == ("empty", 3, 0.0)
+        summary = privacy_summary(store)
+        assert summary["epsilon_device_ledger_max"] == 2.5
+        assert summary["unit"] == "user-level" and summary["rounds_released"] == 0
+    finally:
+        store.close()
