@@ -350,12 +350,15 @@ class Aggregator(RoundEngine):
         before any TRAIN when even a full round would exceed the budget."""
         plan = self.plan_round()
         self.on_event("round_start", {"round": plan.round, "selected": len(plan.selected)})
-        return self.finish_round(plan, self._collect(plan.selected, plan.train))
+        outcomes = self._collect(plan.round, plan.selected, plan.train.noise_std)
+        return self.finish_round(plan, outcomes)
 
     # ---- collection ---------------------------------------------------------------------------
 
-    def _collect(self, selected: list[int], params: Train) -> list[Outcome]:
-        """Ask every selected device; one that is not connected is a dropout like a silent one."""
+    def _collect(self, round_id: int, selected: list[int], noise_std: float) -> list[Outcome]:
+        """Ask every selected device; one that is not connected is a dropout like a silent one.
+        Transports other than the serial link override this (and `_identify`)."""
+        params = self._train_params(round_id, noise_std)
         deadline = time.monotonic() + self.config.deadline_s
         reachable = [d for d in selected if d in self.clients and d not in self.gone]
         with ThreadPoolExecutor(max_workers=max(1, len(reachable))) as pool:
