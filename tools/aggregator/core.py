@@ -220,7 +220,7 @@ class RoundEngine:
             example_clip=c.example_clip,
             clip=c.clip,
             noise_std=noise_std,
-            scale=c.quant_scale,
+            scale=privacy.grid_scale(c, noise_std),
             bits=c.bits,
         )
 

@@ -63,7 +63,9 @@ def privacy_summary(store: Store) -> dict[str, Any]:
     )
     ledgers = [float(v) for v in (store.get_meta("device_ledger") or {}).values()]
     released = store.events()
-    sampling_rate = plan(config, population).q if population.units else None
+    current = plan(config, population) if population.units else None
+    sampling_rate = current.q if current else None
+    sigma = privacy.device_noise_std(config, current.expected_devices) if current else 0.0
     return {
         "mode": str(config.privacy),
         "unit": level,
@@ -73,7 +75,7 @@ def privacy_summary(store: Store) -> dict[str, Any]:
         "sampling_rate": sampling_rate,
         "registered_units": population.units,
         "clip": config.clip,
-        "sensitivity_per_update": privacy.update_sensitivity(config, n_params),
+        "sensitivity_per_update": privacy.update_sensitivity(config, n_params, sigma),
         "noise_multiplier": config.noise_multiplier,
         "delta": config.delta,
         "rounds_released": len(released),

@@ -26,8 +26,8 @@ def _shares(
     config: AggregatorConfig, deltas: np.ndarray, expected: float, clip: float
 ) -> np.ndarray:
     """What the devices send: each Δ privatized by the device's twin (fresh OS entropy)."""
-    scale = float(np.float32(config.quant_scale))
     sigma = privacy.device_noise_std(config, expected)
+    scale = privacy.grid_scale(config, sigma)
     params = PrivacyParams(clip, sigma, scale, 32)
     return np.stack(
         [dequantize(privatize(d, params, Rng(secrets.token_bytes(32)))[0], scale) for d in deltas]
@@ -56,7 +56,8 @@ def test_released_noise_std_is_what_the_accountant_is_told(
     config = AggregatorConfig(privacy=PrivacyMode(mode), noise_multiplier=z, clip=CLIP)
     released = _released_sum(config, np.zeros((received, size)), expected)
     event = privacy.round_event(config, 1.0, expected, received, size)
-    declared_std = event.noise_multiplier * privacy.update_sensitivity(config, size)
+    sigma = privacy.device_noise_std(config, expected)
+    declared_std = event.noise_multiplier * privacy.update_sensitivity(config, size, sigma)
     assert released.std() == pytest.approx(declared_std, rel=0.02)
     full = z * CLIP * (1.0 if mode == "central" else math.sqrt(received / expected))
     assert declared_std == pytest.approx(full, rel=1e-12)  # z·C, or its dropout share
