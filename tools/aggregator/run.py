@@ -50,8 +50,11 @@ def load_enrollment(path: Path) -> dict[int, str]:
 
 
 def _console_events(console: Console) -> Callable[[str, dict], None]:
+    shown: set[str] = set()
+
     def show(kind: str, detail: dict) -> None:
-        if kind == "sampling":
+        if kind == "sampling" and detail["note"] not in shown:  # once, not every round
+            shown.add(detail["note"])
             console.print(
                 f"[yellow]sampling: {detail['note']} (accounted with q = {detail['q']:g})"
             )

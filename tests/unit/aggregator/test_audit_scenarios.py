@@ -247,3 +247,54 @@ def test_round_engine_without_io_and_the_device_ledger_slot(tmp_path: Path) -> N
         assert summary["unit"] == "user-level" and summary["rounds_released"] == 0
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("peers", [10], indirect=True)
+def test_cli_says_when_the_population_is_not_registered(
+    tmp_path: Path, peers: list[PyPeer]
+) -> None:
+    """`python -m tools.aggregator` with 10 ports and --population 1000: says so, q = 1."""
+    import subprocess
+    import sys
+
+    np.savez(tmp_path / "head.npz", w=W0, b=B0)
+    args = [
+        sys.executable,
+        "-m",
+        "tools.aggregator",
+        "--rounds",
+        "2",
+        "--no-progress",
+        "--privacy",
+        "central",
+        "--population",
+        "1000",
+        "--cohort",
+        "10",
+        "--head-npz",
+        str(tmp_path / "head.npz"),
+        "--task",
+        "no-such-task",
+        "--store",
+        str(tmp_path / "agg.sqlite"),
+        "--report-dir",
+        str(tmp_path / "report"),
+    ]
+    for peer in peers:
+        args += ["--port", peer.path]
+    root = Path(__file__).resolve().parents[3]
+    process = subprocess.Popen(args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = " ".join(output.decode().split())
+    assert process.returncode == 0, text
+    assert "--population 1000 declared but only 10" in text and "q = 1" in text
+    assert text.count("--population 1000 declared") == 1  # said once, not every round
+    assert "no enrollment: registered the 10 connected devices" in text
+    report = json.loads((tmp_path / "report" / "aggregate.json").read_text())
+    assert report["privacy"]["sampling_rate"] == 1.0
+    assert report["epsilon"] == pytest.approx(_gaussian_epsilon([1 / _c_prime()] * 2))
