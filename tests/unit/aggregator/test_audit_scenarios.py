@@ -254,36 +254,11 @@ def test_cli_says_when_the_population_is_not_registered(
     tmp_path: Path, peers: list[PyPeer]
 ) -> None:
     """`python -m tools.aggregator` with 10 ports and --population 1000: says so, q = 1."""
-    import subprocess
-    import sys
+    from tests.unit.aggregator.test_crash_resume import _launch
 
     np.savez(tmp_path / "head.npz", w=W0, b=B0)
-    args = [
-        sys.executable,
-        "-m",
-        "tools.aggregator",
-        "--rounds",
-        "2",
-        "--no-progress",
-        "--privacy",
-        "central",
-        "--population",
-        "1000",
-        "--cohort",
-        "10",
-        "--head-npz",
-        str(tmp_path / "head.npz"),
-        "--task",
-        "no-such-task",
-        "--store",
-        str(tmp_path / "agg.sqlite"),
-        "--report-dir",
-        str(tmp_path / "report"),
-    ]
-    for peer in peers:
-        args += ["--port", peer.path]
-    root = Path(__file__).resolve().parents[3]
-    process = subprocess.Popen(args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    options = ("--privacy", "central", "--population", "1000", "--cohort", "10")
+    process = _launch(peers, tmp_path, 2, *options)
     try:
         output, _ = process.communicate(timeout=120)
     finally:
