@@ -192,7 +192,9 @@ def clean(c: Context) -> None:
         "(distributed)",
         "clip": "C: L2 bound of each device's update",
         "delta": "δ of the reported (ε, δ)",
-        "epsilon_budget": "refuse the next round once ε would exceed this (default: no budget)",
+        "epsilon_budget": "ε a release may never exceed: a round whose actual participation "
+        "would pass it releases nothing; the run stops when even a full round would "
+        "(default: no budget)",
         "cohort": "expected users (or devices, --unit device) per round, Poisson-sampled from "
         "the registered population with q = cohort/registered (0: all, q = 1)",
         "population": "declared population: a warning when fewer are registered",
