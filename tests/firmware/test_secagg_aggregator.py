@@ -47,7 +47,7 @@ def test_distributed_secagg_rounds_release_only_sums(
         store = Store(store_path)
         config = AggregatorConfig(
             rounds=2, privacy=PrivacyMode.DISTRIBUTED, secagg=True, noise_multiplier=1.0,
-            clip=1.0, bits=8, scale=1 / 64, deadline_s=60,
+            clip=1.0, bits=8, scale=1 / 64, deadline_s=60, simulation=True,
         )  # fmt: skip
         aggregator = Aggregator(store, config, clients, (replay.w, replay.b))
         records = aggregator.run()
@@ -98,7 +98,9 @@ def test_plain_rounds_over_enrolled_devices_use_the_authenticated_link(
                 client.sample(replay.windows[j], label=int(replay.labels[j]))
             clients.append(client)
         store = Store(store_path)
-        aggregator = Aggregator(store, AggregatorConfig(rounds=1), clients, (replay.w, replay.b))
+        aggregator = Aggregator(
+            store, AggregatorConfig(rounds=1, simulation=True), clients, (replay.w, replay.b)
+        )
         [record] = aggregator.run()
         assert record.outcome == "released" and record.metrics["accepted"] == 3
         for client in clients:

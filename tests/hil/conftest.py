@@ -6,11 +6,19 @@ its pyserial URL; it must run firmware generated from the model in build/model/w
 client waits for it to boot (opening the port resets many ESP32 dev boards). A real board runs
 the production profile unless --profile replay says otherwise: checks that need the replay
 profile (SAMPLE / INFER on host-supplied windows) are then skipped with the reason.
+
+The suite acts as the board's server: it enrolls the board with the key of its own aggregator
+store (build/hil/aggregator.sqlite for a real board, made once; a fresh one for each virtual
+board) and talks over the authenticated link, since a
+production board takes MODEL/TRAIN only from its enrolled server. A real board enrolled with
+another aggregator is refused (TOFU): re-enroll it with `invoke provision --force` right after
+power-cycling it, or run the suite from that aggregator's store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,8 +30,14 @@ from tests.firmware.conftest import (  # noqa: F401 - fixtures shared with the f
     qemu_elf,
     replay,
 )
+from tests.support.cbuild import REPO
+from tools.aggregator.keys import EnrollmentError
+from tools.aggregator.provision import provision_client
+from tools.aggregator.store import Store
 from tools.fleet.entropy import provision_entropy
 from tools.link.client import DeviceClient
+
+HIL_STORE = REPO / "build" / "hil" / "aggregator.sqlite"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -77,8 +91,22 @@ def hil(target: str, request: pytest.FixtureRequest) -> Iterator[DeviceClient]:
         info = client.wait_ready(within=BOOT_WAIT_S)
         if info.model_sha256 != reference.model_sha256:
             pytest.fail(f"the board on {url} runs another model than build/model/watch: "
-                        "flash it with `invoke build-flash --board …` first")
+                        "flash it with `invoke build-flash --board … --profile replay` first")
         provision_entropy(client)  # QEMU has no entropy source (test-only seed)
+        # A real board keeps the suite's key across runs; a virtual board is new every test.
+        _enroll(client, url, HIL_STORE if "@" in target
+                else request.getfixturevalue("tmp_path") / "aggregator.sqlite")
         client.install_head(reference.w, reference.b, version=1)  # a known starting point
         client.clear()
         yield client
+
+
+def _enroll(client: DeviceClient, url: str, store_path: Path) -> None:
+    """Enroll the board with the suite's aggregator key (idempotent) and start the link."""
+    store = Store(store_path)
+    try:
+        provision_client(client, store, force=False)
+    except EnrollmentError as err:
+        pytest.fail(f"{url}: {err}")
+    finally:
+        store.close()

@@ -62,6 +62,9 @@ class AggregatorConfig:
     min_updates: int = 1  # fewer accepted updates: the round commits without a new head
     secagg: bool = False  # distributed mode: the aggregator sees only the sum (issue 13)
     secagg_threshold: int = 0  # Shamir threshold t; 0: floor(n/2) + 1 of the round's devices
+    # Replay-profile boards (host windows, SEED, seeded TRAIN, no device privacy policy) take
+    # part only in a run declared a simulation; otherwise they are refused every round.
+    simulation: bool = False
 
     def check(self) -> None:
         """Raise ValueError naming the inconsistent option and what to change."""

@@ -23,20 +23,28 @@ import numpy as np
 
 from tools.aggregator.keys import ensure_session
 from tools.aggregator.store import UpdateRow
-from tools.link.client import DeviceClient, head_sha256
-from tools.link.errors import LinkError, PortGoneError, ProtocolError
-from tools.link.messages import Train, UpdateReady
+from tools.link.client import DeviceClient, FetchedUpdate, head_sha256
+from tools.link.errors import LinkError, PortGoneError
+from tools.link.messages import Capability, Train, UpdateReady
 from tools.secagg.server import SecAggAbortError, SecAggRound
 
 if TYPE_CHECKING:
-    from tools.aggregator.core import Aggregator
+    from tools.aggregator.core import Aggregator, Outcome, RoundPlan
+
+
+def _outcome(device_id: int, update: FetchedUpdate | None = None, error: str = "") -> Outcome:
+    from tools.aggregator.core import Outcome as RuntimeOutcome  # core imports this module
+
+    return RuntimeOutcome(device_id, update, error)
 
 
 @dataclass
-class Trained:
-    device_id: int
-    ready: UpdateReady | None = None
-    error: str = ""
+class Secured:
+    """What a SecAgg round hands to RoundEngine.finish_round."""
+
+    rows: list[UpdateRow]
+    deltas: list[np.ndarray]  # [Σ Δ] when the round produced a sum, else []
+    in_sum: int  # devices whose update is in the sum
 
 
 def default_threshold(n: int) -> int:
@@ -44,25 +52,30 @@ def default_threshold(n: int) -> int:
     return n // 2 + 1
 
 
-def _train_only(agg: Aggregator, client: DeviceClient, params: Train, deadline: float) -> Trained:
-    """HELLO, head push, TRAIN, wait for UPDATE_READY — never UPDATE_GET."""
+def _train_only(agg: Aggregator, client: DeviceClient, params: Train, deadline: float) -> Outcome:
+    """HELLO, admission, head push, TRAIN, wait for UPDATE_READY — never UPDATE_GET. The
+    Outcome carries the metadata only (data b"")."""
+    device_id = client.device_id
     try:
         if not ensure_session(client, agg.keys):
-            return Trained(client.device_id, error="not enrolled: run `invoke provision`")
+            return _outcome(device_id, error="not enrolled with this aggregator: invoke provision")
         info = client.hello()
-        agg.store.record_device(
-            client.device_id, client.transport.url, info.board_name, info.model_sha256
-        )
+        agg.store.record_device(device_id, client.transport.url, info.board_name, info.model_sha256)
+        refusal = agg.admit_device(device_id, info)
+        if refusal:
+            return _outcome(device_id, error=refusal)
         if info.head_sha256 != head_sha256(agg.w, agg.b):
             client.install_head(agg.w, agg.b, agg.head_version)
-            agg.on_event("head_pushed", {"device": client.device_id})
+            agg.on_event("head_pushed", {"device": device_id})
         client.train(params)
         ready = client.wait_update_ready(params.round, max(0.0, deadline - time.monotonic()))
+        if info.has(Capability.LEDGER):
+            agg.note_device_ledger(device_id, ready)
     except PortGoneError as exc:
-        return Trained(client.device_id, error=f"port_gone: {exc}")
-    except (LinkError, ProtocolError) as exc:
-        return Trained(client.device_id, error=f"{type(exc).__name__}: {exc}")
-    return Trained(client.device_id, ready)
+        return _outcome(device_id, error=f"port_gone: {exc}")
+    except LinkError as exc:
+        return _outcome(device_id, error=f"{type(exc).__name__}: {exc}")
+    return _outcome(device_id, FetchedUpdate(ready, b"", device_id))
 
 
 def _metadata_problem(agg: Aggregator, ready: UpdateReady, params: Train) -> str:
@@ -75,41 +88,59 @@ def _metadata_problem(agg: Aggregator, ready: UpdateReady, params: Train) -> str
     return ""
 
 
-def collect(
-    agg: Aggregator, round_id: int, selected: list[int], params: Train
-) -> tuple[list[UpdateRow], list[np.ndarray], int, int]:
-    """(store rows, [Σ Δ] or [], devices in the sum, dropped) for one SecAgg round."""
+def collect(agg: Aggregator, plan: RoundPlan) -> tuple[list[Outcome], Secured]:
+    """Train the selected devices, then one SecAgg round over those whose metadata is right.
+    Outcomes: the masked upload for each device in the sum, an error for every other."""
+    params = plan.train
     deadline = time.monotonic() + agg.config.deadline_s
-    reachable = [d for d in selected if d in agg.clients and d not in agg.gone]
+    reachable = [d for d in plan.selected if d in agg.clients and d not in agg.gone]
     with ThreadPoolExecutor(max_workers=max(1, len(reachable))) as pool:
-        trained = list(
-            pool.map(lambda d: _train_only(agg, agg.clients[d], params, deadline), reachable)
+        trained = dict(
+            zip(
+                reachable,
+                pool.map(lambda d: _train_only(agg, agg.clients[d], params, deadline), reachable),
+                strict=True,
+            )
         )
+    outcomes = {d: trained.get(d, _outcome(d, error="not connected")) for d in plan.selected}
     rows, ready = [], {}
-    for t in trained:
-        if t.error.startswith("port_gone"):
-            agg.gone.add(t.device_id)
-        problem = _metadata_problem(agg, t.ready, params) if t.ready else ""
+    for d, o in outcomes.items():
+        if o.error.startswith("port_gone"):
+            agg.gone.add(d)
+        if o.update is None:
+            continue
+        problem = _metadata_problem(agg, o.update.ready, params)
         if problem:
-            rows.append(UpdateRow(t.device_id, False, problem))
-        elif t.ready is not None:
-            ready[t.device_id] = t.ready
-    dropped = len(selected) - len(ready) - len(rows)
-    if len(ready) < 2:
-        return rows, [], 0, dropped + len(ready)
+            rows.append(UpdateRow(d, False, problem))
+        else:
+            ready[d] = o.update.ready
+    secured = Secured(rows, [], 0)
+    if len(ready) >= 2:
+        secured = _secure_sum(agg, plan, ready, rows)
+    in_sum = {r.device_id for r in secured.rows if r.accepted}
+    final = [
+        o if d in in_sum or any(r.device_id == d for r in rows) or o.update is None
+        else _outcome(d, error="secagg: not in the sum (dropped out or round aborted)")
+        for d, o in outcomes.items()
+    ]  # fmt: skip
+    return final, secured
+
+
+def _secure_sum(
+    agg: Aggregator, plan: RoundPlan, ready: dict[int, UpdateReady], rows: list[UpdateRow]
+) -> Secured:
     cohort = {d: agg.clients[d] for d in sorted(ready)}
     threshold = agg.config.secagg_threshold or default_threshold(len(cohort))
     try:
-        result = SecAggRound(cohort, round_id, threshold, params.bits, agg.n_params).run()
+        result = SecAggRound(cohort, plan.round, threshold, plan.train.bits, agg.n_params).run()
     except SecAggAbortError as exc:  # nothing released; the devices keep their updates
-        agg.on_event("secagg_abort", {"round": round_id, "reason": str(exc)})
-        return rows, [], 0, dropped + len(ready)
-    agg.on_event("secagg", {"round": round_id, "in_sum": len(result.survivors),
+        agg.on_event("secagg_abort", {"round": plan.round, "reason": str(exc)})
+        return Secured(rows, [], 0)
+    agg.on_event("secagg", {"round": plan.round, "in_sum": len(result.survivors),
                             "recovered": len(result.dropped)})  # fmt: skip
     for d in result.survivors:
         r = ready[d]
         rows.append(UpdateRow(d, True, "secagg: masked, in the sum", r.bits, r.scale, r.flags,
                               r.crc32, result.uploads[d]))  # fmt: skip
-    total_delta = result.total.astype(np.float64) * float(np.float32(params.scale))
-    missing = len(ready) - len(result.survivors)
-    return rows, [total_delta], len(result.survivors), dropped + missing
+    total_delta = result.total.astype(np.float64) * float(np.float32(plan.train.scale))
+    return Secured(rows, [total_delta], len(result.survivors))

@@ -4,7 +4,8 @@ A `LinkSession` holds one boot session's per-direction keys, derived exactly lik
 
     shared   = X25519(server secret, device public)
     key_dir  = HKDF-SHA-256(salt = session nonce (16 B, from ENROLL_INFO), ikm = shared,
-                            info = label_dir | u32 device_id | device public | server public)
+                            info = label_dir | u32 device_id | u8 key_id | device public
+                                   | server public)
 
 `seal` turns a plain host->device frame into an authenticated one (payload encrypted with
 ChaCha20-Poly1305, nonce = u32 counter | 8 zero bytes, associated data = the 12 header bytes as
@@ -58,12 +59,12 @@ def server_keypair(secret: bytes) -> tuple[bytes, bytes]:
 
 
 def direction_keys(
-    server_secret: bytes, device_public: bytes, device_id: int, session_nonce: bytes
+    server_secret: bytes, device_public: bytes, device_id: int, session_nonce: bytes, key_id: int
 ) -> tuple[bytes, bytes]:
-    """(host->device key, device->host key) for one boot session."""
+    """(host->device key, device->host key) for one boot session of one enrollment."""
     shared = crypto.x25519_shared(server_secret, device_public)
     server_public = crypto.x25519_public(server_secret)
-    tail = struct.pack("<I", device_id) + device_public + server_public
+    tail = struct.pack("<IB", device_id, key_id) + device_public + server_public
     return (
         crypto.hkdf_sha256(session_nonce, shared, LABEL_H2D + tail, crypto.AEAD_KEY_LEN),
         crypto.hkdf_sha256(session_nonce, shared, LABEL_D2H + tail, crypto.AEAD_KEY_LEN),
@@ -99,7 +100,7 @@ class LinkSession:
         session_nonce: bytes,
         key_id: int,
     ) -> LinkSession:
-        h2d, d2h = direction_keys(server_secret, device_public, device_id, session_nonce)
+        h2d, d2h = direction_keys(server_secret, device_public, device_id, session_nonce, key_id)
         return cls(device_id, key_id, h2d, d2h)
 
     def seal(self, frame: Frame) -> Frame:

@@ -45,6 +45,7 @@ from tools.link.messages import MsgType, NackCode
 from tools.link.transport import Transport, open_transport
 
 CHUNK_BYTES = MAX_PAYLOAD - 8  # MODEL_CHUNK / UPDATE_CHUNK carry u32 version/round + u32 offset
+_SESSION_LOST = {NackCode.AUTH_TAG, NackCode.AUTH_KEY, NackCode.NO_IDENTITY}
 _RESEND_CODES = {NackCode.BAD_CRC, NackCode.BAD_FRAME}
 # wait_ready: first wait for an answer to HELLO, doubled after each silent try up to the max.
 BOOT_FIRST_WAIT = 0.25
@@ -206,7 +207,8 @@ class DeviceClient:
                 raise
 
     def sample(self, window: bytes | np.ndarray, label: int | None = None) -> m.Result:
-        """SAMPLE: run the window; with a label the device stores (embedding, label)."""
+        """SAMPLE: run the window; with a label the device stores (embedding, label).
+        Replay-profile boards only: production boards answer NACK UNSUPPORTED."""
         data = _window_bytes(window)
         flags = m.SAMPLE_LABELLED if label is not None else 0
         frame = self.request(m.Sample(flags, label or 0, len(data), data), expect=MsgType.RESULT)
@@ -215,7 +217,8 @@ class DeviceClient:
     def infer(
         self, window: bytes | np.ndarray, use_global: bool = False, want_embedding: bool = False
     ) -> m.Result:
-        """INFER: prediction of the personal head (or the global one) for a window."""
+        """INFER: prediction of the personal head (or the global one) for a window.
+        Replay-profile boards only: production boards answer NACK UNSUPPORTED."""
         data = _window_bytes(window)
         flags = (m.INFER_USE_GLOBAL if use_global else 0) | (
             m.INFER_WANT_EMBEDDING if want_embedding else 0
@@ -224,7 +227,9 @@ class DeviceClient:
         return m.Result.unpack(frame.payload)
 
     def train(self, params: m.Train) -> None:
-        """TRAIN: the device ACKs at once and later sends UPDATE_READY (see fetch_update)."""
+        """TRAIN: the device ACKs at once and later sends UPDATE_READY (see fetch_update).
+        The same round again yields the same update; the device's policy and budget may
+        refuse it (NACK POLICY_*, BUDGET, ROUND_OLD: PROTOCOL.md §2.4)."""
         self._ready.pop(params.round, None)
         self.request(params, expect=MsgType.ACK)
 
@@ -245,10 +250,12 @@ class DeviceClient:
             raise LinkTimeoutError(
                 f"{self.transport.url}: no INFO within {wait_boot} s after RESET"
             )
+        if self._server_secret is not None:
+            self.start_session(self._server_secret)  # the device drew a new session nonce
         return self.info
 
     def seed(self, seed: bytes) -> None:
-        """SEED (test builds only; others NACK UNSUPPORTED)."""
+        """SEED (replay-profile builds only; production boards NACK UNSUPPORTED)."""
         self.request(m.Seed(seed), expect=MsgType.ACK)
 
     # ---- enrollment and the authenticated link (PROTOCOL.md §6) ------------------------------
@@ -361,15 +368,27 @@ class DeviceClient:
         after the retries, PortGoneError when the port disappears."""
         attempts = (self.retries if retries is None else retries) + 1
         self.counters.requests += 1
-        for attempt in range(attempts):
+        renewed = False
+        for attempt in range(attempts + 1):  # + 1: one resend after renewing the session
+            if attempt == attempts and not renewed:
+                break
             if attempt:
                 self.counters.retries += 1
             seq = self._next_seq()
             frame = Frame(message.TYPE, message.pack(), self.device_id, seq)
-            if self.session is not None and message.TYPE in PROTECTED_REQUESTS:
+            sealed = self.session is not None and message.TYPE in PROTECTED_REQUESTS
+            if sealed:
                 frame = self.session.seal(frame)  # a fresh counter on every attempt
             self.transport.write(encode_frame(frame))
-            reply = self._await_reply(seq, message.TYPE, expect)
+            try:
+                reply = self._await_reply(seq, message.TYPE, expect)
+            except NackError as err:
+                # The device restarted (new session nonce, counters from 0): renew once.
+                if sealed and not renewed and err.code in _SESSION_LOST and self._server_secret:
+                    self.start_session(self._server_secret)
+                    renewed = True
+                    continue
+                raise
             if reply is not None:
                 return reply
             self.counters.timeouts += 1

@@ -34,6 +34,7 @@ def test_report_has_the_keys_of_issue_7(report: dict) -> None:
     assert set(report["federated"]) >= {"pretrain_acc", "global_acc_by_round", "personal_acc"}
     assert set(report["bytes"]) == {"up_per_device", "down_per_device"}
     assert (report["task"], report["board"]) == ("watch", "host")
+    assert (report["profile"], report["simulation"]) == ("replay", True)
 
 
 def test_numbers_agree_with_each_other(report: dict) -> None:
@@ -67,7 +68,7 @@ def test_epsilon_is_user_level_and_what_dp_accounting_says(report: dict) -> None
     assert p["epsilon"] == pytest.approx(30.31, abs=0.01)
     # SecAgg is on by default: the aggregator saw only the sums, so its ε is that of the sum
     # (without SecAgg it would see each update with σ = z·C/√6 only)
-    assert p["secagg"] and p["secagg_unreleased_sums"] == 0
+    assert p["secagg"] and p["secagg_unreleased_sums"] == 0 and p["sampling_rate"] == 1
     assert p["epsilon_against_aggregator_worst_unit"] == pytest.approx(p["epsilon"])
     assert isinstance(p["epsilon_device_ledger_max"], (float, str))
 

@@ -8,16 +8,14 @@
 #include "fedcore/platform/crypto.h"
 #include "fedcore/platform/device_id.h"
 #include "fedcore/platform/storage.h"
+#include "fedcore/profile.h"
 #include "fedcore/protocol.h"
 
-#if defined(FEDHEAD_PROFILE_REPLAY) || defined(FEDHEAD_TEST_BUILD)
-#define REPLAY_PROFILE 1
-#else
-#define REPLAY_PROFILE 0
-#endif
+#define REPLAY_PROFILE FC_PROFILE_IS_REPLAY
 
 #define STORAGE_KEY_IDENTITY "fh_identity"
 #define STORAGE_KEY_ENROLLED "fh_enrolled"
+#define STORAGE_KEY_BOOTS "fh_boots"
 #define ENROLLED_LEN (FC_X25519_LEN + 1u) /* server public key, key_id */
 #define AD_LEN (FC_HEADER_LEN + 8u)       /* header, counter, reserved */
 
@@ -68,12 +66,14 @@ static void make_identity(fc_rng_t *rng) {
 
 static int derive_direction(const uint8_t shared[FC_X25519_LEN], const char *label,
                             uint8_t key[FC_AEAD_KEY_LEN]) {
-    uint8_t info[sizeof kLabelH2D - 1u + 4u + 2u * FC_X25519_LEN];
+    /* key_id too: re-enrolling an earlier server key in the same boot gives new keys. */
+    uint8_t info[sizeof kLabelH2D - 1u + 5u + 2u * FC_X25519_LEN];
     size_t n = strlen(label);
     memcpy(info, label, n);
     fc_put_u32(info + n, fc_device_id());
-    memcpy(info + n + 4u, st.device_pk, FC_X25519_LEN);
-    memcpy(info + n + 4u + FC_X25519_LEN, st.server_pk, FC_X25519_LEN);
+    info[n + 4u] = st.key_id;
+    memcpy(info + n + 5u, st.device_pk, FC_X25519_LEN);
+    memcpy(info + n + 5u + FC_X25519_LEN, st.server_pk, FC_X25519_LEN);
     return fc_crypto_hkdf_sha256(key, FC_AEAD_KEY_LEN, st.session_nonce, FC_SESSION_NONCE_LEN,
                                  shared, FC_X25519_LEN, info, sizeof info);
 }
@@ -93,14 +93,37 @@ static void derive_session(void) {
     fc_crypto_wipe(shared, sizeof shared);
 }
 
+/* This boot's session nonce: it must never repeat under one key pair (counters restart with
+ * it). A persisted boot counter guarantees that without entropy (QEMU after a RESET); random
+ * bytes fill the rest when there is entropy, or all of it when the counter cannot be saved. */
+static void make_session_nonce(fc_rng_t *rng) {
+    uint8_t boots[4] = {0};
+    size_t len = 0;
+    uint32_t n = 0;
+    if (fc_storage_load(STORAGE_KEY_BOOTS, boots, sizeof boots, &len) == 0 && len == 4) {
+        n = fc_get_u32(boots);
+    }
+    fc_put_u32(boots, n + 1u);
+    int counted = fc_storage_save(STORAGE_KEY_BOOTS, boots, sizeof boots) == 0;
+    memset(st.session_nonce, 0, FC_SESSION_NONCE_LEN);
+    if (rng != NULL) {
+        random_bytes(rng, st.session_nonce, FC_SESSION_NONCE_LEN);
+    }
+    if (counted) {
+        memcpy(st.session_nonce, boots, sizeof boots);
+    }
+    st.have_nonce = counted || rng != NULL;
+    derive_session();
+}
+
 void fc_auth_randomness(fc_rng_t *rng) {
     if (!st.have_identity) {
         make_identity(rng);
     }
     if (!st.have_nonce) {
-        random_bytes(rng, st.session_nonce, FC_SESSION_NONCE_LEN);
-        st.have_nonce = 1;
-        derive_session();
+        make_session_nonce(rng);
+    } else if (!st.have_keys) {
+        derive_session(); /* an identity made just now completes the session */
     }
 }
 
@@ -122,6 +145,8 @@ void fc_auth_init(fc_rng_t *rng, int power_on) {
     }
     if (rng != NULL) {
         fc_auth_randomness(rng);
+    } else {
+        make_session_nonce(NULL); /* no entropy: the boot counter alone */
     }
 }
 
