@@ -31,7 +31,7 @@ from tests.firmware.conftest import (  # noqa: F401 - fixtures shared with the f
     replay,
 )
 from tests.support.cbuild import REPO
-from tools.aggregator.keys import EnrollmentError
+from tools.aggregator.keys import EnrollmentError, KeyStore
 from tools.aggregator.provision import provision_client
 from tools.aggregator.store import Store
 from tools.fleet.entropy import provision_entropy
@@ -105,6 +105,9 @@ def _enroll(client: DeviceClient, url: str, store_path: Path) -> None:
     """Enroll the board with the suite's aggregator key (idempotent) and start the link."""
     store = Store(store_path)
     try:
+        # The suite's own store follows a re-flashed board (new device key) instead of
+        # refusing it; the board is never forced: one enrolled elsewhere is refused.
+        KeyStore(store.conn).forget_device(client.device_id)
         provision_client(client, store, force=False)
     except EnrollmentError as err:
         pytest.fail(f"{url}: {err}")

@@ -94,6 +94,11 @@ class KeyStore:
                 (device_id, public_key, key_id, time.time(), replaced),
             )
 
+    def forget_device(self, device_id: int) -> None:
+        """Drop a device's recorded key (a test rig's store following re-flashed boards)."""
+        with self.conn:
+            self.conn.execute("DELETE FROM device_keys WHERE device_id = ?", (device_id,))
+
     def enrolled_devices(self) -> list[DeviceKey]:
         rows = self.conn.execute(
             "SELECT device_id, public_key, key_id, enrolled, replaced FROM device_keys "
