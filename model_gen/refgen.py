@@ -281,13 +281,14 @@ def pack_pairs(weights: np.ndarray) -> np.ndarray:
 
 
 def pack_depthwise(weights: np.ndarray) -> np.ndarray:
-    """[taps][c] 16-bit values (c a multiple of 4) -> int32 words [taps][c/2]: per group of 4
-    channels g, word g/2 = (w[g], w[g+2]) and word g/2+1 = (w[g+1], w[g+3]), SXTB16's pairing."""
+    """[taps][c] 16-bit values (c a multiple of 4) -> int32 words [c/4][taps][2]: for the
+    group of channels g..g+3 and each tap, (w[g], w[g+2]) then (w[g+1], w[g+3]), SXTB16's
+    pairing, so the kernel reads one group's taps in order."""
     taps, c = weights.shape
-    w = weights.astype(np.int64).reshape(taps, c // 4, 4)
+    w = weights.astype(np.int64).reshape(taps, c // 4, 4).transpose(1, 0, 2)
     lo = w[:, :, [0, 1]] & 0xFFFF
     hi = w[:, :, [2, 3]] & 0xFFFF
-    return (lo | (hi << 16)).reshape(taps, c // 2).astype(np.uint32).view(np.int32)
+    return (lo | (hi << 16)).astype(np.uint32).view(np.int32)
 
 
 def _c_requant(name: str, bias: np.ndarray, rq: list[tuple[int, int, int, int]]) -> str:
@@ -342,6 +343,10 @@ def _use_dsp(
         requant=f"BR_DSP_ONLY({prefix}_requant)",
         scratch="NULL",  # render() points it into the arena when scratch_bytes > 0
     )
+    # A DSP build never runs this layer's portable kernel: its int8 constants stay out of flash.
+    for key in ("filter", "bias", "bias_folded", "tap_sums", "multiplier", "shift"):
+        if layer.params_fields.get(key, "NULL") != "NULL":
+            layer.params_fields[key] = f"BR_PORTABLE_ONLY({layer.params_fields[key]})"
 
 
 def _lower_conv(op: Op, graph: Graph, depthwise: bool) -> Layer:

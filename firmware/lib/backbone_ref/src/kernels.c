@@ -434,47 +434,65 @@ static void fully_connected_dsp(const br_fc_params *p, const int8_t *input, int8
     } while (0)
 
 BR_INLINE void dw_store(int8_t *out, const br_requant *q, int32_t a0, int32_t a1, int32_t a2,
-                        int32_t a3, const dsp_clamp *cl)
+                        int32_t a3, int mode, int32_t lo, int32_t hi)
 {
-    out[0] = dsp_requant(a0, &q[0], cl->mode, cl->lo, cl->hi);
-    out[1] = dsp_requant(a1, &q[1], cl->mode, cl->lo, cl->hi);
-    out[2] = dsp_requant(a2, &q[2], cl->mode, cl->lo, cl->hi);
-    out[3] = dsp_requant(a3, &q[3], cl->mode, cl->lo, cl->hi);
+    const br_requant q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
+    const int8_t r0 = dsp_requant(a0, &q0, mode, lo, hi);
+    const int8_t r1 = dsp_requant(a1, &q1, mode, lo, hi);
+    const int8_t r2 = dsp_requant(a2, &q2, mode, lo, hi);
+    const int8_t r3 = dsp_requant(a3, &q3, mode, lo, hi);
+    out[0] = r0;
+    out[1] = r1;
+    out[2] = r2;
+    out[3] = r3;
 }
 
 /* One pixel from a window whose taps are x_step apart in a row and rows y_step apart (all
  * inside the input, or a zero-point-filled copy): no tests, pointer steps only; rows of three
  * taps (the common 3x3 filter) are unrolled. */
-static void dw_pixel(const br_conv_params *p, const int8_t *window, int32_t x_step,
-                     int32_t y_step, const dsp_clamp *cl, int8_t *out)
+BR_INLINE void dw_pixel_mode(const br_conv_params *p, const int8_t *window, int32_t x_step,
+                             int32_t y_step, int mode, int32_t lo, int32_t hi, int8_t *out)
 {
-    const int32_t c = p->in_c, half = c / 2;
+    const int32_t c = p->in_c;
     const int k_h = p->k_h, k_w = p->k_w;
-    const int32_t *packed = p->packed;
-    const br_requant *requant = p->requant;
-    const dsp_clamp clamp = *cl;
-    for (int32_t g = 0; g < c; g += 4) {
-        const int32_t *w = packed + g / 2;
-        const br_requant *q = requant + g;
+    const int32_t *w = p->packed; /* group by group, tap by tap: two words each */
+    const br_requant *q = p->requant;
+    for (int32_t g = 0; g < c; g += 4, q += 4) {
         int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
         const int8_t *row = window + g;
         for (int fy = 0; fy < k_h; ++fy, row += y_step) {
-            if (k_w == 3) {
+            if (k_w == 3) { /* the common 3x3 filter: a row without a loop */
                 const int32_t v0 = load_word(row), v1 = load_word(row + x_step);
                 const int32_t v2 = load_word(row + 2 * x_step);
                 DW_TAP(v0, w);
-                DW_TAP(v1, w + half);
-                DW_TAP(v2, w + 2 * half);
-                w += 3 * half;
+                DW_TAP(v1, w + 2);
+                DW_TAP(v2, w + 4);
+                w += 6;
                 continue;
             }
             const int8_t *x = row;
-            for (int fx = 0; fx < k_w; ++fx, x += x_step, w += half) {
+            for (int fx = 0; fx < k_w; ++fx, x += x_step, w += 2) {
                 const int32_t v = load_word(x);
                 DW_TAP(v, w);
             }
         }
-        dw_store(out + g, q, a0, a1, a2, a3, &clamp);
+        dw_store(out + g, q, a0, a1, a2, a3, mode, lo, hi);
+    }
+}
+
+static void dw_pixel(const br_conv_params *p, const int8_t *window, int32_t x_step,
+                     int32_t y_step, const dsp_clamp *cl, int8_t *out)
+{
+    switch (cl->mode) {
+    case CLAMP_NONE:
+        dw_pixel_mode(p, window, x_step, y_step, CLAMP_NONE, cl->lo, cl->hi, out);
+        break;
+    case CLAMP_LOW:
+        dw_pixel_mode(p, window, x_step, y_step, CLAMP_LOW, cl->lo, cl->hi, out);
+        break;
+    default:
+        dw_pixel_mode(p, window, x_step, y_step, CLAMP_BOTH, cl->lo, cl->hi, out);
+        break;
     }
 }
 

@@ -25,10 +25,14 @@ extern "C" {
 #else
 #define BR_DSP 0
 #endif
+/* Constants only one path reads: a DSP build of a layer with packed weights leaves its int8
+ * arrays out (NULL), a portable build its packed ones. */
 #if BR_DSP
 #define BR_DSP_ONLY(x) (x)
+#define BR_PORTABLE_ONLY(x) NULL
 #else
 #define BR_DSP_ONLY(x) NULL
+#define BR_PORTABLE_ONLY(x) (x)
 #endif
 
 /* Per output channel constants of the DSP path, padded to a multiple of 4 channels.
@@ -76,8 +80,8 @@ typedef struct {
     const int32_t *multiplier;     /* [out_c] */
     const int8_t *shift;           /* [out_c], positive = left */
     /* DSP path (NULL = portable path): filter (times 2^pre, see br_requant) as 16-bit pairs,
-     * conv [out_c/4][(K+1)/2][4] words with K = k_h*k_w*in_c, depthwise [k_h*k_w][out_c/2]
-     * (channels g, g+2 and g+1, g+3 of each group of 4); requant [out_c rounded up to 4] */
+     * conv [out_c/4][(K+1)/2][4] words with K = k_h*k_w*in_c, depthwise [out_c/4][k_h*k_w][2]
+     * (channels g, g+2 then g+1, g+3 of each group of 4); requant [out_c rounded up to 4] */
     const int32_t *packed;
     const br_requant *requant;
     int32_t *scratch;              /* DSP path, in the planned arena: conv 2 * ((K+1)/2) words,
