@@ -203,12 +203,17 @@ def _conv_case(shape, kernel, strides, filters, loc, seed, padding="same") -> Ca
     return Case("conv", shape, params, loc, 1.0, seed)
 
 
-# Fixed shapes for br_conv2d's two paths: the dense one (window gathered with the input zero
-# point, two pixels at a time; here kws's 1-input-channel first layer, with an odd pixel count
-# and an extreme zero point) and the per-tap one for windows over BR_CONV_GATHER_MAX bytes.
+# Fixed shapes for br_conv2d's two portable paths: the dense one (window gathered with the input
+# zero point, two pixels at a time; here kws's 1-input-channel first layer, with an odd pixel
+# count and an extreme zero point) and the per-tap one for windows over BR_CONV_GATHER_MAX
+# bytes; on the DSP path the 1-channel 3-tap-row gather (odd and even filter heights, windows
+# whose word reads reach the end of the input) and the general one.
 FIXED_CONV_CASES = [
     _conv_case((15, 12, 1), (5, 3), (2, 2), 24, 4.0, 1),
     _conv_case((9, 7, 1), (5, 3), (2, 2), 7, -4.0, 2),
+    _conv_case(
+        (10, 9, 1), (4, 3), (1, 2), 8, -4.0, 5, padding="valid"
+    ),  # even k_h, rows to the end
     _conv_case((5, 6, 32), (3, 3), (1, 1), 6, 0.0, 3),
     _conv_case((5, 6, 32), (3, 3), (2, 1), 5, 4.0, 4, padding="valid"),
 ]

@@ -231,6 +231,16 @@ BR_INLINE void cursor_put(col_cursor *c, int32_t value)
     c->odd ^= 1;
 }
 
+BR_INLINE void put_quad(char *h, int32_t v) /* 4 elements at an even position, one LDR */
+{
+    const int32_t even = __sxtb16(v);      /* x0, x2 */
+    const int32_t odd = sxtb16_ror8(v);    /* x1, x3 */
+    const int32_t lo = pkhbt16(even, odd); /* x0, x1 */
+    const int32_t hi = pkhtb16(odd, even); /* x2, x3 */
+    memcpy(h, &lo, sizeof lo);
+    memcpy(h + 8, &hi, sizeof hi);
+}
+
 /* n window elements from src, sign-extended: four at a time (one LDR, two SXTB16, two PKH)
  * once the cursor is at a pair boundary, pairs next, single elements last. */
 BR_INLINE void cursor_copy(col_cursor *c, const int8_t *src, int32_t n)
@@ -242,13 +252,7 @@ BR_INLINE void cursor_copy(col_cursor *c, const int8_t *src, int32_t n)
     }
     char *h = c->h;
     for (; i + 4 <= n; i += 4, h += 16) {
-        const int32_t v = load_word(src + i);
-        const int32_t even = __sxtb16(v);      /* x0, x2 */
-        const int32_t odd = sxtb16_ror8(v); /* x1, x3 */
-        const int32_t lo = pkhbt16(even, odd); /* x0, x1 */
-        const int32_t hi = pkhtb16(odd, even); /* x2, x3 */
-        memcpy(h, &lo, sizeof lo);
-        memcpy(h + 8, &hi, sizeof hi);
+        put_quad(h, load_word(src + i));
     }
     for (; i + 2 <= n; i += 2, h += 8) {
         put_half(h, src[i]);
@@ -269,6 +273,38 @@ BR_INLINE void cursor_fill(col_cursor *c, int32_t zp, int32_t n)
     }
 }
 
+BR_INLINE int32_t pkhbt_top(int32_t bottom, int32_t top) /* bottom.lo | top.hi */
+{
+    int32_t r;
+    __asm__("pkhbt %0, %1, %2" : "=r"(r) : "r"(bottom), "r"(top));
+    return r;
+}
+
+/* One input channel, three taps per filter row, every row inside the input (the first layer of
+ * a spectrogram model): two rows a, b are six elements, three pairs (a0 a1) (a2 b0) (b1 b2),
+ * from one word of each row; an odd last row is one more word. Each word reads one byte past
+ * its row's three taps, which the caller checked lies in the input; that byte lands on an
+ * element of weight 0 (the odd K's padding). */
+static void gather_rows3(const int8_t *src, int32_t row_step, int k_h, int32_t *col)
+{
+    char *h = (char *)col;
+    int fy = 0;
+    for (; fy + 2 <= k_h; fy += 2, src += 2 * row_step, h += 24) {
+        const int32_t a = load_word(src), b = load_word(src + row_step);
+        const int32_t ae = __sxtb16(a), ao = sxtb16_ror8(a); /* (a0, a2), (a1, a3) */
+        const int32_t be = __sxtb16(b), bo = sxtb16_ror8(b); /* (b0, b2), (b1, b3) */
+        const int32_t p0 = pkhbt16(ae, ao);                  /* a0, a1 */
+        const int32_t p1 = pkhbt16(ae >> 16, be);            /* a2, b0 */
+        const int32_t p2 = pkhbt_top(bo, be);                /* b1, b2 */
+        memcpy(h, &p0, sizeof p0);
+        memcpy(h + 8, &p1, sizeof p1);
+        memcpy(h + 16, &p2, sizeof p2);
+    }
+    if (fy < k_h) {
+        put_quad(h, load_word(src));
+    }
+}
+
 /* The receptive field of output pixel (oy, ox) into one column slot (col + pixel). */
 static void dsp_gather(const br_conv_params *p, const int8_t *input, int oy, int ox, int32_t *col)
 {
@@ -278,6 +314,12 @@ static void dsp_gather(const br_conv_params *p, const int8_t *input, int oy, int
     const int32_t run = (int32_t)p->k_w * in_c;
     const int k_h = p->k_h, k_w = p->k_w, dil_h = p->dil_h, dil_w = p->dil_w, in_h = p->in_h;
     const int inside_x = dil_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w;
+    const int last = iy0 + (k_h - 1) * dil_h;
+    if (in_c == 1 && k_w == 3 && inside_x && iy0 >= 0 && last < in_h &&
+        (int32_t)last * in_w + ix0 + 4 <= (int32_t)in_h * in_w) {
+        gather_rows3(input + (int32_t)iy0 * in_w + ix0, (int32_t)dil_h * in_w, k_h, col);
+        return;
+    }
     col_cursor c = {(char *)col, 0};
     for (int fy = 0; fy < k_h; ++fy) {
         const int iy = iy0 + fy * dil_h;
