@@ -82,6 +82,11 @@ size_t fc_uart_read(uint8_t *buf, size_t cap) {
     return n > 0 ? (size_t)n : 0;
 }
 
+size_t fc_uart_read_now(uint8_t *buf, size_t cap) {
+    int n = uart_read_bytes(LINK_UART, buf, (uint32_t)cap, 0);
+    return n > 0 ? (size_t)n : 0;
+}
+
 void fc_uart_write(const uint8_t *buf, size_t len) {
     (void)uart_write_bytes(LINK_UART, (const char *)buf, len);
 }

@@ -36,6 +36,14 @@
 #define N_PARAMS (D * C + C)
 #define HEAD_BLOB_LEN (4u * N_PARAMS)
 #define STORED_GLOBAL_LEN (4u + HEAD_BLOB_LEN)
+/* The personal head is stored after the SHA-256 of the global head it was trained from: a
+ * stored personal head that does not belong to the current global one is ignored at boot, so
+ * installing a global head needs only one (atomic) write. */
+#define STORED_PERSONAL_LEN (FC_SHA256_LEN + HEAD_BLOB_LEN)
+#define STORAGE_BUF_LEN \
+    (STORED_GLOBAL_LEN > STORED_PERSONAL_LEN ? STORED_GLOBAL_LEN : STORED_PERSONAL_LEN)
+/* RESULT of a SAMPLE: predicted, head, n_classes, logits, n_embed (0), stored, backbone_us. */
+#define SAMPLE_RESULT_LEN (4u + 4u * C + 2u + 6u)
 
 #if D > FEDCORE_MAX_D || C > FEDCORE_MAX_C
 #error "the generated model is larger than FEDCORE_MAX_D / FEDCORE_MAX_C"
@@ -65,6 +73,16 @@ typedef struct {
     uint8_t blob[HEAD_BLOB_LEN];
 } model_transfer_t;
 
+/* The last labelled SAMPLE and its RESULT: a retry (same header seq, same payload) is answered
+ * with the same RESULT and stores nothing (docs/PROTOCOL.md, SAMPLE retries). */
+typedef struct {
+    int valid;
+    uint16_t seq;
+    uint16_t len;
+    uint32_t crc;
+    uint8_t result[SAMPLE_RESULT_LEN];
+} sample_memo_t;
+
 /* The last privatized update, kept until the next TRAIN. */
 typedef struct {
     int ready;
@@ -87,7 +105,23 @@ static struct {
     int rng_ready;
     model_transfer_t transfer;
     update_t update;
+    sample_memo_t sample_memo;
 } dev;
+
+/* Bytes given to fc_device_feed and not handled yet: a TRAIN serves the link from between its
+ * steps and must take these before newer bytes from the UART. */
+static struct {
+    const uint8_t *data;
+    size_t len;
+    size_t next;
+} feed_cursor;
+
+/* A TRAIN in progress: the device answers HELLO, STATS_GET and RESET, NACKs the rest busy. */
+static struct {
+    int active;
+    int reset_requested;
+    uint32_t last_poll_ms;
+} training;
 
 /* Large scratch, not part of the state a reset clears. */
 static fc_train_workspace_t train_ws;
@@ -97,7 +131,7 @@ static int32_t scratch_q[N_PARAMS];
 static float embedding[D];
 static uint8_t tx_payload[FC_MAX_PAYLOAD];
 static uint8_t tx_wire[FC_LINK_MAX_WIRE];
-static uint8_t storage_buf[STORED_GLOBAL_LEN];
+static uint8_t storage_buf[STORAGE_BUF_LEN];
 
 /* ---- sending ------------------------------------------------------------------------------ */
 
@@ -174,9 +208,11 @@ static int blob_to_head(const uint8_t *blob, fc_head_t *head) {
     return fc_head_set_params(head, scratch_params);
 }
 
-static int save_personal(void) {
-    head_to_blob(&dev.personal, storage_buf);
-    return fc_storage_save(STORAGE_KEY_PERSONAL, storage_buf, HEAD_BLOB_LEN);
+/* Persist head as the personal head of the current global head; 0 on success. */
+static int save_personal(const fc_head_t *head) {
+    memcpy(storage_buf, dev.head_sha256, FC_SHA256_LEN);
+    head_to_blob(head, storage_buf + FC_SHA256_LEN);
+    return fc_storage_save(STORAGE_KEY_PERSONAL, storage_buf, STORED_PERSONAL_LEN);
 }
 
 static void update_head_hash(void) {
@@ -194,11 +230,12 @@ static void load_heads(void) {
         dev.head_version = fc_get_u32(storage_buf);
     }
     dev.personal = dev.global;
-    if (fc_storage_load(STORAGE_KEY_PERSONAL, storage_buf, sizeof storage_buf, &len) == 0 &&
-        len == HEAD_BLOB_LEN) {
-        (void)blob_to_head(storage_buf, &dev.personal);
-    }
     update_head_hash();
+    if (fc_storage_load(STORAGE_KEY_PERSONAL, storage_buf, sizeof storage_buf, &len) == 0 &&
+        len == STORED_PERSONAL_LEN &&
+        memcmp(storage_buf, dev.head_sha256, FC_SHA256_LEN) == 0) {
+        (void)blob_to_head(storage_buf + FC_SHA256_LEN, &dev.personal);
+    }
 }
 
 /* ---- INFO and STATS ----------------------------------------------------------------------- */
@@ -318,6 +355,12 @@ static void handle_model_commit(const fc_header_t *req, const uint8_t *p) {
         model_reject(req, FC_NACK_NONFINITE, 0);
         return;
     }
+    /* blob_to_head left the decoded values in scratch_params */
+    if (!fc_params_within_bound(scratch_params, N_PARAMS, (float)FC_HEAD_MAX_ABS,
+                                (float)FC_HEAD_MAX_L2)) {
+        model_reject(req, FC_NACK_HEAD_NORM, 0);
+        return;
+    }
     /* Persist first: the switch happens only when the new head survives a restart. */
     fc_put_u32(storage_buf, t->head_version);
     memcpy(storage_buf + 4, t->blob, HEAD_BLOB_LEN);
@@ -326,10 +369,9 @@ static void handle_model_commit(const fc_header_t *req, const uint8_t *p) {
         return;
     }
     dev.global = local_head;
-    dev.personal = local_head;
+    dev.personal = local_head; /* the stored personal head no longer matches: ignored at boot */
     dev.head_version = t->head_version;
     memcpy(dev.head_sha256, digest, FC_SHA256_LEN);
-    (void)save_personal();
     dev.counters.models_installed++;
     send_ack(req, dev.head_version);
 }
@@ -385,10 +427,34 @@ static void send_result(const fc_header_t *req, const fc_head_t *head, int perso
     send_reply(req, FC_MSG_RESULT, tx_payload, (size_t)(p - tx_payload));
 }
 
+/* 1 when this labelled SAMPLE repeats the last one (a retry whose RESULT was lost). */
+static int is_sample_retry(const fc_header_t *req, const uint8_t *p, size_t len) {
+    const sample_memo_t *memo = &dev.sample_memo;
+    return memo->valid && memo->seq == req->seq && memo->len == len &&
+           memo->crc == fc_crc32(p, len);
+}
+
+static void remember_sample(const fc_header_t *req, const uint8_t *p, size_t len) {
+    sample_memo_t *memo = &dev.sample_memo;
+    memo->seq = req->seq;
+    memo->len = (uint16_t)len;
+    memo->crc = fc_crc32(p, len);
+    memcpy(memo->result, tx_payload, SAMPLE_RESULT_LEN); /* send_result just built it */
+    memo->valid = 1;
+}
+
 static void handle_sample(const fc_header_t *req, const uint8_t *p, size_t len) {
     uint8_t labelled = p[0] & FC_SAMPLE_LABELLED;
+    if ((p[0] & ~FC_SAMPLE_LABELLED) != 0 || (!labelled && p[1] != 0)) {
+        send_nack(req, FC_NACK_BAD_PARAM, p[0]); /* reserved flag bits, or a label unused */
+        return;
+    }
     if (labelled && p[1] >= C) {
         send_nack(req, FC_NACK_BAD_PARAM, p[1]);
+        return;
+    }
+    if (labelled && is_sample_retry(req, p, len)) {
+        send_reply(req, FC_MSG_RESULT, dev.sample_memo.result, SAMPLE_RESULT_LEN);
         return;
     }
     if (embed_window(req, p, len) != 0) {
@@ -397,9 +463,16 @@ static void handle_sample(const fc_header_t *req, const uint8_t *p, size_t len) 
     int stored = labelled && fc_examples_add(&dev.examples, embedding, p[1]) == FC_OK;
     dev.counters.samples++;
     send_result(req, &dev.personal, 1, 0, stored);
+    if (labelled) {
+        remember_sample(req, p, len);
+    }
 }
 
 static void handle_infer(const fc_header_t *req, const uint8_t *p, size_t len) {
+    if ((p[0] & ~(FC_INFER_USE_GLOBAL | FC_INFER_WANT_EMBEDDING)) != 0 || p[1] != 0) {
+        send_nack(req, FC_NACK_BAD_PARAM, p[0]); /* reserved flag bits or the zero byte */
+        return;
+    }
     if (embed_window(req, p, len) != 0) {
         return;
     }
@@ -487,6 +560,32 @@ static void build_update_meta(const train_request_t *r, const fc_train_result_t 
     fc_put_u32(m + 36, train_us);
 }
 
+static void feed_byte(uint8_t byte);
+static void restart(void);
+
+/* The link while a TRAIN runs: called after every training step, it reads what arrived (at most
+ * every BUSY_POLL_MS, without waiting) and answers it; nonzero stops training (RESET). */
+#define BUSY_POLL_MS 5u
+static int serve_link_while_training(void *ctx) {
+    static uint8_t chunk[256];
+    (void)ctx;
+    uint32_t now = fc_clock_ms();
+    if (now - training.last_poll_ms < BUSY_POLL_MS) {
+        return 0;
+    }
+    training.last_poll_ms = now;
+    while (feed_cursor.next < feed_cursor.len && !training.reset_requested) {
+        feed_byte(feed_cursor.data[feed_cursor.next++]);
+    }
+    size_t n = 0;
+    while (!training.reset_requested && (n = fc_uart_read_now(chunk, sizeof chunk)) > 0) {
+        for (size_t i = 0; i < n && !training.reset_requested; i++) {
+            feed_byte(chunk[i]);
+        }
+    }
+    return training.reset_requested;
+}
+
 /* Train from the global head, privatize the delta; 0 on success or a NACK code. */
 static uint8_t run_training(const train_request_t *r) {
     fc_rng_t seeded;
@@ -499,7 +598,12 @@ static uint8_t run_training(const train_request_t *r) {
     uint8_t flags = 0;
     uint32_t t0 = fc_clock_us();
     local_head = dev.global;
-    if (fc_head_train(&local_head, &dev.examples, &r->train, rng, &train_ws, &res) != FC_OK) {
+    int rc = fc_head_train_hooked(&local_head, &dev.examples, &r->train, rng, &train_ws, &res,
+                                  serve_link_while_training, NULL);
+    if (rc == FC_ERR_ABORTED) {
+        return FC_NACK_BAD_STATE; /* a RESET arrived: nothing of this round is kept */
+    }
+    if (rc != FC_OK) {
         return FC_NACK_NONFINITE;
     }
     size_t n = fc_head_delta(&local_head, &dev.global, scratch_params);
@@ -508,8 +612,10 @@ static uint8_t run_training(const train_request_t *r) {
         return FC_NACK_NONFINITE;
     }
     uint32_t train_us = fc_clock_us() - t0;
+    if (save_personal(&local_head) != 0) {
+        return FC_NACK_STORAGE; /* nothing changed: the personal head and update stay as they were */
+    }
     dev.personal = local_head;
-    (void)save_personal();
     dev.update.round = r->round;
     dev.update.total_len = N_PARAMS * (r->privacy.bits / 8u);
     pack_q(scratch_q, r->privacy.bits, dev.update.q);
@@ -518,6 +624,15 @@ static uint8_t run_training(const train_request_t *r) {
     dev.counters.train_us_last = train_us;
     dev.counters.train_examples_last = res.examples;
     return 0;
+}
+
+static uint8_t train_serving_link(const train_request_t *r) {
+    training.active = 1;
+    training.reset_requested = 0;
+    training.last_poll_ms = fc_clock_ms();
+    uint8_t code = run_training(r);
+    training.active = 0;
+    return code;
 }
 
 static void handle_train(const fc_header_t *req, const uint8_t *p) {
@@ -531,7 +646,11 @@ static void handle_train(const fc_header_t *req, const uint8_t *p) {
     dev.update.ready = 0; /* the old update is replaced by this round's */
     dev.counters.trains++;
     send_ack(req, r.round);
-    code = run_training(&r);
+    code = train_serving_link(&r);
+    if (training.reset_requested) {
+        restart(); /* RESET was ACKed between two training steps */
+        return;
+    }
     if (code != 0) {
         send_nack(req, code, r.round); /* a second answer to the same seq: training failed */
         return;
@@ -571,20 +690,22 @@ static void handle_update_get(const fc_header_t *req, const uint8_t *p) {
 
 /* ---- CLEAR, RESET, SEED ------------------------------------------------------------------- */
 
+/* Validate, persist, then change RAM state: a refused or failed CLEAR changes nothing. */
 static void handle_clear(const fc_header_t *req, const uint8_t *p) {
     if (p[0] & ~(FC_CLEAR_EXAMPLES | FC_CLEAR_PERSONAL_HEAD)) {
         send_nack(req, FC_NACK_BAD_PARAM, p[0]);
         return;
     }
-    if (p[0] & FC_CLEAR_EXAMPLES) {
-        fc_examples_clear(&dev.examples);
+    if ((p[0] & FC_CLEAR_PERSONAL_HEAD) && save_personal(&dev.global) != 0) {
+        send_nack(req, FC_NACK_STORAGE, 0);
+        return;
     }
     if (p[0] & FC_CLEAR_PERSONAL_HEAD) {
         dev.personal = dev.global;
-        if (save_personal() != 0) {
-            send_nack(req, FC_NACK_STORAGE, 0);
-            return;
-        }
+    }
+    if (p[0] & FC_CLEAR_EXAMPLES) {
+        fc_examples_clear(&dev.examples);
+        dev.sample_memo.valid = 0; /* a retry of an earlier SAMPLE must be stored again */
     }
     send_ack(req, p[0]);
 }
@@ -600,12 +721,21 @@ static void handle_seed(const fc_header_t *req, const uint8_t *p) {
 #endif
 }
 
-static void handle_reset(const fc_header_t *req) {
-    send_ack(req, 0);
+static void restart(void) {
+    training.reset_requested = 0;
     fc_platform_reset();
     /* The port restarts in place: forget RAM state, boot again from storage. */
     memset(&dev, 0, sizeof dev);
     fc_device_init();
+}
+
+static void handle_reset(const fc_header_t *req) {
+    send_ack(req, 0);
+    if (training.active) {
+        training.reset_requested = 1; /* training stops at its next step, then restart() */
+        return;
+    }
+    restart();
 }
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -671,6 +801,11 @@ static void handle_frame(const fc_frame_t *f) {
         send_nack(h, FC_NACK_BAD_LENGTH, h->length);
         return;
     }
+    if (training.active && h->type != FC_MSG_HELLO && h->type != FC_MSG_STATS_GET &&
+        h->type != FC_MSG_RESET) {
+        send_nack(h, FC_NACK_BAD_STATE, FC_BUSY_DETAIL);
+        return;
+    }
     dispatch(h, f->payload);
 }
 
@@ -680,6 +815,7 @@ static void handle_rx_result(fc_rx_result_t r, const fc_frame_t *f) {
     case FC_RX_BAD_CRC: send_nack(NULL, FC_NACK_BAD_CRC, 0); break;
     case FC_RX_BAD_VERSION: send_nack(&f->hdr, FC_NACK_BAD_VERSION, f->hdr.version); break;
     case FC_RX_BAD_LENGTH: send_nack(&f->hdr, FC_NACK_BAD_FRAME, f->hdr.length); break;
+    case FC_RX_RESERVED: send_nack(&f->hdr, FC_NACK_BAD_FRAME, f->hdr.flags); break;
     case FC_RX_BAD_COBS:
     case FC_RX_TOO_SHORT:
     case FC_RX_OVERSIZE: send_nack(NULL, FC_NACK_BAD_FRAME, (uint32_t)r); break;
@@ -687,14 +823,24 @@ static void handle_rx_result(fc_rx_result_t r, const fc_frame_t *f) {
     }
 }
 
-void fc_device_feed(const uint8_t *data, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        fc_frame_t f;
-        fc_rx_result_t r = fc_rx_feed(&dev.rx, data[i], &f);
-        if (r != FC_RX_NONE) {
-            handle_rx_result(r, &f);
-        }
+static void feed_byte(uint8_t byte) {
+    fc_frame_t f;
+    fc_rx_result_t r = fc_rx_feed(&dev.rx, byte, &f);
+    if (r != FC_RX_NONE) {
+        handle_rx_result(r, &f);
     }
+}
+
+void fc_device_feed(const uint8_t *data, size_t len) {
+    feed_cursor.data = data;
+    feed_cursor.len = len;
+    feed_cursor.next = 0;
+    /* a TRAIN among these bytes may consume the ones after it (serve_link_while_training) */
+    while (feed_cursor.next < feed_cursor.len) {
+        feed_byte(feed_cursor.data[feed_cursor.next++]);
+    }
+    feed_cursor.data = NULL;
+    feed_cursor.len = feed_cursor.next = 0;
 }
 
 void fc_device_poll(void) {

@@ -19,6 +19,8 @@
 /* Header flags. */
 #define FC_FLAG_REPLY 0x01u
 #define FC_FLAG_AUTH 0x02u
+/* Every other flag bit is reserved: a frame with one set is NACKed BAD_FRAME (both twins). */
+#define FC_FLAG_RESERVED_MASK 0xFCu
 
 /* Message types. */
 #define FC_MSG_HELLO 0x01u
@@ -58,6 +60,16 @@
 #define FC_NACK_INCOMPLETE 13u
 #define FC_NACK_STORAGE 14u
 #define FC_NACK_MISMATCH 15u
+/* 16..23: device privacy policy (i11a); 24..31: device robustness. */
+#define FC_NACK_HEAD_NORM 24u
+
+/* NACK BAD_STATE detail while the device trains and serves only HELLO, STATS_GET and RESET. */
+#define FC_BUSY_DETAIL 0x59535542u
+
+/* A head (MODEL_COMMIT) is refused with NACK HEAD_NORM when a value's magnitude exceeds
+ * FC_HEAD_MAX_ABS or its L2 norm (over W and b) exceeds FC_HEAD_MAX_L2. */
+#define FC_HEAD_MAX_ABS 64u
+#define FC_HEAD_MAX_L2 1024u
 
 /* INFO capabilities. */
 #define FC_CAP_SAMPLE 0x01u

@@ -1,0 +1,204 @@
+"""Robustness from the issue-11 audit, on the host firmware under ASan/UBSan: the device serves
+its link while it trains (RESET answered within a second during the longest TRAIN), CLEAR and
+TRAIN change nothing when storage fails, over-norm heads are refused, a retried labelled SAMPLE
+is stored once, reserved header and payload bits must be zero."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.firmware.conftest import ReplayData, assert_clean_exit
+from tests.firmware.test_hostile_input import RawLink, _expect_nack, _nacks, _send_blob
+from tests.support.cbuild import SANITIZER_ENV
+from tools.fleet import VirtualDevice, start_host_device
+from tools.link import frame as fr
+from tools.link import messages as m
+from tools.link.client import DeviceClient, head_blob, head_bound_error
+from tools.link.messages import MsgType, NackCode
+
+MAX_EPOCHS = 0xFFFF  # TRAIN.epochs is a u16: the most work per example the link can ask for
+RESET_DEADLINE_S = 1.0
+
+
+@pytest.fixture
+def stored_device(host_firmware: Path, tmp_path: Path) -> Iterator[tuple[VirtualDevice, Path]]:
+    """A host device whose storage lives in a folder the test can take away."""
+    folder = tmp_path / "storage"
+    folder.mkdir()
+    device = start_host_device(host_firmware, 0x4343, tmp_path, folder / "state", env=SANITIZER_ENV)
+    try:
+        yield device, folder
+    finally:
+        assert_clean_exit(device)
+
+
+def _fill(client: DeviceClient, replay: ReplayData, count: int) -> None:
+    for i in range(count):
+        k = i % len(replay.windows)
+        client.sample(replay.windows[k], int(replay.labels[k]))
+
+
+def _answer_time(raw: RawLink, wire: bytes, wanted: MsgType, seq: int) -> tuple[float, fr.Frame]:
+    """Seconds from writing `wire` to the first frame of type `wanted` answering `seq`."""
+    start = time.monotonic()
+    raw.transport.write(wire)
+    while time.monotonic() - start < 10:
+        data = raw.transport.read(0.01)
+        for frame in raw.decoder.feed(data) if data else []:
+            if frame.type == wanted and frame.seq == seq and frame.is_reply:
+                return time.monotonic() - start, frame
+            if frame.type == MsgType.NACK and m.Nack.unpack(frame.payload).ack_seq == seq:
+                return time.monotonic() - start, frame
+    raise AssertionError(f"no {wanted.name} for seq {seq} within 10 s")
+
+
+def test_reset_during_the_longest_train_is_answered_within_a_second(
+    host_device: VirtualDevice, replay: ReplayData
+) -> None:
+    with DeviceClient.open(host_device.url, timeout=5.0) as client:
+        capacity = client.hello().capacity
+        _fill(client, replay, capacity)  # the most examples the device holds
+        assert client.hello().examples == capacity
+        client.train(m.Train(7, epochs=MAX_EPOCHS, batch=1, clip=1.0, noise_std=0.5))
+        raw = RawLink(client)
+        time.sleep(0.5)  # well inside the training (it would take minutes)
+        hello_s, info = _answer_time(raw, raw.frame(MsgType.HELLO, seq=1001), MsgType.INFO, 1001)
+        assert info.type == MsgType.INFO and hello_s < RESET_DEADLINE_S
+        window = replay.windows[0].tobytes()
+        sample = m.Sample(m.SAMPLE_LABELLED, 1, len(window), window).pack()
+        _, busy = _answer_time(
+            raw, raw.frame(MsgType.SAMPLE, sample, seq=1002), MsgType.RESULT, 1002
+        )
+        nack = m.Nack.unpack(busy.payload)
+        assert (busy.type, nack.code, nack.detail) == (
+            MsgType.NACK,
+            NackCode.BAD_STATE,
+            m.BUSY_DETAIL,
+        )
+        reset_s, ack = _answer_time(raw, raw.frame(MsgType.RESET, seq=1003), MsgType.ACK, 1003)
+        print(
+            f"\nlongest TRAIN ({capacity} examples x {MAX_EPOCHS} epochs, batch 1): "
+            f"HELLO answered in {hello_s * 1000:.1f} ms, RESET ACKed in {reset_s * 1000:.1f} ms"
+        )
+        assert ack.type == MsgType.ACK
+        assert reset_s < RESET_DEADLINE_S
+        # The device restarted: its RAM examples are gone and it trains again normally.
+        client.info = None
+        deadline = time.monotonic() + 5
+        while client.info is None and time.monotonic() < deadline:
+            client._await(lambda f: f.type == MsgType.INFO, deadline)
+        assert client.hello().examples == 0
+        _fill(client, replay, 4)
+        client.train(m.Train(8, epochs=1, clip=1.0, noise_std=0.5))
+        assert client.fetch_update(8, timeout=30).ready.round == 8
+
+
+def test_clear_and_train_change_nothing_when_storage_fails(
+    stored_device: tuple[VirtualDevice, Path], replay: ReplayData
+) -> None:
+    device, folder = stored_device
+    with DeviceClient.open(device.url, timeout=5.0) as client:
+        _fill(client, replay, 6)
+        client.train(m.Train(1, epochs=3, lr=0.5, clip=1.0))
+        client.fetch_update(1)
+        window = replay.windows[0]
+        personal = client.infer(window).logits
+        assert personal != client.infer(window, use_global=True).logits
+        shutil.rmtree(folder)  # every later write fails
+        _expect_nack(client, m.Clear(), NackCode.STORAGE)
+        assert client.hello().examples == 6
+        assert client.infer(window).logits == personal
+        # A TRAIN whose personal head cannot be persisted: ACK, then NACK STORAGE, no update.
+        raw = RawLink(client)
+        frames = raw.exchange(
+            raw.frame(MsgType.TRAIN, m.Train(2, epochs=2, clip=1.0).pack(), seq=1100),
+            quiet=2.0,
+            limit=30,
+        )
+        answers = [
+            (f.type, m.Nack.unpack(f.payload).code if f.type == MsgType.NACK else None)
+            for f in frames
+            if f.seq == 1100
+        ]
+        assert answers == [(MsgType.ACK, None), (MsgType.NACK, NackCode.STORAGE)]
+        assert not [f for f in frames if f.type == MsgType.UPDATE_READY]
+        assert client.infer(window).logits == personal
+        folder.mkdir()
+        client.clear()
+        assert client.hello().examples == 0
+        assert client.infer(window).logits == client.infer(window, use_global=True).logits
+
+
+def test_heads_beyond_the_norm_bound_are_refused(client: DeviceClient, replay: ReplayData) -> None:
+    client.install_head(replay.w, replay.b, version=50)
+    installed = client.hello().head_sha256
+    before = client.stats()
+    d, c = replay.w.shape
+    big = np.float32(np.finfo(np.float32).max)
+    just_over = np.full((d, c), 0.0, np.float32)
+    just_over[0, 0] = m.HEAD_MAX_ABS * 1.01
+    wide = np.full((d, c), m.HEAD_MAX_ABS * 0.99, np.float32)  # each value fine, L2 too big
+    for w in (np.full((d, c), big), just_over, wide):
+        assert head_bound_error(w, replay.b) is not None  # the Python twin refuses it too
+        _send_blob(client, replay, head_blob(w, replay.b), 51, NackCode.HEAD_NORM)
+    assert client.hello().head_sha256 == installed
+    assert client.stats().models_rejected - before.models_rejected == 3
+    within = np.full((d, c), 1.0, np.float32)
+    assert head_bound_error(within, replay.b) is None
+    client.install_head(within, replay.b, version=52)
+    assert client.hello().head_version == 52
+
+
+def test_a_retried_labelled_sample_is_stored_once(client: DeviceClient, replay: ReplayData) -> None:
+    raw = RawLink(client)
+    before = client.hello().examples
+    window = replay.windows[1].tobytes()
+    sample = m.Sample(m.SAMPLE_LABELLED, int(replay.labels[1]), len(window), window).pack()
+    first = raw.exchange(raw.frame(MsgType.SAMPLE, sample, seq=1200))
+    retry = raw.exchange(raw.frame(MsgType.SAMPLE, sample, seq=1200))
+    assert [f.type for f in first] == [MsgType.RESULT] and first == retry
+    assert m.Result.unpack(first[0].payload).stored == 1
+    assert client.hello().examples == before + 1
+    raw.exchange(raw.frame(MsgType.SAMPLE, sample, seq=1201))  # a new request: stored again
+    assert client.hello().examples == before + 2
+    client.sample(window, int(replay.labels[1]))  # the client's retries reuse the seq
+    assert client.hello().examples == before + 3
+
+
+def test_reserved_bits_are_refused_and_counted(client: DeviceClient, replay: ReplayData) -> None:
+    client.hello()
+    raw = RawLink(client)
+    before = client.stats()
+    header_cases = [dict(flags=0x04), dict(flags=0x80), dict(key_id=3)]
+    for seq, fields in enumerate(header_cases, start=1300):
+        wire = fr.encode_frame(fr.Frame(MsgType.HELLO, b"", client.device_id, seq, **fields))
+        with pytest.raises(fr.FrameError):
+            fr.decode_frame(wire)  # the Python twin refuses it on receipt as well
+        assert [(n.ack_seq, n.code) for n in _nacks(raw.exchange(wire))] == [
+            (seq, NackCode.BAD_FRAME)
+        ]
+    window = replay.windows[0].tobytes()
+    n = len(window)
+    payload_cases = [
+        (MsgType.SAMPLE, struct.pack("<BBH", 0x03, 1, n) + window),  # reserved SAMPLE flag
+        (MsgType.SAMPLE, struct.pack("<BBH", 0x00, 4, n) + window),  # label without LABELLED
+        (MsgType.INFER, struct.pack("<BBH", 0x04, 0, n) + window),  # reserved INFER flag
+        (MsgType.INFER, struct.pack("<BBH", 0x00, 1, n) + window),  # INFER's zero byte
+        (MsgType.TRAIN, m.Train(1).pack()[:38] + b"\x01\x00" + bytes(8)),  # TRAIN.reserved
+    ]
+    for seq, (msg_type, payload) in enumerate(payload_cases, start=1310):
+        nacks = _nacks(raw.exchange(raw.frame(msg_type, payload, seq=seq)))
+        assert [(x.ack_seq, x.code) for x in nacks] == [(seq, NackCode.BAD_PARAM)], msg_type
+        with pytest.raises(m.MessageError):
+            m.parse_payload(msg_type, payload)
+    after = client.stats()
+    assert after.bad_cobs - before.bad_cobs == len(header_cases)
+    assert after.nacks - before.nacks == len(header_cases) + len(payload_cases)
+    assert client.hello().examples == 0
