@@ -21,7 +21,9 @@ from tools.fleet import VirtualDevice, start_host_device
 from tools.link import frame as fr
 from tools.link import messages as m
 from tools.link.client import DeviceClient, head_blob, head_bound_error
+from tools.link.faults import FaultPlan, FaultyTransport
 from tools.link.messages import MsgType, NackCode
+from tools.link.transport import open_transport
 
 MAX_EPOCHS = 0xFFFF  # TRAIN.epochs is a u16: the most work per example the link can ask for
 RESET_DEADLINE_S = 1.0
@@ -202,3 +204,23 @@ def test_reserved_bits_are_refused_and_counted(client: DeviceClient, replay: Rep
     assert after.bad_cobs - before.bad_cobs == len(header_cases)
     assert after.nacks - before.nacks == len(header_cases) + len(payload_cases)
     assert client.hello().examples == 0
+
+
+def test_client_samples_over_a_lossy_link_are_stored_exactly_once(
+    host_device: VirtualDevice, replay: ReplayData
+) -> None:
+    """The real client and firmware: RESULTs dropped and frames duplicated on the way back
+    make the client retry; every example is still stored exactly once."""
+    count = 20
+    with DeviceClient.open(host_device.url, timeout=5.0) as plain:
+        plain.hello()
+    transport = open_transport(host_device.url)
+    faulty = FaultyTransport(transport, FaultPlan(drop=0.3, duplicate=0.2), seed=11)
+    with DeviceClient(faulty, timeout=0.3, retries=10) as client:
+        client.hello()
+        for i in range(count):
+            client.sample(replay.windows[i], int(replay.labels[i]))
+        assert client.counters.retries > 0, "no RESULT was dropped: the test proves nothing"
+        assert faulty.counts[("rx", "drop")] > 0
+    with DeviceClient.open(host_device.url, timeout=5.0) as plain:
+        assert plain.hello().examples == count
