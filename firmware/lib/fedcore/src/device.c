@@ -613,7 +613,7 @@ static uint8_t run_training(const train_request_t *r) {
     }
     uint32_t train_us = fc_clock_us() - t0;
     if (save_personal(&local_head) != 0) {
-        return FC_NACK_STORAGE; /* nothing changed: the personal head and update stay as they were */
+        return FC_NACK_STORAGE; /* the personal head stays; no update of this round */
     }
     dev.personal = local_head;
     dev.update.round = r->round;
