@@ -61,6 +61,10 @@ def test(c: Context, k: str = "", slow: bool = False, path: str = "") -> None:
 
 
 BOARD_HELP = "host | qemu_m4 (virtual, build offline) | esp32 | esp32s3"
+PROFILE_HELP = (
+    "production (default: what a real board runs) or replay (SAMPLE/INFER on host windows, "
+    "SEED, seeded TRAIN: simulations and tests; qemu_m4 has only replay)"
+)
 
 
 def _board_action(action: Callable[[], T]) -> T:
@@ -73,29 +77,37 @@ def _board_action(action: Callable[[], T]) -> T:
         raise SystemExit(f"error: {err}") from None
 
 
-@task(help={"board": BOARD_HELP, "verbose": "show PlatformIO's compiler command lines"})
-def build(c: Context, board: str = "host", verbose: bool = False) -> None:
-    """Build the firmware for a board with PlatformIO (`pio run -e BOARD`)."""
+@task(
+    help={
+        "board": BOARD_HELP,
+        "profile": PROFILE_HELP,
+        "verbose": "show PlatformIO's compiler command lines",
+    }
+)
+def build(
+    c: Context, board: str = "host", profile: str = "production", verbose: bool = False
+) -> None:
+    """Build the firmware for a board with PlatformIO (`pio run -e ENV` of the profile)."""
     from tools import boards
 
-    image = _board_action(lambda: boards.build(board, verbose))
+    image = _board_action(lambda: boards.build(board, verbose, profile))
     print(f"firmware: {image}")
 
 
 PORT_HELP = "serial port (auto-detected when one board is plugged in)"
 
 
-@task(help={"board": BOARD_HELP, "port": PORT_HELP})
-def flash(c: Context, board: str = "esp32", port: str = "") -> None:
-    """Upload the built firmware to a board (`pio run -e BOARD -t upload`).
+@task(help={"board": BOARD_HELP, "port": PORT_HELP, "profile": PROFILE_HELP})
+def flash(c: Context, board: str = "esp32", port: str = "", profile: str = "production") -> None:
+    """Upload the built firmware to a board (`pio run -e ENV -t upload`).
 
     For a virtual board (host, qemu_m4) this starts it and prints its port instead."""
     from tools import boards
 
     if boards.board(board).virtual:
-        _board_action(lambda: boards.run_virtual(board))
+        _board_action(lambda: boards.run_virtual(board, profile=profile))
         return
-    used = _board_action(lambda: boards.upload(board, port or None))
+    used = _board_action(lambda: boards.upload(board, port or None, profile))
     print(f"flashed {board} on {used}")
 
 
@@ -105,14 +117,18 @@ def flash(c: Context, board: str = "esp32", port: str = "") -> None:
         "board": BOARD_HELP,
         "port": PORT_HELP,
         "monitor": "open the monitor after flashing (default on)",
+        "profile": PROFILE_HELP,
     },
 )
-def build_flash(c: Context, board: str = "esp32", port: str = "", monitor: bool = True) -> None:
+def build_flash(
+    c: Context, board: str = "esp32", port: str = "", monitor: bool = True,
+    profile: str = "production",
+) -> None:
     """Build, upload, then open the frame-aware monitor: the one command for a real board."""
     from tools import boards
 
-    _board_action(lambda: boards.build(board))
-    used = _board_action(lambda: boards.upload(board, port or None))
+    _board_action(lambda: boards.build(board, profile=profile))
+    used = _board_action(lambda: boards.upload(board, port or None, profile))
     if monitor:
         _run(c, f"{PY} -m tools.monitor --port {used}")
 
@@ -170,6 +186,8 @@ def clean(c: Context) -> None:
         "deadline": "seconds per round for training and upload",
         "task": "model task: initial head and holdout from build/model/<task>/",
         "store": "SQLite store (default build/aggregator/aggregate.sqlite)",
+        "simulation": "declare the run a simulation: replay-profile boards may take part "
+        "(without it they are refused)",
     },
 )
 def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "none",
@@ -177,7 +195,7 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
               epsilon_budget: float = float("inf"), cohort: int = 0, population: int = 0,
               strategy: str = "fedavg", server_lr: float = 1.0, server_optimizer: str = "sgd",
               lr: float = 0.05, epochs: int = 1, deadline: float = 30.0, task: str = "watch",
-              store: str = "") -> None:
+              store: str = "", simulation: bool = False) -> None:
     """Run DP federated rounds over devices; writes build/report/aggregate.json and PNGs."""
     from tools.aggregator.run import main
 
@@ -189,7 +207,7 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
         f"--cohort={cohort}", f"--population={population}", f"--strategy={strategy}",
         f"--server-lr={server_lr}", f"--server-optimizer={server_optimizer}", f"--lr={lr}",
         f"--epochs={epochs}", f"--deadline={deadline}", f"--task={task}",
-    ] + ([f"--store={store}"] if store else [])
+    ] + ([f"--store={store}"] if store else []) + (["--simulation"] if simulation else [])
     main(argv)
 
 

@@ -54,13 +54,17 @@ class AggregatorConfig:
     deadline_s: float = 30.0  # per round, for TRAIN to UPDATE_READY and fetch
     min_updates: int = 1  # fewer accepted updates: the round commits without a new head
     seed: int = 0  # cohort selection (never the privacy noise, which uses OS entropy)
+    # Replay-profile boards (host windows, SEED, seeded TRAIN, no device privacy policy) take
+    # part only in a run declared a simulation; otherwise they are refused every round.
+    simulation: bool = False
 
     def check(self) -> None:
         """Raise ValueError naming the inconsistent option and what to change."""
-        if self.privacy != PrivacyMode.NONE and self.weighted:
+        if self.weighted:
             raise ValueError(
-                "--weighted FedAvg breaks the per-device sensitivity bound; "
-                "use uniform averaging with a DP mode"
+                "--weighted FedAvg needs each device's example count, which devices do not "
+                "send (it is data-derived; it would also break the per-device sensitivity "
+                "bound of the DP modes): use uniform averaging"
             )
         if self.privacy in (PrivacyMode.CENTRAL, PrivacyMode.DISTRIBUTED) and (
             self.strategy not in SUM_BASED

@@ -31,6 +31,11 @@ from tools.link.client import DeviceClient, FetchedUpdate, head_sha256
 from tools.link.errors import LinkError, PortGoneError
 from tools.link.messages import Train
 
+REPLAY_REFUSED = (
+    "replay_board: a replay-profile board (host windows, SEED, seeded TRAIN; no device privacy "
+    "policy) takes part only in a run declared a simulation (--simulation)"
+)
+
 
 @dataclass
 class Outcome:
@@ -166,6 +171,15 @@ class Aggregator:
             self.store.record_device(
                 client.device_id, client.transport.url, info.board_name, info.model_sha256
             )
+            self.store.record_profile(
+                client.device_id,
+                info.profile_name,
+                info.epsilon_spent,
+                info.epsilon_budget,
+                info.releases,
+            )
+            if info.is_replay and not self.config.simulation:
+                return Outcome(client, error=REPLAY_REFUSED)
             if info.head_sha256 != head_sha256(self.w, self.b):
                 client.install_head(self.w, self.b, self.head_version)
                 self.on_event("head_pushed", {"device": client.device_id})
@@ -211,7 +225,7 @@ class Aggregator:
             if delta is not None:
                 accepted_devices.add(row.device_id)
                 deltas.append(delta)
-                weights.append(float(row.examples))
+                weights.append(1.0)  # devices do not send example counts (data-derived)
         return rows, deltas, weights
 
     @staticmethod
@@ -229,13 +243,13 @@ class Aggregator:
             update.device_id,
             accepted,
             reason,
-            ready.examples,
+            0,  # examples: not sent since protocol v2 (data-derived)
             verdict.norm,
             ready.bits,
             ready.scale,
             ready.flags,
-            ready.train_loss,
-            ready.train_acc,
+            float("nan"),  # train loss and accuracy: not sent since protocol v2
+            float("nan"),
             ready.crc32,
             update.data if accepted else None,
         )
@@ -262,8 +276,6 @@ class Aggregator:
             "accepted": len(accepted),
             "rejected": {r.device_id: r.reason for r in rows if not r.accepted},
             "dropped": {o.client.device_id: o.error for o in outcomes if o.update is None},
-            "train_loss": float(np.mean([r.train_loss for r in accepted])) if accepted else None,
-            "examples": int(sum(r.examples for r in accepted)),
         }
         if self.holdout is not None:
             metrics.update(

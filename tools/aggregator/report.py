@@ -20,6 +20,7 @@ def write_report(store: Store, report_dir: Path, extra: dict[str, Any] | None = 
         "delta": (store.get_meta("config") or {}).get("delta"),
         "rounds": rounds,
         "integrity_problems": store.integrity_check(),
+        "devices": store.device_profiles(),  # each device's build profile and own ledger
         **(extra or {}),
     }
     path = report_dir / "aggregate.json"

@@ -25,6 +25,7 @@ from tools.link.messages import MsgType
 
 OP_FRAME, OP_RAW, OP_BUSY, OP_PLATFORM = 0, 1, 2, 3
 STORAGE_FAILS = 0x01
+APP_EXAMPLE = 0x04
 
 
 def model_shape() -> tuple[int, int, int]:
@@ -48,6 +49,11 @@ def platform_record(ctl: int) -> bytes:
     return bytes([OP_PLATFORM, ctl])
 
 
+def app_example_record(label: int, window: bytes) -> bytes:
+    """The application on the device adds an example (production builds get examples only so)."""
+    return bytes([OP_PLATFORM, APP_EXAMPLE, label]) + window
+
+
 def raw_record(data: bytes) -> bytes:
     return struct.pack("<BH", OP_RAW, len(data)) + data
 
@@ -69,7 +75,9 @@ def device_seeds() -> dict[str, bytes]:
         m.ModelChunk(5, 1000, blob[1000:]),
         m.ModelCommit(5),
     ]
-    train = m.Train(3, epochs=2, batch=2, clip=1.0, noise_std=0.5)
+    # Within the production policy (fedcore/policy.h): noise >= clip, scale 2^-12 * clip, and
+    # epochs x capacity (256) <= 8192.
+    train = m.Train(3, epochs=2, batch=2, clip=1.0, noise_std=2.0)
     singles: list[m.Message] = [
         m.Hello(),
         m.StatsGet(),
@@ -99,16 +107,28 @@ def device_seeds() -> dict[str, bytes]:
         + frame_record(train, seq=20)
         + b"".join(frame_record(x, seq=21 + k) for k, x in enumerate(fetch))
     )
+    app = b"".join(app_example_record(k % c, w) for k, w in enumerate(windows))
+    seeds["session-app-examples-train"] = (
+        app
+        + frame_record(train, seq=80)
+        + b"".join(frame_record(x, seq=81 + k) for k, x in enumerate(fetch))
+        + frame_record(train, seq=85)  # the same round again: the same bytes
+        + frame_record(m.Reset(), seq=86)
+        + frame_record(m.Train(9, epochs=1, clip=1.0, noise_std=2.0), seq=87)
+    )
     seeds["session-train-seeded"] = (
         session
         + frame_record(m.Seed(bytes(32)), seq=30)
-        + (frame_record(m.Train(4, epochs=1, flags=m.TRAIN_USE_SEED, seed=7), seq=31))
+        + frame_record(
+            m.Train(4, epochs=1, clip=1.0, noise_std=2.0, flags=m.TRAIN_USE_SEED, seed=7), seq=31
+        )
     )
     busy = [m.Hello(), m.StatsGet(), labelled[1], m.Clear(), m.Reset()]
     seeds["session-busy-while-training"] = (
         session
+        + app
         + b"".join(frame_record(x, seq=40 + k, op=OP_BUSY) for k, x in enumerate(busy))
-        + frame_record(m.Train(6, epochs=500, batch=1), seq=50)
+        + frame_record(m.Train(6, epochs=32, batch=1, clip=1.0, noise_std=2.0), seq=50)
     )
     seeds["session-storage-fails"] = (
         session

@@ -12,7 +12,10 @@
  *             2 REPLY flag, 3 a reserved flag bit, 4 key_id 1, 5 protocol version 2.
  *   1 RAW     u16 len, bytes[len]: fed as they are.
  *   2 BUSY    like FRAME, but queued: the UART delivers it while a TRAIN runs (between steps).
- *   3 PLATFORM u8 ctl: bit0 storage writes fail from now on, bit1 no entropy at the next boot.
+ *   3 PLATFORM u8 ctl: bit0 storage writes fail from now on, bit1 no entropy at the next boot,
+ *             bit2 the application adds an example: u8 label and an input window follow (as
+ *             many bytes as the input holds, zeros after its end) - the only way a production
+ *             build gets examples.
  * Each input starts from empty storage and a RESET. tools/fuzz/seeds.py writes seed inputs of
  * every message type in this format. */
 #include "../../../firmware/lib/fedcore/src/device.c"
@@ -20,12 +23,6 @@
 #include "../../../firmware/ports/common/ram_store.h"
 #include "wire_check.h"
 
-/* i11a's guarantee (issue 11 item 4): a repeated TRAIN for a round returns the same update
- * bytes. Until it is merged, the invariant is today's: update bytes change only when a TRAIN
- * was accepted. Set to 1 once one-update-per-round is in device.c. */
-#ifndef FUZZ_ONE_UPDATE_PER_ROUND
-#define FUZZ_ONE_UPDATE_PER_ROUND 0
-#endif
 
 #define FUZZ_DEVICE_ID 0x00F022EDu
 #define OTHER_DEVICE_ID 0x00F022EEu
@@ -117,7 +114,7 @@ uint8_t fc_platform_reset_reason(void) { return 0; }
 static size_t build_wire(uint8_t type, uint8_t ctl, uint16_t seq, const uint8_t *payload,
                          size_t len, uint8_t *out, size_t cap) {
     fc_header_t hdr = {
-        .version = (ctl & 0x20u) ? 2u : FC_PROTO_VERSION,
+        .version = (ctl & 0x20u) ? FC_PROTO_VERSION + 1u : FC_PROTO_VERSION,
         .type = type,
         .flags = (uint8_t)(((ctl & 0x04u) ? FC_FLAG_REPLY : 0u) | ((ctl & 0x08u) ? 0x04u : 0u)),
         .key_id = (ctl & 0x10u) ? 1u : 0u,
@@ -151,6 +148,18 @@ static size_t frame_record(const uint8_t *data, size_t size, size_t *pos, uint8_
     return build_wire(r[0], r[1], fc_get_u16(r + 2), r + 6, len, out, cap);
 }
 
+/* fc_device_add_example with the label and window at data[*pos] (zeros past the input). */
+static void add_application_example(const uint8_t *data, size_t size, size_t *pos) {
+    static int8_t window[FEDHEAD_INPUT_LEN];
+    uint8_t label = *pos < size ? data[(*pos)++] : 0;
+    size_t n = size - *pos < sizeof window ? size - *pos : sizeof window;
+    memset(window, 0, sizeof window);
+    memcpy(window, data + *pos, n);
+    *pos += n;
+    int rc = fc_device_add_example(window, label);
+    FUZZ_ASSERT(rc == FC_OK || (rc == FC_ERR_PARAM && label >= C), "application example refused");
+}
+
 static void run_record(const uint8_t *data, size_t size, size_t *pos) {
     static uint8_t wire[FC_LINK_MAX_WIRE];
     uint8_t op = data[(*pos)++] % 4u;
@@ -171,9 +180,12 @@ static void run_record(const uint8_t *data, size_t size, size_t *pos) {
             plat.busy_len += n;
         }
     } else if (*pos < size) {
-        plat.storage_fails = data[*pos] & 1u;
-        plat.entropy_missing = (data[*pos] >> 1) & 1u;
-        (*pos)++;
+        uint8_t ctl = data[(*pos)++];
+        plat.storage_fails = ctl & 1u;
+        plat.entropy_missing = (ctl >> 1) & 1u;
+        if (ctl & 4u) {
+            add_application_example(data, size, pos);
+        }
     }
 }
 
@@ -183,7 +195,6 @@ typedef struct {
     int ready;
     uint32_t round;
     uint32_t crc;
-    uint32_t trains;
 } update_seen_t;
 
 static int head_finite(const fc_head_t *h) {
@@ -207,20 +218,25 @@ static void check_state(update_seen_t *seen) {
         FUZZ_ASSERT(label < C, "stored label out of range");
     }
     FUZZ_ASSERT(dev.transfer.held <= HEAD_BLOB_LEN, "model transfer beyond the blob");
+    const fc_policy_t *policy = fc_policy();
+    FUZZ_ASSERT(fc_ledger_epsilon(dev.ledger.rho, policy->delta) <= policy->epsilon_budget,
+                "ledger epsilon beyond the lifetime budget");
     const update_t *u = &dev.update;
     if (!u->ready) {
-        seen->ready = 0;
-        seen->trains = dev.counters.trains;
+        FUZZ_ASSERT(!seen->ready, "a released update disappeared");
         return;
     }
-    FUZZ_ASSERT(u->total_len > 0 && u->total_len <= sizeof u->q, "update length");
-    uint32_t crc = fc_crc32(u->q, u->total_len);
-    if (seen->ready && crc != seen->crc) {
-        FUZZ_ASSERT(dev.counters.trains != seen->trains, "update bytes changed without a TRAIN");
-        FUZZ_ASSERT(!FUZZ_ONE_UPDATE_PER_ROUND || u->round != seen->round,
+    FUZZ_ASSERT(u->total_len > 0 && RELEASE_Q_OFFSET + u->total_len <= sizeof u->blob,
+                "update length");
+    FUZZ_ASSERT(u->round == dev.ledger.last_round, "update round differs from the ledger's");
+    uint32_t crc = fc_crc32(u->blob + RELEASE_Q_OFFSET, u->total_len);
+    if (seen->ready) {
+        /* One update per round, also across RESET: same round, same bytes; rounds increase. */
+        FUZZ_ASSERT(u->round != seen->round || crc == seen->crc,
                     "update bytes changed within one round");
+        FUZZ_ASSERT(u->round >= seen->round, "update round went back");
     }
-    *seen = (update_seen_t){1, u->round, crc, dev.counters.trains};
+    *seen = (update_seen_t){1, u->round, crc};
 }
 
 static void check_output(void) {
