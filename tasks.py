@@ -97,15 +97,27 @@ def build(
 PORT_HELP = "serial port (auto-detected when one board is plugged in)"
 
 
-@task(help={"board": BOARD_HELP, "port": PORT_HELP, "profile": PROFILE_HELP})
-def flash(c: Context, board: str = "esp32", port: str = "", profile: str = "production") -> None:
+@task(
+    help={
+        "board": BOARD_HELP,
+        "port": PORT_HELP,
+        "profile": PROFILE_HELP,
+        "sensor": "host board only: file of labelled windows (u8 label + int8 window each) the "
+        "board collects at boot, its stand-in for a sensor",
+    }
+)
+def flash(
+    c: Context, board: str = "esp32", port: str = "", profile: str = "production",
+    sensor: str = "",
+) -> None:
     """Upload the built firmware to a board (`pio run -e ENV -t upload`).
 
     For a virtual board (host, qemu_m4) this starts it and prints its port instead."""
     from tools import boards
 
     if boards.board(board).virtual:
-        _board_action(lambda: boards.run_virtual(board, profile=profile))
+        sensor_path = Path(sensor) if sensor else None
+        _board_action(lambda: boards.run_virtual(board, profile=profile, sensor=sensor_path))
         return
     used = _board_action(lambda: boards.upload(board, port or None, profile))
     print(f"flashed {board} on {used}")

@@ -161,8 +161,11 @@ def detect_port() -> str:
     raise BoardError(f"several serial ports ({names}): pass --port")
 
 
-def run_virtual(name: str, device_id: int = 1, profile: str = "production") -> None:
-    """Start a virtual board from its built image, print its port, keep it up until Ctrl-C."""
+def run_virtual(
+    name: str, device_id: int = 1, profile: str = "production", sensor: Path | None = None
+) -> None:
+    """Start a virtual board from its built image, print its port, keep it up until Ctrl-C.
+    sensor: the host board's sensor file (labelled windows it collects at boot)."""
     from tools.fleet.launch import start_host_device, start_qemu_device
 
     b = board(name)
@@ -172,8 +175,12 @@ def run_virtual(name: str, device_id: int = 1, profile: str = "production") -> N
             f"{image} is missing: run `invoke build --board {name} --profile {profile}` first"
         )
     logs = Path(tempfile.mkdtemp(prefix=f"fedhead-{name}-"))
-    start = start_host_device if name == "host" else start_qemu_device
-    device = start(image, device_id, logs)
+    if name == "host":
+        device = start_host_device(image, device_id, logs, sensor_path=sensor)
+    elif sensor is not None:
+        raise BoardError("only the host board reads a sensor file; qemu_m4 takes SAMPLE frames")
+    else:
+        device = start_qemu_device(image, device_id, logs)
     print(f"{name} board running (pid {device.pid}) on {device.url}")
     print(f"  monitor: invoke monitor --port {device.url}    log: {logs}")
     print("  Ctrl-C stops it")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,6 +126,19 @@ def test_host_windows_seed_and_seeded_train_are_unsupported(client: DeviceClient
     ):
         assert _refused(client, message, expect) == NackCode.UNSUPPORTED, message.TYPE.name
     assert client.hello().releases == 0
+
+
+def _local_functions(binary: Path) -> set[str]:
+    out = subprocess.run(["nm", str(binary)], capture_output=True, text=True, check=True).stdout
+    return {line.split()[-1] for line in out.splitlines() if line.split()[-2:-1] in (["t"], ["T"])}
+
+
+def test_replay_handlers_are_compiled_out(production_firmware: Path, host_firmware: Path) -> None:
+    """Not a run-time switch: the code that answers host windows is not in a production image
+    (it is in the replay image, so the check can tell)."""
+    replay_only = {"embed_window", "send_result"}  # SAMPLE/INFER's window path and RESULT
+    assert replay_only <= _local_functions(host_firmware)
+    assert not replay_only & _local_functions(production_firmware)
 
 
 def _extract_personal_delta(client: DeviceClient, windows: np.ndarray) -> np.ndarray:
@@ -348,3 +362,32 @@ def test_the_application_collects_and_predicts_on_the_device(board: Board,
                 for e, y in zip(replay.embeddings, replay.labels, strict=True))
     assert f"{n} examples kept, 0 refused" in log
     assert f"personal head right on {right} of {n} windows" in log
+
+
+def test_a_damaged_stored_update_is_never_noised_again(board: Board) -> None:
+    """The ledger survives a damaged update blob; the round of that update is refused rather
+    than trained again with fresh noise; a corrupt ledger refuses every TRAIN (fail closed)."""
+    with board.start() as client:
+        client.train(PRIVATE)
+        client.fetch_update(PRIVATE.round, timeout=60)
+    board.stop()
+    release = board.workdir / "state.fh_release"
+    blob = bytearray(release.read_bytes())
+    blob[-1] ^= 0x01  # a q byte
+    release.write_bytes(bytes(blob))
+    with board.start() as client:
+        info = client.hello()
+        assert (info.releases, info.last_round) == (1, PRIVATE.round)
+        assert _refused(client, PRIVATE) == NackCode.ROUND_OLD
+        nxt = dataclasses.replace(PRIVATE, round=PRIVATE.round + 1)
+        client.train(nxt)
+        client.fetch_update(nxt.round, timeout=60)
+    board.stop()
+    blob = bytearray(release.read_bytes())
+    blob[13] ^= 0x01  # the ledger's rho
+    release.write_bytes(bytes(blob))
+    with board.start() as client:
+        info = client.hello()
+        assert info.releases == 0 and info.epsilon_spent == math.inf  # unknown: all of it
+        later = dataclasses.replace(PRIVATE, round=PRIVATE.round + 5)
+        assert _refused(client, later) == NackCode.STORAGE

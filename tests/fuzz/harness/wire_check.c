@@ -25,7 +25,9 @@ static void check_payload(const fc_frame_t *f) {
     case FC_MSG_NACK: FUZZ_ASSERT(n == FC_ACK_LEN, "ACK/NACK length"); break;
     case FC_MSG_STATS: FUZZ_ASSERT(n % 4u == 0 && n > 0, "STATS length"); break;
     case FC_MSG_UPDATE_READY: FUZZ_ASSERT(n >= 8, "UPDATE_READY length"); break;
-    case FC_MSG_UPDATE_CHUNK: FUZZ_ASSERT(n > FC_UPDATE_CHUNK_HDR_LEN, "UPDATE_CHUNK length"); break;
+    case FC_MSG_UPDATE_CHUNK:
+        FUZZ_ASSERT(n > FC_UPDATE_CHUNK_HDR_LEN, "UPDATE_CHUNK length");
+        break;
     case FC_MSG_RESULT: {
         FUZZ_ASSERT(n >= 4, "RESULT header");
         size_t classes = fc_get_u16(p + 2);

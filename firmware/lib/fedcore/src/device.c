@@ -281,7 +281,11 @@ static void load_release(void) {
         dev.ledger_ok = 0; /* fail closed: TRAIN answers NACK STORAGE */
         return;
     }
-    adopt_release(staged_release, len);
+    uint32_t q_len = (uint32_t)(len - RELEASE_Q_OFFSET);
+    if (fc_crc32(staged_release + RELEASE_Q_OFFSET, q_len) ==
+        fc_get_u32(staged_release + RELEASE_META_OFFSET + 28)) {
+        adopt_release(staged_release, len); /* else the ledger stands, the update is lost */
+    }
 }
 
 /* ---- INFO and STATS ----------------------------------------------------------------------- */
@@ -328,7 +332,12 @@ static size_t build_info(uint8_t *p) {
     p[104] = FC_PROFILE_ID;
     p[105] = dev.reset_reason;
     p[106] = policy->bits_mask;
-    fc_put_f32(p + 108, (float)fc_ledger_epsilon(dev.ledger.rho, policy->delta));
+    /* an unreadable ledger spent an unknown amount: report it as everything */
+    double spent = (double)INFINITY;
+    if (dev.ledger_ok) {
+        spent = fc_ledger_epsilon(dev.ledger.rho, policy->delta);
+    }
+    fc_put_f32(p + 108, (float)spent);
     fc_put_f32(p + 112, (float)policy->epsilon_budget);
     fc_put_f32(p + 116, (float)policy->delta);
     fc_put_u32(p + 120, dev.ledger.releases);
@@ -632,7 +641,8 @@ static uint8_t check_train_privacy(const train_request_t *r) {
     if (!dev.ledger_ok) {
         return FC_NACK_STORAGE; /* an unreadable ledger: never release without accounting */
     }
-    if (dev.ledger.releases > 0 && r->round < dev.ledger.last_round) {
+    if (dev.ledger.releases > 0 && r->round <= dev.ledger.last_round) {
+        /* older, or the last round whose update is gone: never noise a round twice */
         return FC_NACK_ROUND_OLD;
     }
     uint8_t code = fc_policy_check(policy, &r->train, &r->privacy, dev.examples.capacity);
@@ -780,9 +790,10 @@ static uint8_t release_update(const train_request_t *r) {
     uint8_t *q_bytes = staged_release + RELEASE_Q_OFFSET;
     pack_q(scratch_q, r->privacy.bits, q_bytes);
     fc_ledger_encode(&next, staged_release);
+    double epsilon = fc_ledger_epsilon(next.rho, fc_policy()->delta);
     build_update_meta(staged_release + RELEASE_META_OFFSET, r,
                       released_flags(scratch_q, r->privacy.bits), total_len,
-                      fc_crc32(q_bytes, total_len), fc_ledger_epsilon(next.rho, fc_policy()->delta));
+                      fc_crc32(q_bytes, total_len), epsilon);
     size_t blob_len = RELEASE_Q_OFFSET + total_len;
     if (fc_storage_save(STORAGE_KEY_RELEASE, staged_release, blob_len) != 0) {
         if (trained && save_personal(&dev.personal) != 0) {

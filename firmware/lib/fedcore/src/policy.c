@@ -44,7 +44,8 @@ static uint8_t check_quant(const fc_policy_t *policy, const fc_privacy_params_t 
     }
     double scale = (double)p->scale;
     double clip = (double)p->clip;
-    if (clip > 0.0 && (scale < policy->scale_min_rel * clip || scale > policy->scale_max_rel * clip)) {
+    int outside = scale < policy->scale_min_rel * clip || scale > policy->scale_max_rel * clip;
+    if (clip > 0.0 && outside) {
         return FC_NACK_POLICY_QUANT;
     }
     return 0u;

@@ -8,7 +8,8 @@
  *           deltas differ by up to 2C), float slack of the clip, stochastic rounding (< 1 per
  *           coordinate); no sampling amplification: the device cannot verify it was sampled.
  *   sigma = noise_std / scale  (as fc_privatize computes it, double)
- *   rho   = sens^2 / (2 sigma^2) + P * tau,  tau = 10 * sum_{k=1}^{P-1} exp(-2 pi^2 sigma^2 k/(k+1))
+ *   rho   = sens^2 / (2 sigma^2) + P * tau,
+ *           tau = 10 * sum_{k=1}^{P-1} exp(-2 pi^2 sigma^2 k / (k+1))
  *           (Canonne, Kamath, Steinke 2020; Kairouz, Liu, Steinke 2021, multivariate discrete
  *           Gaussian); sigma = 0 or clip = 0 (no bound) gives rho = +inf.
  * RDP of order a is a * rho; releases compose by adding rho (exact for this mechanism). The

@@ -63,7 +63,7 @@
 /* 16-23: the device's own privacy policy and ledger (fedcore/policy.h, fedcore/ledger.h). */
 #define FC_NACK_POLICY_NOISE 16u /* noise_std below z_min * clip */
 #define FC_NACK_POLICY_CLIP 17u  /* clip 0 (no bound) or above the policy's maximum */
-#define FC_NACK_POLICY_QUANT 18u /* bits or scale outside the policy, or the noised range saturates */
+#define FC_NACK_POLICY_QUANT 18u /* bits or scale outside the policy */
 #define FC_NACK_POLICY_WORK 19u  /* epochs x examples above the policy's work limit */
 #define FC_NACK_BUDGET 20u       /* this release would take epsilon past the lifetime budget */
 #define FC_NACK_ROUND_OLD 21u    /* round id below the last round that released an update */
