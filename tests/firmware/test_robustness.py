@@ -17,7 +17,7 @@ import pytest
 from tests.firmware.conftest import ReplayData, assert_clean_exit
 from tests.firmware.test_hostile_input import RawLink, _expect_nack, _nacks, _send_blob
 from tests.support.cbuild import SANITIZER_ENV
-from tools.fleet import VirtualDevice, start_host_device
+from tools.fleet import VirtualDevice, start_host_device, write_sensor_file
 from tools.link import frame as fr
 from tools.link import messages as m
 from tools.link.client import DeviceClient, head_blob, head_bound_error
@@ -61,6 +61,47 @@ def _collect_until_boot(
     raise AssertionError(f"no boot INFO within {limit} s; saw {[f.type for _, f in seen]}")
 
 
+def _train_then_reset(
+    client: DeviceClient, replay: ReplayData, epochs: int, label: str
+) -> list[tuple[float, fr.Frame]]:
+    """TRAIN with HELLO, a SAMPLE and RESET right behind it in one write (so they arrive while
+    the device trains). Checks that RESET is ACKed within the deadline and that no update came
+    out; returns the frames up to the boot INFO."""
+    train = m.Train(7, epochs=epochs, batch=1, clip=1.0, noise_std=2.0)
+    window = replay.windows[0].tobytes()
+    sample = m.Sample(m.SAMPLE_LABELLED, 1, len(window), window).pack()
+    raw = RawLink(client)
+    start = time.monotonic()
+    raw.transport.write(
+        raw.frame(MsgType.TRAIN, train.pack(), seq=1000)
+        + raw.frame(MsgType.HELLO, seq=1001)
+        + raw.frame(MsgType.SAMPLE, sample, seq=1002)
+        + raw.frame(MsgType.RESET, seq=1003)
+    )
+    frames = _collect_until_boot(raw, start)
+    reset_s = next(t for t, f in frames if f.type == MsgType.ACK and f.seq == 1003)
+    print(
+        f"\n{label}, {epochs} epochs, batch 1, RESET right behind the TRAIN: "
+        f"RESET ACKed {reset_s * 1000:.1f} ms after the write"
+    )
+    assert reset_s < RESET_DEADLINE_S
+    answers = [(f.type, f.seq) for _, f in frames]
+    assert not [f for _, f in frames if f.type == MsgType.UPDATE_READY], answers
+    return frames
+
+
+def _assert_served_busy(frames: list[tuple[float, fr.Frame]]) -> None:
+    """HELLO answered, the SAMPLE refused busy, RESET ACKed: all while training."""
+    busy = m.Nack.unpack(next(f for _, f in frames if f.seq == 1002).payload)
+    assert (busy.code, busy.detail) == (NackCode.BAD_STATE, m.BUSY_DETAIL)
+    assert [(f.type, f.seq) for _, f in frames if f.seq >= 1000] == [
+        (MsgType.ACK, 1000),
+        (MsgType.INFO, 1001),
+        (MsgType.NACK, 1002),
+        (MsgType.ACK, 1003),
+    ]
+
+
 def test_reset_during_the_longest_allowed_train_is_answered_within_a_second(
     device: VirtualDevice, replay: ReplayData
 ) -> None:
@@ -73,36 +114,9 @@ def test_reset_during_the_longest_allowed_train_is_answered_within_a_second(
         if device.kind == "qemu":
             client.seed(bytes(32))  # QEMU has no entropy source of its own
         epochs = min(MAX_EPOCHS, info.policy_max_work // info.capacity)
-        train = m.Train(7, epochs=epochs, batch=1, clip=1.0, noise_std=2.0)
-        window = replay.windows[0].tobytes()
-        sample = m.Sample(m.SAMPLE_LABELLED, 1, len(window), window).pack()
-        raw = RawLink(client)
-        # One write: the requests after TRAIN arrive while the device trains.
-        start = time.monotonic()
-        raw.transport.write(
-            raw.frame(MsgType.TRAIN, train.pack(), seq=1000)
-            + raw.frame(MsgType.HELLO, seq=1001)
-            + raw.frame(MsgType.SAMPLE, sample, seq=1002)
-            + raw.frame(MsgType.RESET, seq=1003)
-        )
-        frames = _collect_until_boot(raw, start)
-        reset_s = next(t for t, f in frames if f.type == MsgType.ACK and f.seq == 1003)
-        print(
-            f"\n{device.kind}: TRAIN of {held} examples x {epochs} epochs (batch 1) with RESET "
-            f"right behind it: RESET ACKed {reset_s * 1000:.1f} ms after the write"
-        )
-        assert reset_s < RESET_DEADLINE_S
-        answers = [(f.type, f.seq) for _, f in frames]
-        assert not [f for _, f in frames if f.type == MsgType.UPDATE_READY], answers
+        frames = _train_then_reset(client, replay, epochs, f"{device.kind}: {held} examples")
         if device.kind == "host":  # long enough to be interrupted for certain
-            busy = m.Nack.unpack(next(f for _, f in frames if f.seq == 1002).payload)
-            assert (busy.code, busy.detail) == (NackCode.BAD_STATE, m.BUSY_DETAIL)
-            assert [(t, s) for t, s in answers if s >= 1000] == [
-                (MsgType.ACK, 1000),
-                (MsgType.INFO, 1001),
-                (MsgType.NACK, 1002),
-                (MsgType.ACK, 1003),
-            ]
+            _assert_served_busy(frames)
         # The device restarted: its RAM examples are gone and it trains again normally.
         assert client.hello().examples == 0
         _fill(client, replay, 4)
@@ -110,6 +124,37 @@ def test_reset_during_the_longest_allowed_train_is_answered_within_a_second(
             client.seed(bytes(32))  # RESET forgot the SEED
         client.train(m.Train(8, epochs=1, clip=1.0, noise_std=2.0))
         assert client.fetch_update(8, timeout=30).ready.round == 8
+
+
+def test_production_board_answers_reset_during_its_longest_train(
+    production_firmware: Path, replay: ReplayData, tmp_path: Path
+) -> None:
+    """A production host board trains on its own sensor's examples (a full ring); RESET
+    stops the longest TRAIN its policy allows, and nothing is released or charged."""
+    repeats = -(-256 // len(replay.labels))
+    sensor = write_sensor_file(
+        tmp_path / "sensor.bin",
+        np.tile(replay.windows, (repeats, 1))[:256],
+        np.tile(replay.labels, repeats)[:256],
+    )
+    device = start_host_device(
+        production_firmware,
+        0x4444,
+        tmp_path,
+        tmp_path / "state",
+        env=SANITIZER_ENV,
+        sensor_path=sensor,
+    )
+    try:
+        with DeviceClient.open(device.url, timeout=5.0) as client:
+            info = client.hello()
+            assert not info.is_replay
+            epochs = min(MAX_EPOCHS, info.policy_max_work // info.capacity)
+            frames = _train_then_reset(client, replay, epochs, "production host: 256 examples")
+            _assert_served_busy(frames)
+            assert client.hello().releases == 0  # the interrupted round was not charged
+    finally:
+        assert_clean_exit(device)
 
 
 def test_clear_and_train_change_nothing_when_storage_fails(
