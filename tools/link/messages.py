@@ -389,6 +389,11 @@ class UpdateReady(_Fixed):
     crc32: int
     epsilon_spent: float  # the device's ledger after this release
 
+    def reserved_bits_error(self) -> str | None:
+        if self.flags & ~UPDATE_SATURATED:
+            return f"reserved flag bits 0x{self.flags & ~UPDATE_SATURATED:02x}"
+        return None
+
 
 @dataclass(frozen=True)
 class UpdateGet(_Fixed):

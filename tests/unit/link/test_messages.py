@@ -100,6 +100,7 @@ def test_documented_sizes() -> None:
         m.Train(1, flags=0x02),
         m.Ack(1, m.MsgType.HELLO, 1, 0),
         m.Clear(0x04),
+        m.UpdateReady(9, 4, 455, 16, 0x01, 2**-12, 1.0, 2.0, 910, 0xDEADBEEF, 1.5),
     ],
     ids=lambda msg: msg.TYPE.name,
 )
