@@ -11,7 +11,7 @@ import numpy as np
 from tests.support.cbuild import SANITIZER_ENV
 from tests.support.firmware import build_host_firmware
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
-from tools.aggregator.core import REPLAY_REFUSED, Aggregator
+from tools.aggregator.core import Aggregator
 from tools.aggregator.report import write_report
 from tools.aggregator.store import Store
 from tools.fleet import start_host_device, write_sensor_file
@@ -43,14 +43,18 @@ def test_replay_board_refused_unless_simulation_and_report_names_profiles(
         aggregator = Aggregator(store, config, clients, (head["w"], head["b"]))
         record = aggregator.run_round()
         assert record.metrics["accepted"] == 1
-        assert record.metrics["dropped"] == {2: REPLAY_REFUSED}
+        assert record.metrics["dropped"] == 1  # the replay board, refused before TRAIN
+        assert 2 not in {u.device_id for u in store.updates(record.round)}
         simulation = AggregatorConfig(**options, simulation=True)  # type: ignore[arg-type]
         aggregator = Aggregator(store, simulation, clients, (aggregator.w, aggregator.b))
         assert aggregator.run_round().metrics["accepted"] == 2
         report = json.loads(write_report(store, tmp_path / "report").read_text())
-        by_id = {d["device_id"]: d for d in report["devices"]}
+        assert report["device_profiles"] == {"production": 1, "replay": 1}
+        assert "1 production, 1 replay" in (tmp_path / "report" / "aggregate.md").read_text()
+        # The operator's store keeps each device's profile and own ledger (last INFO, before
+        # round 2 trained: one release so far).
+        by_id = {d["device_id"]: d for d in store.device_profiles()}
         assert (by_id[1]["profile"], by_id[2]["profile"]) == ("production", "replay")
-        # As announced in the last INFO, before round 2 trained: one release so far.
         assert by_id[1]["device_releases"] == 1 and by_id[1]["device_epsilon_spent"] > 0
     finally:
         store.close()
