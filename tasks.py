@@ -60,10 +60,14 @@ def test(c: Context, k: str = "", slow: bool = False, path: str = "") -> None:
     _run(c, " ".join(args))
 
 
-BOARD_HELP = "host | qemu_m4 (virtual, build offline) | esp32 | esp32s3"
+BOARD_HELP = (
+    "host | qemu_m4 (virtual, build offline) | esp32 | esp32s3 | esp32_replay (= esp32 "
+    "--profile replay, for the emulator HIL)"
+)
 PROFILE_HELP = (
-    "production (default: what a real board runs) or replay (SAMPLE/INFER on host windows, "
-    "SEED, seeded TRAIN: simulations and tests; qemu_m4 has only replay)"
+    "production (the default where the board has one: what a real board runs) or replay "
+    "(SAMPLE/INFER on host windows, SEED, seeded TRAIN: simulations and tests; qemu_m4 and "
+    "esp32_replay have only replay)"
 )
 
 
@@ -85,12 +89,12 @@ def _board_action(action: Callable[[], T]) -> T:
     }
 )
 def build(
-    c: Context, board: str = "host", profile: str = "production", verbose: bool = False
+    c: Context, board: str = "host", profile: str = "", verbose: bool = False
 ) -> None:
     """Build the firmware for a board with PlatformIO (`pio run -e ENV` of the profile)."""
     from tools import boards
 
-    image = _board_action(lambda: boards.build(board, verbose, profile))
+    image = _board_action(lambda: boards.build(board, verbose, profile or None))
     print(f"firmware: {image}")
 
 
@@ -107,8 +111,7 @@ PORT_HELP = "serial port (auto-detected when one board is plugged in)"
     }
 )
 def flash(
-    c: Context, board: str = "esp32", port: str = "", profile: str = "production",
-    sensor: str = "",
+    c: Context, board: str = "esp32", port: str = "", profile: str = "", sensor: str = "",
 ) -> None:
     """Upload the built firmware to a board (`pio run -e ENV -t upload`).
 
@@ -117,9 +120,11 @@ def flash(
 
     if boards.board(board).virtual:
         sensor_path = Path(sensor) if sensor else None
-        _board_action(lambda: boards.run_virtual(board, profile=profile, sensor=sensor_path))
+        _board_action(
+            lambda: boards.run_virtual(board, profile=profile or None, sensor=sensor_path)
+        )
         return
-    used = _board_action(lambda: boards.upload(board, port or None, profile))
+    used = _board_action(lambda: boards.upload(board, port or None, profile or None))
     print(f"flashed {board} on {used}")
 
 
@@ -134,13 +139,13 @@ def flash(
 )
 def build_flash(
     c: Context, board: str = "esp32", port: str = "", monitor: bool = True,
-    profile: str = "production",
+    profile: str = "",
 ) -> None:
     """Build, upload, then open the frame-aware monitor: the one command for a real board."""
     from tools import boards
 
-    _board_action(lambda: boards.build(board, profile=profile))
-    used = _board_action(lambda: boards.upload(board, port or None, profile))
+    _board_action(lambda: boards.build(board, profile=profile or None))
+    used = _board_action(lambda: boards.upload(board, port or None, profile or None))
     if monitor:
         _run(c, f"{PY} -m tools.monitor --port {used}")
 
@@ -187,7 +192,9 @@ def clean(c: Context) -> None:
         "(distributed)",
         "clip": "C: L2 bound of each device's update",
         "delta": "δ of the reported (ε, δ)",
-        "epsilon_budget": "refuse the next round once ε would exceed this (default: no budget)",
+        "epsilon_budget": "ε a release may never exceed: a round whose actual participation "
+        "would pass it releases nothing; the run stops when even a full round would "
+        "(default: no budget)",
         "cohort": "expected users (or devices, --unit device) per round, Poisson-sampled from "
         "the registered population with q = cohort/registered (0: all, q = 1)",
         "population": "declared population: a warning when fewer are registered",
@@ -274,19 +281,24 @@ def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
 
 @task(
     help={
-        "port": "pyserial URL of a flashed board; empty: the virtual boards (host and QEMU)",
+        "port": "pyserial URL of a flashed board (/dev/ttyUSB0, socket://HOST:PORT for an "
+        "emulator); empty: the virtual boards (host and QEMU)",
         "board": "the board behind --port (default esp32)",
+        "profile": "build profile of the board behind --port: production (default for esp32/"
+        "esp32s3; replay-only checks are skipped) or replay",
     }
 )
-def hil(c: Context, port: str = "", board: str = "esp32") -> None:
+def hil(c: Context, port: str = "", board: str = "esp32", profile: str = "") -> None:
     """Hardware-in-the-loop tests on a flashed board (--port) or the virtual boards.
 
-    Boot, model install, inference vs the host reference, a training round, update validity,
-    reset in the middle of a transfer."""
+    Boot (waits for the board), model install, inference vs the host reference, a training
+    round, update validity, reset in the middle of a transfer."""
     from model_gen.freshness import ensure_trained
 
     ensure_trained("watch")
     target = f"--port {port} --board {board}" if port else ""
+    if port and profile:
+        target += f" --profile {profile}"
     _run(c, f"{PY} -m pytest tests/hil {target}")
 
 

@@ -36,7 +36,13 @@ class Board:
     virtual: bool
     registry_platform: str | None = None
 
-    def env(self, profile: str) -> str:
+    @property
+    def default_profile(self) -> str:
+        """production where the board has it; else its only profile (qemu_m4: replay)."""
+        return "production" if "production" in self.envs else next(iter(self.envs))
+
+    def env(self, profile: str | None = None) -> str:
+        profile = profile or self.default_profile
         if profile not in PROFILES:
             raise BoardError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
         if profile not in self.envs:
@@ -47,9 +53,12 @@ class Board:
             )
         return self.envs[profile]
 
-    def firmware(self, profile: str) -> Path:
+    def build_dir(self, profile: str | None = None) -> Path:
+        return ROOT / ".pio" / "build" / self.env(profile)
+
+    def firmware(self, profile: str | None = None) -> Path:
         name = "fedhead-host" if self.name == "host" else "firmware.elf"
-        return ROOT / ".pio" / "build" / self.env(profile) / name
+        return self.build_dir(profile) / name
 
 
 BOARDS = {
@@ -63,6 +72,10 @@ BOARDS = {
     ),
     "esp32s3": Board(
         "esp32s3", {"production": "esp32s3"}, virtual=False, registry_platform="espressif32"
+    ),
+    # the replay profile on an ESP32, for the emulator HIL only (= esp32 --profile replay)
+    "esp32_replay": Board(
+        "esp32_replay", {"replay": "esp32_replay"}, virtual=False, registry_platform="espressif32"
     ),
 }
 
@@ -136,8 +149,9 @@ def run_pio(args: list[str]) -> None:
         raise BoardError(f"`pio {' '.join(args)}` failed (exit {result.returncode}); see above")
 
 
-def build(name: str, verbose: bool = False, profile: str = "production") -> Path:
-    """Build the firmware of a board in a profile and return the path of the image."""
+def build(name: str, verbose: bool = False, profile: str | None = None) -> Path:
+    """Build the firmware of a board in a profile (default: production where the board has
+    one) and return the path of the image."""
     b = board(name)
     env = b.env(profile)
     ensure_registry_platform(b)
@@ -148,27 +162,47 @@ def build(name: str, verbose: bool = False, profile: str = "production") -> Path
     return image
 
 
+# USB-serial bridges found on ESP32 boards: Silicon Labs CP210x, WCH CH340/CH9102, FTDI, and
+# Espressif's own USB-Serial-JTAG (ESP32-S3/C3 native USB).
+ESP_USB_VIDS = {0x10C4: "CP210x", 0x1A86: "CH340/CH9102", 0x0403: "FTDI", 0x303A: "Espressif USB"}
+
+NO_BOARD_ADVICE = (
+    "no board found on a USB serial port. Check that:\n"
+    "  - the board is plugged in with a data cable (many USB cables only charge);\n"
+    "  - the USB-serial driver is present (CP210x or CH340: `dmesg | tail` shows ttyUSB*/ttyACM*"
+    " when it is);\n"
+    "  - you may open the port (Linux: `sudo usermod -aG dialout $USER`, then log in again);\n"
+    "then run the command again, or name the port: --port /dev/ttyUSB0 (Windows: --port COM3; "
+    "an emulator: --port socket://127.0.0.1:5555)."
+)
+
+
 def detect_port() -> str:
-    """The one serial port that looks like a board; an error names the choices otherwise."""
+    """The one serial port that looks like a board; an error says what to do otherwise."""
     from serial.tools import list_ports
 
     ports = [p for p in list_ports.comports() if p.vid is not None or "USB" in p.device]
-    if len(ports) == 1:
-        return ports[0].device
-    if not ports:
-        raise BoardError("no USB serial port found: connect the board or pass --port")
-    names = ", ".join(p.device for p in ports)
-    raise BoardError(f"several serial ports ({names}): pass --port")
+    esp = [p for p in ports if p.vid in ESP_USB_VIDS]
+    candidates = esp or ports
+    if len(candidates) == 1:
+        return candidates[0].device
+    if not candidates:
+        raise BoardError(NO_BOARD_ADVICE)
+    names = ", ".join(
+        f"{p.device} ({ESP_USB_VIDS.get(p.vid, p.description or 'unknown')})" for p in candidates
+    )
+    raise BoardError(f"several serial ports could be the board: {names}; pass --port")
 
 
 def run_virtual(
-    name: str, device_id: int = 1, profile: str = "production", sensor: Path | None = None
+    name: str, device_id: int = 1, profile: str | None = None, sensor: Path | None = None
 ) -> None:
     """Start a virtual board from its built image, print its port, keep it up until Ctrl-C.
     sensor: the host board's sensor file (labelled windows it collects at boot)."""
     from tools.fleet.launch import start_host_device, start_qemu_device
 
     b = board(name)
+    profile = profile or b.default_profile
     image = b.firmware(profile)
     if not image.exists():
         raise BoardError(
@@ -195,13 +229,20 @@ def run_virtual(
             device.stop()
 
 
-def upload(name: str, port: str | None, profile: str = "production") -> str:
+def upload(name: str, port: str | None, profile: str | None = None) -> str:
     """Upload the built firmware to a real board; returns the port used."""
     b = board(name)
     if b.virtual:
         raise BoardError(
             f"{name} is a virtual board: there is nothing to upload. `invoke flash --board "
             f"{name}` starts it instead and prints its port."
+        )
+    if port and "://" in port:
+        raise BoardError(
+            f"{port} is a network port (an emulator?): esptool flashes over a serial port only. "
+            f"For an emulator, build with `invoke build --board {name}`, start the emulator "
+            f"with the image from {b.build_dir(profile)}, then test it with "
+            f"`invoke hil --port {port} --board {name}`."
         )
     ensure_registry_platform(b)
     port = port or detect_port()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from model_gen import paths
 from tests.firmware.conftest import ReplayData, perturbed_head
@@ -21,16 +22,18 @@ def _card() -> dict:
     return json.loads((paths.model_dir("watch") / paths.CARD_NAME).read_text())
 
 
-def test_boot_hello_describes_the_firmware(hil: DeviceClient, replay: ReplayData) -> None:
+def test_boot_hello_describes_the_firmware(hil: DeviceClient, replay: ReplayData,
+                                          profile: str) -> None:
     card = _card()
     info = hil.hello()
     assert info.proto_version == PROTOCOL_VERSION
-    assert info.is_replay, "the HIL suite replays windows: flash a replay build (esp32_replay)"
+    assert info.profile_name == profile, f"the board runs {info.profile_name}, not {profile}"
     assert (info.embed_dim, info.num_classes, info.input_len) == (
         card["embedding_dim"], card["num_classes"], card["input_len"])
     assert info.model_sha256.hex() == card["tflite_sha256"]
     assert info.board_name
-    assert info.has(m.Capability.SAMPLE) and info.has(m.Capability.TRAIN)
+    assert info.has(m.Capability.TRAIN) and info.has(m.Capability.LEDGER)
+    assert info.has(m.Capability.SAMPLE) == (profile == "replay")
 
 
 def test_model_install_switches_the_head(hil: DeviceClient, replay: ReplayData) -> None:
@@ -40,6 +43,7 @@ def test_model_install_switches_the_head(hil: DeviceClient, replay: ReplayData) 
     assert (info.head_version, info.head_sha256) == (7, head_sha256(w, b))
 
 
+@pytest.mark.usefixtures("replay_profile")
 def test_inference_equals_the_host_reference(hil: DeviceClient, replay: ReplayData) -> None:
     for window, embedding in zip(replay.windows[:20], replay.embeddings[:20], strict=True):
         result = hil.infer(window, use_global=True, want_embedding=True)
@@ -50,6 +54,7 @@ def test_inference_equals_the_host_reference(hil: DeviceClient, replay: ReplayDa
         assert result.predicted == int(np.argmax(logits))
 
 
+@pytest.mark.usefixtures("replay_profile")
 def test_training_round_returns_a_valid_update(hil: DeviceClient, replay: ReplayData) -> None:
     for window, label in zip(replay.windows[:30], replay.labels[:30], strict=True):
         assert hil.sample(window, int(label)).stored == 1

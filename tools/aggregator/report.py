@@ -14,14 +14,14 @@ from typing import Any
 
 from tools.aggregator import privacy
 from tools.aggregator.config import AggregatorConfig, PrivacyMode, PrivacyUnit
-from tools.aggregator.sampling import Population
+from tools.aggregator.sampling import Population, plan
 from tools.aggregator.store import Store
 
 NO_LEDGER = "not reported by firmware"
 
 
 def _figure(value: float) -> float | str:
-    return value if math.isfinite(value) else "unbounded"
+    return value if math.isfinite(value) else "unbounded (updates reach it without noise)"
 
 
 def unit_description(config: AggregatorConfig, enrollment: dict[int, str]) -> tuple[str, str]:
@@ -63,15 +63,19 @@ def privacy_summary(store: Store) -> dict[str, Any]:
     )
     ledgers = [float(v) for v in (store.get_meta("device_ledger") or {}).values()]
     released = store.events()
+    current = plan(config, population) if population.units else None
+    sampling_rate = current.q if current else None
+    sigma = privacy.device_noise_std(config, current.expected_devices) if current else 0.0
     return {
         "mode": str(config.privacy),
         "unit": level,
         "unit_meaning": meaning,
         "neighbouring_relation": privacy.relation(config).name.lower(),
         "sampling": "poisson (CSPRNG, over the registered population)",
+        "sampling_rate": sampling_rate,
         "registered_units": population.units,
         "clip": config.clip,
-        "sensitivity_per_update": privacy.update_sensitivity(config, n_params),
+        "sensitivity_per_update": privacy.update_sensitivity(config, n_params, sigma),
         "noise_multiplier": config.noise_multiplier,
         "delta": config.delta,
         "rounds_released": len(released),
@@ -142,7 +146,7 @@ def privacy_lines(p: dict[str, Any]) -> str:
 
     return (
         f"- unit: **{p['unit']}** — {p['unit_meaning']}; neighbouring relation "
-        f"{p['neighbouring_relation']}; sampling {p['sampling']}\n"
+        f"{p['neighbouring_relation']}; sampling {p['sampling']}, q = {fmt(p['sampling_rate'])}\n"
         f"- ε against consumers of released heads: **{fmt(p['epsilon_against_head_consumers'])}**"
         f" at δ = {p['delta']:g} ({p['rounds_released']} released rounds, "
         f"sensitivity C' = {p['sensitivity_per_update']:.4g} per update)\n"

@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS accountant (
 """
 
 
+class StoreVersionError(RuntimeError):
+    """The store file predates this schema and cannot be resumed."""
+
+
 @dataclass
 class UpdateRow:
     device_id: int
@@ -97,6 +101,13 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")  # a committed round survives power loss
         self.conn.execute("PRAGMA foreign_keys=ON")
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(rounds)")}
+        if columns and "outcome" not in columns:  # checked before touching the file
+            self.conn.close()
+            raise StoreVersionError(
+                f"{self.path} was written by an older fedhead (rounds without outcome, no "
+                "enrollment): its ε was accounted differently; move it away or pass --store"
+            )
         self.conn.executescript(SCHEMA)
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,13 +89,15 @@ def start_host_device(
     state_path: Path | None = None,
     env: Mapping[str, str] | None = None,
     start_timeout: float = 10.0,
+    extra_args: Sequence[str] = (),
     sensor_path: Path | None = None,
 ) -> VirtualDevice:
     """Start the host firmware; returns once it printed the pty it serves.
 
+    `extra_args` go to the firmware as they are (e.g. `--boot-delay-ms 1500`).
     sensor_path: the host board's sensor (labelled windows the firmware collects at boot, see
     firmware/ports/host/main.c): how a production board gets examples without the link."""
-    cmd = [str(firmware), "--id", str(device_id)]
+    cmd = [str(firmware), "--id", str(device_id), *extra_args]
     if state_path is not None:
         cmd += ["--state", str(state_path)]
     if sensor_path is not None:

@@ -183,8 +183,8 @@ def simulate_one(
         {c: f"client-{c}" for c in range(n)}, PrivacyUnit.DEVICE
     )
     plan = sampling.plan(agg, population)
-    scale = float(np.float32(agg.quant_scale))
     sigma = privacy.device_noise_std(agg, plan.expected_devices)
+    scale = privacy.grid_scale(agg, sigma)
     device = PrivacyParams(agg.clip, sigma, scale, agg.bits)
     noise_rng = np.random.default_rng(secrets.randbits(128))
     w, b = w0.copy(), b0.copy()

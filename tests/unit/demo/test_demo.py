@@ -67,7 +67,7 @@ def test_epsilon_is_user_level_and_what_dp_accounting_says(report: dict) -> None
     assert math.isclose(p["epsilon"], accountant.get_epsilon(p["delta"]), rel_tol=1e-9)
     assert p["epsilon"] == pytest.approx(30.31, abs=0.01)
     # the aggregator sees each update with σ = z·C/√6 only: weak on its own (no SecAgg)
-    assert isinstance(p["epsilon_against_aggregator_worst_unit"], float)
+    assert isinstance(p["epsilon_against_aggregator_worst_unit"], float) and p["sampling_rate"] == 1
     assert p["epsilon_against_aggregator_worst_unit"] > p["epsilon"]
     assert isinstance(p["epsilon_device_ledger_max"], (float, str))
 
