@@ -231,9 +231,10 @@ size_t fc_uart_read_now(uint8_t *buf, size_t cap) {
     size_t buffered = 0;
     if (uart_status != ESP_OK || cap == 0 ||
         uart_get_buffered_data_len(LINK_UART, &buffered) != ESP_OK || buffered == 0) {
-        return 0; /* never waits: called between training steps */
+        return 0;
     }
-    int n = uart_read_bytes(LINK_UART, buf, (uint32_t)(buffered < cap ? buffered : cap), 0);
+    const TickType_t no_wait = 0; /* called between training steps: takes what is buffered */
+    int n = uart_read_bytes(LINK_UART, buf, (uint32_t)(buffered < cap ? buffered : cap), no_wait);
     return n > 0 ? (size_t)n : 0;
 }
 
