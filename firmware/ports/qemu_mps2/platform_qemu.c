@@ -15,7 +15,9 @@
 #include "fedcore/platform/entropy.h"
 #include "fedcore/platform/log.h"
 #include "fedcore/platform/storage.h"
+#include "fedcore/platform/system.h"
 #include "fedcore/platform/uart.h"
+#include "fedcore/protocol.h"
 #include "qemu_port.h"
 
 #define REG(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
@@ -80,6 +82,10 @@ size_t fc_uart_read(uint8_t *buf, size_t cap) {
     while (rx_head == rx_tail && ms_ticks - start < READ_WAIT_MS) {
         __asm volatile("wfi"); /* the next UART byte or SysTick wakes us */
     }
+    return fc_uart_read_now(buf, cap);
+}
+
+size_t fc_uart_read_now(uint8_t *buf, size_t cap) {
     size_t n = 0;
     uint32_t tail = rx_tail;
     while (n < cap && tail != rx_head) {
@@ -152,4 +158,9 @@ uint32_t fc_platform_free_ram(void) {
     return sp - (uint32_t)(uintptr_t)&__bss_end;
 }
 
-void fc_platform_reset(void) {} /* restart in place: fc_device_init runs again */
+/* QEMU starting the guest is the power-on; RESET restarts in place (a software reset). */
+static uint8_t reset_reason = FC_RESET_POWER_ON;
+
+void fc_platform_reset(void) { reset_reason = FC_RESET_SOFTWARE; } /* fc_device_init runs again */
+
+uint8_t fc_platform_reset_reason(void) { return reset_reason; }
