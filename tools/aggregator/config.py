@@ -54,6 +54,7 @@ class AggregatorConfig:
     deadline_s: float = 30.0  # per round, for TRAIN to UPDATE_READY and fetch
     min_updates: int = 1  # fewer accepted updates: the round commits without a new head
     seed: int = 0  # cohort selection (never the privacy noise, which uses OS entropy)
+    train_seed: int = 0  # replay profile only: seeded TRAIN (device noise reproducible); 0 off
 
     def check(self) -> None:
         """Raise ValueError naming the inconsistent option and what to change."""

@@ -14,10 +14,13 @@ holdout, account, commit everything in one transaction.
 
 from __future__ import annotations
 
+import hashlib
+import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -27,19 +30,74 @@ from tools.aggregator.evaluate import Holdout, evaluate
 from tools.aggregator.store import RoundRow, Store, UpdateRow
 from tools.aggregator.strategy import ServerOptimizer, combine
 from tools.aggregator.validation import Expected, validate
+from tools.link import messages as m
 from tools.link.client import DeviceClient, FetchedUpdate, head_sha256
 from tools.link.errors import LinkError, PortGoneError
 from tools.link.messages import Train
+
+
+class Board(Protocol):
+    """What a round needs to know of a device: a DeviceClient, or a remote board (Flower)."""
+
+    device_id: int
 
 
 @dataclass
 class Outcome:
     """What one device's worker brought back."""
 
-    client: DeviceClient
+    client: Board
     update: FetchedUpdate | None = None
     error: str = ""
     late: bool = False
+
+
+@dataclass
+class DeviceRound:
+    """One device's part of a round over its own serial link (see `device_round`)."""
+
+    info: m.Info | None = None
+    update: FetchedUpdate | None = None
+    error: str = ""
+    late: bool = False
+    head_pushed: bool = False
+
+
+def device_seed(round_seed: int, device_id: int) -> int:
+    """The u64 seed of one device's seeded TRAIN: distinct per device, reproducible per round."""
+    digest = hashlib.sha256(struct.pack("<QI", round_seed, device_id)).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def device_round(
+    client: DeviceClient,
+    w: np.ndarray,
+    b: np.ndarray,
+    head_version: int,
+    params: Train,
+    deadline: float,
+) -> DeviceRound:
+    """HELLO, push the head if the device's hash differs, TRAIN, fetch the update by `deadline`
+    (time.monotonic). The one implementation of the device side of a round: the built-in engine
+    runs it in a thread per port, a Flower gateway (tools/flower/bridge.py) next to its board."""
+    result = DeviceRound()
+    try:
+        result.info = client.hello()
+        if result.info.head_sha256 != head_sha256(w, b):
+            client.install_head(w, b, head_version)
+            result.head_pushed = True
+        if params.flags & m.TRAIN_USE_SEED:  # replay profile: per-device reproducible noise
+            params = replace(params, seed=device_seed(params.seed, client.device_id))
+        client.train(params)
+        result.update = client.fetch_update(
+            params.round, timeout=max(0.0, deadline - time.monotonic())
+        )
+    except PortGoneError as exc:
+        result.error = f"port_gone: {exc}"
+    except LinkError as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.late = result.update is not None and time.monotonic() > deadline
+    return result
 
 
 class Aggregator:
@@ -146,6 +204,8 @@ class Aggregator:
             noise_std=privacy.device_noise_std(c, cohort_size),
             scale=c.quant_scale,
             bits=c.bits,
+            flags=m.TRAIN_USE_SEED if c.train_seed else 0,
+            seed=device_seed(c.train_seed, round_id) if c.train_seed else 0,
         )
 
     def _collect(self, round_id: int, cohort: list[int]) -> list[Outcome]:
@@ -161,23 +221,15 @@ class Aggregator:
 
     def _work(self, client: DeviceClient, params: Train, deadline: float) -> Outcome:
         """One device: refresh INFO, push the head if its hash differs, TRAIN, fetch."""
-        try:
-            info = client.hello()
-            self.store.record_device(
-                client.device_id, client.transport.url, info.board_name, info.model_sha256
-            )
-            if info.head_sha256 != head_sha256(self.w, self.b):
-                client.install_head(self.w, self.b, self.head_version)
-                self.on_event("head_pushed", {"device": client.device_id})
-            client.train(params)
-            update = client.fetch_update(
-                params.round, timeout=max(0.0, deadline - time.monotonic())
-            )
-        except PortGoneError as exc:
-            return Outcome(client, error=f"port_gone: {exc}")
-        except LinkError as exc:
-            return Outcome(client, error=f"{type(exc).__name__}: {exc}")
-        return Outcome(client, update, late=time.monotonic() > deadline)
+        result = device_round(client, self.w, self.b, self.head_version, params, deadline)
+        if result.info is not None:
+            self.record_device(client.device_id, client.transport.url, result.info)
+        if result.head_pushed:
+            self.on_event("head_pushed", {"device": client.device_id})
+        return Outcome(client, result.update, result.error, result.late)
+
+    def record_device(self, device_id: int, url: str, info: m.Info) -> None:
+        self.store.record_device(device_id, url, info.board_name, info.model_sha256)
 
     # ---- validation and aggregation -------------------------------------------------------------
 
