@@ -1,0 +1,242 @@
+"""fedhead's rounds as a Flower ServerApp.
+
+The round itself is tools/aggregator's: `FlowerAggregator` is an `Aggregator` whose only
+difference is how a cohort's updates are collected — one Flower `train` message per board
+(through its SuperNode and gateway bridge) instead of one thread per local serial port. Cohort
+choice, budget check, validation, aggregation, central noise, server optimizer, accounting and
+the SQLite commit are the very same code, so both engines release the same heads.
+
+The run is described by a job file (JSON, written by `invoke aggregate --engine flower`) named
+by the run config key `job`; it holds the AggregatorConfig, the store, the initial head and the
+report folder, all on the SuperLink's machine (the ServerApp runs there).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.serverapp import Grid, ServerApp
+from rich.console import Console
+
+from tools.aggregator.config import AggregatorConfig
+from tools.aggregator.core import Aggregator, Outcome
+from tools.aggregator.evaluate import Holdout
+from tools.aggregator.report import write_report
+from tools.aggregator.run import _drive, _holdout, _initial_head
+from tools.aggregator.store import Store
+from tools.link import messages as m
+from tools.link.client import FetchedUpdate, head_blob
+from tools.link.messages import MessageError
+
+REPLY_SLACK_S = 30.0  # ClientApp start-up and transfer, on top of the device deadline
+QUERY_TIMEOUT_S = 30.0
+
+
+@dataclass
+class RemoteBoard:
+    """A board behind a SuperNode: its device id is stable, its node id changes on rejoin."""
+
+    device_id: int
+    url: str
+    node_id: int | None = None
+
+
+@dataclass
+class FlowerJob:
+    """What `invoke aggregate --engine flower` hands the ServerApp (see the module docstring)."""
+
+    config: dict[str, Any]
+    store: str
+    head_npz: str
+    report_dir: str
+    model_dir: str = ""
+    boards: int = 1  # wait for this many SuperNodes before round 1
+    join_timeout_s: float = 120.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.__dict__, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> FlowerJob:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+class FlowerAggregator(Aggregator):
+    """An Aggregator that collects each round's updates over Flower's Message API."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: AggregatorConfig,
+        grid: Grid,
+        boards: list[RemoteBoard],
+        initial_head: tuple[np.ndarray, np.ndarray] | None = None,
+        holdout: Holdout | None = None,
+    ) -> None:
+        self.grid = grid
+        super().__init__(store, config, boards, initial_head, holdout)  # type: ignore[arg-type]
+
+    @property
+    def boards(self) -> list[RemoteBoard]:
+        return self.devices  # type: ignore[return-value]
+
+    def _collect(self, round_id: int, cohort: list[int]) -> list[Outcome]:
+        refresh_boards(self.grid, self.boards)
+        params = self._train_params(round_id, len(cohort))
+        content = ConfigRecord(
+            {
+                "head": head_blob(self.w, self.b),
+                "rows": int(self.w.shape[0]),
+                "cols": int(self.w.shape[1]),
+                "head_version": self.head_version,
+                "train": params.pack(),
+                "deadline_s": float(self.config.deadline_s),
+            }
+        )
+        wait_s = self.config.deadline_s + REPLY_SLACK_S
+        messages, by_node = [], {}
+        for index in cohort:
+            board = self.boards[index]
+            if board.node_id is None:
+                continue
+            by_node[board.node_id] = board
+            messages.append(
+                Message(
+                    RecordDict({"round": content}),
+                    dst_node_id=board.node_id,
+                    message_type="train",
+                    ttl=wait_s,
+                    group_id=str(round_id),
+                )
+            )
+        replies: dict[int, Outcome] = {}
+        for reply in self.grid.send_and_receive(messages, timeout=wait_s):
+            board = by_node.get(reply.metadata.src_node_id)
+            if board is not None:
+                replies[board.device_id] = self._outcome(board, reply)
+        return [self._missing_or(replies, self.boards[i], wait_s) for i in cohort]
+
+    @staticmethod
+    def _missing_or(replies: dict[int, Outcome], board: RemoteBoard, wait_s: float) -> Outcome:
+        if board.device_id in replies:
+            return replies[board.device_id]
+        if board.node_id is None:
+            return Outcome(board, error="offline: no SuperNode serves this board")
+        return Outcome(board, error=f"dropped: no reply from node {board.node_id} in {wait_s} s")
+
+    def _outcome(self, board: RemoteBoard, reply: Message) -> Outcome:
+        if reply.has_error():
+            return Outcome(board, error=f"clientapp: {reply.error.reason}")
+        record = reply.content["update"]
+        if int(record["device_id"]) != board.device_id:
+            return Outcome(board, error=f"device_mismatch: node answered as {record['device_id']}")
+        info = bytes(record["info"])
+        if info:
+            self.record_device(board.device_id, board.url, m.Info.unpack(info))
+        if record["error"]:
+            return Outcome(board, error=str(record["error"]))
+        try:
+            ready = m.UpdateReady.unpack(bytes(record["ready"]))
+        except MessageError as exc:
+            return Outcome(board, error=f"malformed: {exc}")
+        update = FetchedUpdate(ready, bytes(record["data"]), board.device_id)
+        return Outcome(board, update, late=bool(record["late"]))
+
+
+def query_boards(grid: Grid, node_ids: list[int]) -> dict[int, RemoteBoard]:
+    """Ask each node's bridge for its board (HELLO): node id → RemoteBoard."""
+    messages = [
+        Message(RecordDict({"query": ConfigRecord({})}), dst_node_id=n, message_type="query")
+        for n in node_ids
+    ]
+    found = {}
+    for reply in grid.send_and_receive(messages, timeout=QUERY_TIMEOUT_S):
+        if reply.has_error():
+            continue
+        record = reply.content["board"]
+        if record["error"]:
+            continue
+        node = reply.metadata.src_node_id
+        found[node] = RemoteBoard(int(record["device_id"]), str(record["url"]), node)
+    return found
+
+
+def refresh_boards(grid: Grid, boards: list[RemoteBoard]) -> None:
+    """Follow SuperNodes that left or (re)joined: a restarted gateway gets a new node id."""
+    live = set(grid.get_node_ids())
+    known = {b.node_id for b in boards if b.node_id is not None}
+    for board in boards:
+        if board.node_id not in live:
+            board.node_id = None
+    new = sorted(live - known)
+    for node, found in query_boards(grid, new).items() if new else ():
+        for board in boards:
+            if board.device_id == found.device_id:
+                board.node_id, board.url = node, found.url
+                break
+        else:
+            boards.append(found)  # a board first seen after round 1: eligible from now on
+
+
+def wait_for_boards(grid: Grid, count: int, timeout: float) -> list[RemoteBoard]:
+    """Wait until `count` SuperNodes answered with their board; sorted by device id, which is
+    the order the built-in engine uses for its ports (same cohort choice, same sum order)."""
+    deadline = time.monotonic() + timeout
+    found: dict[int, RemoteBoard] = {}
+    while True:
+        live = sorted(set(grid.get_node_ids()) - set(found))
+        if live:
+            found.update(query_boards(grid, live))
+        if len({b.device_id for b in found.values()}) >= count:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"only {len(found)} of {count} boards joined within {timeout:.0f} s: "
+                "start their gateways (`invoke gateway`) or lower --boards"
+            )
+        time.sleep(1.0)
+    unique = {b.device_id: b for b in found.values()}
+    return [unique[d] for d in sorted(unique)]
+
+
+def run_job(grid: Grid, job: FlowerJob) -> Path:
+    """Run the job's rounds over `grid`; writes the same report files as the built-in engine."""
+    console = Console()
+    config = AggregatorConfig.from_dict(job.config)
+    boards = wait_for_boards(grid, job.boards, job.join_timeout_s)
+    console.print(f"boards: {[b.device_id for b in boards]}")
+    store = Store(Path(job.store))
+    try:
+        aggregator = FlowerAggregator(
+            store,
+            config,
+            grid,
+            boards,
+            initial_head=_initial_head(Path(job.head_npz)),
+            holdout=_holdout(Path(job.model_dir)) if job.model_dir else None,
+        )
+        stopped = _drive(aggregator, config, console, progress=False)
+        path = write_report(
+            store, Path(job.report_dir), {"stopped": stopped, "engine": "flower", **job.extra}
+        )
+    finally:
+        store.close()
+    console.print(f"report: {path}")
+    return path
+
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    run_job(grid, FlowerJob.load(str(context.run_config["job"])))
