@@ -23,6 +23,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,7 @@ class Bridge:
     socket_path: Path
     link_timeout: float = 2.0
     link_retries: int = 5
+    on_request: Callable[[str, dict[str, Any]], None] | None = None  # (op, summary): a UI's log
     _client: DeviceClient | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: socket.socket | None = None
@@ -197,6 +199,8 @@ class Bridge:
             raise BridgeError(f"head of {blob.size} floats, expected {rows}×{cols}+{cols}")
         w, b = blob[: rows * cols].reshape(rows, cols), blob[rows * cols :]
         params = m.Train.unpack(unb64(req["train"]))
+        if self.on_request is not None:
+            self.on_request("round", {"round": params.round, "head_version": req["head_version"]})
         deadline = time.monotonic() + float(req["deadline_s"])
         try:
             client = self._device()

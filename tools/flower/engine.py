@@ -23,7 +23,7 @@ from tools.flower.processes import (
     start_superlink,
     write_connection,
 )
-from tools.flower.server_app import FlowerJob
+from tools.flower.server_app import REPLY_SLACK_S, FlowerJob
 from tools.flower.tls import ensure_keys
 
 FLOWER_DIR = ROOT / "build/flower"
@@ -75,6 +75,7 @@ def run_flower_aggregate(
     spec: SuperLinkSpec,
     work_dir: Path = FLOWER_DIR / "aggregate",
     join_timeout_s: float = 300.0,
+    reply_slack_s: float = REPLY_SLACK_S,
 ) -> Path:
     """Run `config.rounds` rounds on the boards behind the SuperLink's SuperNodes; returns the
     report path. Raises FlowerError (with the run's log) if the ServerApp wrote no report."""
@@ -89,6 +90,7 @@ def run_flower_aggregate(
         model_dir=str(model_dir.resolve()) if model_dir else "",
         boards=boards,
         join_timeout_s=join_timeout_s,
+        reply_slack_s=reply_slack_s,
     )
     job_path = job.save(work_dir / f"job-{time.time_ns()}.json")
     store_path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,10 @@ import hashlib
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -28,6 +30,7 @@ from tools.flower.processes import ROOT, FlowerProcess, Tls, start_supernode
 from tools.flower.tls import supernode_keypair
 
 DEFAULT_DIR = ROOT / "build/flower/gateway"
+RESTART_BACKOFF_S = 5.0
 
 
 def free_port() -> int:
@@ -47,8 +50,10 @@ class Gateway:
     tls: Tls
     work_dir: Path = DEFAULT_DIR
     key_dir: Path | None = None  # node authentication: one key pair per board, made if missing
+    console: Console | None = None
     bridges: list[Bridge] = field(default_factory=list)
     supernodes: list[FlowerProcess] = field(default_factory=list)
+    _exited_at: dict[str, float] = field(default_factory=dict)
 
     def public_keys(self, urls: list[str]) -> list[Path]:
         """The SuperNode public keys the SuperLink must know (`flwr supernode register`)."""
@@ -57,22 +62,55 @@ class Gateway:
         return [supernode_keypair(self.key_dir, board_name(url))[1] for url in urls]
 
     def add_board(self, url: str) -> FlowerProcess:
+        """Bridge `url` and start its SuperNode."""
         name = board_name(url)
-        bridge = Bridge(url, self.work_dir / f"{name}.sock").start()
+        bridge = Bridge(url, self.work_dir / f"{name}.sock", on_request=self._log(url)).start()
         self.bridges.append(bridge)
+        self.supernodes.append(self._start_supernode(bridge))
+        return self.supernodes[-1]
+
+    def _start_supernode(self, bridge: Bridge) -> FlowerProcess:
+        name = board_name(bridge.url)
         key = supernode_keypair(self.key_dir, name)[0] if self.key_dir is not None else None
-        supernode = start_supernode(
+        return start_supernode(
             f"supernode-{name}",
             self.superlink,
             self.tls,
             free_port(),
-            {"bridge": str(bridge.socket_path), "serial": url},
+            {"bridge": str(bridge.socket_path), "serial": bridge.url},
             self.work_dir / "home",
             self.work_dir / "logs",
             auth_key=key,
         )
-        self.supernodes.append(supernode)
-        return supernode
+
+    def supervise(self) -> None:
+        """Restart SuperNodes that exited. A SuperNode gives up when the SuperLink refuses to
+        activate it — e.g. its previous session, killed, is still counted online until two
+        missed heartbeats (60 s in flwr 1.42) — or when the SuperLink restarts."""
+        now = time.monotonic()
+        for index, supernode in enumerate(self.supernodes):
+            if supernode.alive():
+                continue
+            if supernode.name not in self._exited_at:
+                self._exited_at[supernode.name] = now
+                self._say(
+                    f"{supernode.name} exited ({supernode.process.returncode}); "
+                    f"restarting in {RESTART_BACKOFF_S:.0f} s"
+                )
+            elif now - self._exited_at[supernode.name] >= RESTART_BACKOFF_S:
+                del self._exited_at[supernode.name]
+                supernode.stop()
+                self.supernodes[index] = self._start_supernode(self.bridges[index])
+
+    def _say(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text, highlight=False)
+
+    def _log(self, url: str) -> Callable[[str, dict[str, Any]], None]:
+        def log(op: str, detail: dict[str, Any]) -> None:
+            self._say(f"{url}: {op} {detail}")
+
+        return log
 
     def stop(self) -> None:
         for supernode in self.supernodes:
@@ -120,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.insecure and args.root_certificates is None:
         raise SystemExit("give --root-certificates CA.crt (the deployment's CA); see DEPLOYMENT.md")
     tls = Tls(ca_cert=args.root_certificates, insecure=args.insecure)
-    gateway = Gateway(args.superlink, tls, args.work_dir, args.auth_keys)
+    gateway = Gateway(args.superlink, tls, args.work_dir, args.auth_keys, console)
     for public in gateway.public_keys(args.port):
         console.print(
             f"SuperNode key {public}: register it once on the SuperLink machine with "
@@ -140,9 +178,7 @@ def main(argv: list[str] | None = None) -> None:
             console.print(f"gateway: {url} -> SuperNode pid {supernode.pid} -> {args.superlink}")
         console.print("gateway ready", highlight=False)
         while not stopping:
-            for supernode in gateway.supernodes:
-                if not supernode.alive():
-                    raise SystemExit(f"{supernode.name} exited:\n{supernode.log_tail()}")
+            gateway.supervise()
             time.sleep(0.5)
     finally:
         gateway.stop()

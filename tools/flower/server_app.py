@@ -58,6 +58,7 @@ class FlowerJob:
     model_dir: str = ""
     boards: int = 1  # wait for this many SuperNodes before round 1
     join_timeout_s: float = 120.0
+    reply_slack_s: float = REPLY_SLACK_S  # a reply may come this long after the device deadline
     extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> Path:
@@ -81,8 +82,9 @@ class FlowerAggregator(Aggregator):
         boards: list[RemoteBoard],
         initial_head: tuple[np.ndarray, np.ndarray] | None = None,
         holdout: Holdout | None = None,
+        reply_slack_s: float = REPLY_SLACK_S,
     ) -> None:
-        self.grid = grid
+        self.grid, self.reply_slack_s = grid, reply_slack_s
         super().__init__(store, config, boards, initial_head, holdout)  # type: ignore[arg-type]
 
     @property
@@ -102,7 +104,7 @@ class FlowerAggregator(Aggregator):
                 "deadline_s": float(self.config.deadline_s),
             }
         )
-        wait_s = self.config.deadline_s + REPLY_SLACK_S
+        wait_s = self.config.deadline_s + self.reply_slack_s
         messages, by_node = [], {}
         for index in cohort:
             board = self.boards[index]
@@ -223,6 +225,7 @@ def run_job(grid: Grid, job: FlowerJob) -> Path:
             boards,
             initial_head=_initial_head(Path(job.head_npz)),
             holdout=_holdout(Path(job.model_dir)) if job.model_dir else None,
+            reply_slack_s=job.reply_slack_s,
         )
         stopped = _drive(aggregator, config, console, progress=False)
         path = write_report(
