@@ -149,7 +149,7 @@ def clean(c: Context) -> None:
 
 
 @task(
-    iterable=["port"],
+    iterable=["port", "node_key"],
     auto_shortflags=False,  # 17 options: automatic letters collide (-h would mean --epochs)
     help={
         "port": "pyserial URL of a device (/dev/ttyUSB0, /dev/pts/N, socket://127.0.0.1:P); repeat",
@@ -170,6 +170,14 @@ def clean(c: Context) -> None:
         "deadline": "seconds per round for training and upload",
         "task": "model task: initial head and holdout from build/model/<task>/",
         "store": "SQLite store (default build/aggregator/aggregate.sqlite)",
+        "engine": "builtin (boards on this machine, --port) | flower (boards behind gateways "
+        "of a Flower SuperLink; docs/DEPLOYMENT.md)",
+        "superlink": "flower: SuperLink HOST:PORT (default 127.0.0.1:9091; started here unless "
+        "--connect)",
+        "connect": "flower: use a running SuperLink instead of starting one",
+        "boards": "flower: boards to wait for before round 1 (default 1)",
+        "node_key": "flower: a gateway's SuperNode public key (.pub); enables SuperNode "
+        "authentication; repeat",
     },
 )
 def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "none",
@@ -177,19 +185,47 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
               epsilon_budget: float = float("inf"), cohort: int = 0, population: int = 0,
               strategy: str = "fedavg", server_lr: float = 1.0, server_optimizer: str = "sgd",
               lr: float = 0.05, epochs: int = 1, deadline: float = 30.0, task: str = "watch",
-              store: str = "") -> None:
+              store: str = "", engine: str = "builtin", superlink: str = "127.0.0.1:9091",
+              connect: bool = False, boards: int = 1, node_key: list[str] | None = None) -> None:
     """Run DP federated rounds over devices; writes build/report/aggregate.json and PNGs."""
     from tools.aggregator.run import main
 
-    if not port:
+    if not port and engine != "flower":
         raise SystemExit("give at least one --port (e.g. --port /dev/ttyUSB0)")
-    argv = [f"--port={p}" for p in port] + [
+    flower = [f"--engine={engine}", f"--superlink={superlink}", f"--boards={boards}"] + (
+        ["--connect"] if connect else []) + [f"--node-key={k}" for k in node_key or []]
+    argv = flower + [f"--port={p}" for p in port] + [
         f"--rounds={rounds}", f"--privacy={privacy}", f"--noise-multiplier={noise_multiplier}",
         f"--clip={clip}", f"--delta={delta}", f"--epsilon-budget={epsilon_budget}",
         f"--cohort={cohort}", f"--population={population}", f"--strategy={strategy}",
         f"--server-lr={server_lr}", f"--server-optimizer={server_optimizer}", f"--lr={lr}",
         f"--epochs={epochs}", f"--deadline={deadline}", f"--task={task}",
     ] + ([f"--store={store}"] if store else [])
+    main(argv)
+
+
+@task(
+    iterable=["port"],
+    help={
+        "port": "pyserial URL of a board on this machine; repeat (one SuperNode per board)",
+        "superlink": "the SuperLink's HOST:PORT",
+        "root_certificates": "the deployment's CA certificate (PEM); default "
+        "build/flower/keys/ca.crt",
+        "auth_keys": "folder of SuperNode key pairs, made if missing (node authentication)",
+        "insecure": "plain HTTP to the SuperLink: loopback tests only",
+    },
+)
+def gateway(c: Context, port: list[str], superlink: str = "", root_certificates: str = "",
+            auth_keys: str = "", insecure: bool = False) -> None:
+    """Serve boards on this machine as Flower SuperNodes of a SuperLink (docs/DEPLOYMENT.md)."""
+    from tools.flower.gateway import main
+
+    if not port or not superlink:
+        raise SystemExit("give --port URL (repeatable) and --superlink HOST:PORT")
+    ca = root_certificates or str(ROOT / "build/flower/keys/ca.crt")
+    argv = [f"--port={p}" for p in port] + [f"--superlink={superlink}"]
+    argv += ["--insecure"] if insecure else [f"--root-certificates={ca}"]
+    argv += [f"--auth-keys={auth_keys}"] if auth_keys else []
     main(argv)
 
 

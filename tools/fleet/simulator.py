@@ -136,7 +136,6 @@ def _clip_all(deltas: np.ndarray, clip: float) -> np.ndarray:
 def simulate_one(config: SimConfig, clients: Clients, z: float,
                  w0: np.ndarray, b0: np.ndarray) -> dict[str, Any]:
     """R rounds of DP-FedAvg with noise multiplier z (0: no noise); accuracy and ε by round."""
-    from tools.aggregator import privacy
     from tools.aggregator.config import AggregatorConfig, PrivacyMode
     from tools.fedref.batch import train_many
     from tools.fedref.head import TrainParams
@@ -158,18 +157,32 @@ def simulate_one(config: SimConfig, clients: Clients, z: float,
         wl, bl, _, _ = train_many(w, b, [clients.train_emb[c] for c in chosen],
                                   [clients.train_y[c] for c in chosen], params, streams)
         deltas = np.concatenate([(wl - w).reshape(cohort, -1), bl - b], axis=1)
-        total = _clip_all(deltas, config.clip).astype(np.float64).sum(axis=0)
-        total += privacy.central_noise(agg, total.size)
-        mean = (total / cohort).astype(np.float32)
-        w = w + mean[: w.size].reshape(w.shape)
-        b = b + mean[w.size:]
-        event = privacy.round_event(agg, n, cohort, cohort)
-        if event is not None:
-            events.append(event)
-        epsilon.append(privacy.epsilon(events, config.delta) if events else None)
-        logits = clients.test_emb @ w + b
-        accuracy.append(float(np.mean(np.argmax(logits, axis=1) == clients.test_y)))
+        w, b, eps, acc = server_round(agg, w, b, deltas, n, events, clients)
+        epsilon.append(eps)
+        accuracy.append(acc)
     return {"noise_multiplier": z, "accuracy_by_round": accuracy, "epsilon_by_round": epsilon}
+
+
+def server_round(agg: Any, w: np.ndarray, b: np.ndarray, deltas: np.ndarray, population: int,
+                 events: list, clients: Clients) -> tuple[np.ndarray, np.ndarray, float | None,
+                                                          float]:
+    """The server half of a simulated round (also the Flower simulation's, tools/flower):
+    clip each Δ, sum, central noise, mean, apply; account the round (appended to `events`);
+    returns the new head, ε so far (None without noise) and the test accuracy."""
+    from tools.aggregator import privacy
+
+    cohort = len(deltas)
+    total = _clip_all(deltas, agg.clip).astype(np.float64).sum(axis=0)
+    total += privacy.central_noise(agg, total.size)
+    mean = (total / cohort).astype(np.float32)
+    w = w + mean[: w.size].reshape(w.shape)
+    b = b + mean[w.size:]
+    event = privacy.round_event(agg, population, cohort, cohort)
+    if event is not None:
+        events.append(event)
+    epsilon = privacy.epsilon(events, agg.delta) if events else None
+    logits = clients.test_emb @ w + b
+    return w, b, epsilon, float(np.mean(np.argmax(logits, axis=1) == clients.test_y))
 
 
 def run_simulation(config: SimConfig) -> dict[str, Any]:

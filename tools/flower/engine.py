@@ -8,6 +8,7 @@ built-in engine (aggregate.json, aggregate_*.png).
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,14 +49,18 @@ class SuperLinkSpec:
         return Tls(keys.ca_cert, keys.server_cert, keys.server_key)
 
 
-def open_superlink(spec: SuperLinkSpec, home: Path, log_dir: Path) -> FlowerProcess | None:
+def open_superlink(
+    spec: SuperLinkSpec, home: Path, log_dir: Path, simulation: bool = False
+) -> FlowerProcess | None:
     """Start the SuperLink of `spec` (returned, to be stopped) or point the CLI at it."""
     tls = spec.resolved_tls(FLOWER_DIR / "keys")
     host, port = spec.address.rsplit(":", 1)
     if not spec.start:
         write_connection(home, spec.address, tls)
         return None
-    superlink = start_superlink(host, int(port), tls, home, log_dir, node_auth=spec.node_auth)
+    superlink = start_superlink(
+        host, int(port), tls, home, log_dir, node_auth=spec.node_auth, simulation=simulation
+    )
     try:
         for key in spec.public_keys:
             register_supernode(key, home)
@@ -104,3 +109,24 @@ def run_flower_aggregate(
     if not report.exists():
         raise FlowerError(f"the ServerApp wrote no report; its log:\n{logs[-4000:]}")
     return report
+
+
+def run_from_args(args: argparse.Namespace, config: AggregatorConfig, model_dir: Path) -> None:
+    """`python -m tools.aggregator --engine flower ...` (see tools/aggregator/run.py)."""
+    spec = SuperLinkSpec(
+        address=args.superlink,
+        start=not args.connect,
+        node_auth=bool(args.node_key),
+        public_keys=tuple(args.node_key),
+    )
+    holdout_dir = model_dir if (model_dir / "embeddings.npz").exists() else None
+    path = run_flower_aggregate(
+        config,
+        args.boards,
+        args.store,
+        args.head_npz or model_dir / "head_init.npz",
+        holdout_dir,
+        args.report_dir,
+        spec,
+    )
+    print(f"report: {path}")
