@@ -160,8 +160,11 @@ def clean(c: Context) -> None:
         "clip": "C: L2 bound of each device's update",
         "delta": "δ of the reported (ε, δ)",
         "epsilon_budget": "refuse the next round once ε would exceed this (default: no budget)",
-        "cohort": "devices per round (0: all)",
-        "population": "N for the sampling rate cohort/N (0: the number of ports)",
+        "cohort": "expected users (or devices, --unit device) per round, Poisson-sampled from "
+        "the registered population with q = cohort/registered (0: all, q = 1)",
+        "population": "declared population: a warning when fewer are registered",
+        "unit": "user (default; sensitivity scaled by devices per user) | device",
+        "enrollment": "CSV of device_id,user_id lines registering the population",
         "strategy": "fedavg | median | trimmed_mean",
         "server_lr": "server learning rate",
         "server_optimizer": "sgd | adam (FedAdam)",
@@ -185,8 +188,9 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
               epsilon_budget: float = float("inf"), cohort: int = 0, population: int = 0,
               strategy: str = "fedavg", server_lr: float = 1.0, server_optimizer: str = "sgd",
               lr: float = 0.05, epochs: int = 1, deadline: float = 30.0, task: str = "watch",
-              store: str = "", engine: str = "builtin", superlink: str = "127.0.0.1:9091",
-              connect: bool = False, boards: int = 1, node_key: list[str] | None = None) -> None:
+              store: str = "", unit: str = "user", enrollment: str = "",
+              engine: str = "builtin", superlink: str = "127.0.0.1:9091", connect: bool = False,
+              boards: int = 1, node_key: list[str] | None = None) -> None:
     """Run DP federated rounds over devices; writes build/report/aggregate.json and PNGs."""
     from tools.aggregator.run import main
 
@@ -199,8 +203,9 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
         f"--clip={clip}", f"--delta={delta}", f"--epsilon-budget={epsilon_budget}",
         f"--cohort={cohort}", f"--population={population}", f"--strategy={strategy}",
         f"--server-lr={server_lr}", f"--server-optimizer={server_optimizer}", f"--lr={lr}",
-        f"--epochs={epochs}", f"--deadline={deadline}", f"--task={task}",
-    ] + ([f"--store={store}"] if store else [])
+        f"--epochs={epochs}", f"--deadline={deadline}", f"--task={task}", f"--unit={unit}",
+    ] + ([f"--store={store}"] if store else []) + (
+        [f"--enrollment={enrollment}"] if enrollment else [])
     main(argv)
 
 
@@ -295,23 +300,30 @@ def hil(c: Context, port: str = "", board: str = "esp32") -> None:
         "task": "kws (default: new simulated speakers) or watch (its devices)",
         "clients": "simulated clients (kws speakers; default 1000, cached after the first run)",
         "rounds": "federated rounds (default 20)",
-        "cohort": "clients per round (default 100)",
+        "cohort": "expected clients per round: Poisson sampling, q = cohort/clients "
+        "(default 100)",
         "noise": "comma-separated noise multipliers z, 0 = no noise (default 0,0.5,1,2)",
         "clip": "C: L2 bound of each client's delta (default 0.5)",
+        "privacy": "comma-separated DP modes run for each z > 0: central, distributed, local "
+        "(default central,distributed)",
+        "dropout": "probability that a selected client does not answer (default 0)",
         "engine": "builtin (numpy, one process) | flower (one Flower virtual SuperNode per "
         "client in Flower's simulation runtime; docs/DEPLOYMENT.md)",
     }
 )
 def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 20,
              cohort: int = 100, noise: str = "0,0.5,1,2", clip: float = 0.5,
+             privacy: str = "central,distributed", dropout: float = 0.0,
              engine: str = "builtin") -> None:
-    """Simulate thousands of clients with the vectorized twins: accuracy vs ε curves.
+    """Simulate thousands of clients with the vectorized twins: accuracy vs ε curves per mode.
 
-    Writes build/report/simulate.json and simulate.png."""
+    Distributed mode quantizes and adds the device's discrete Gaussian; ε comes from the
+    aggregator's accountant. Writes build/report/simulate.json and simulate.png."""
     from tools.fleet.simulator import SimConfig, run_simulation
 
     config = SimConfig(task=task, clients=clients, rounds=rounds, cohort=cohort, clip=clip,
-                       noise_multipliers=tuple(float(z) for z in noise.split(",")))
+                       noise_multipliers=tuple(float(z) for z in noise.split(",")),
+                       modes=tuple(m.strip() for m in privacy.split(",")), dropout=dropout)
     if engine == "flower":
         import json
 

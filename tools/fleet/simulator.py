@@ -1,10 +1,14 @@
 """`invoke simulate`: the federated loop for thousands of clients with the Python twins.
 
-Same algorithms as the devices and the aggregator, vectorized: every cohort client trains
-its head with tools/fedref/batch.train_many (proven equal to the per-client twin, which is
-proven equal to the C), its Δ is clipped with the twin's clip rule, the server adds central
-Gaussian noise with the aggregator's own function and counts ε with its own accountant.
-What is simulated is the fleet, not the arithmetic.
+Same mechanism as the devices and the aggregator, vectorized: the aggregator's Poisson
+sampling (CSPRNG, q = cohort / clients) picks each round's clients, a selected client drops
+out with probability `dropout`, every answering client trains its head with
+tools/fedref/batch.train_many (proven equal to the per-client twin, which is proven equal to
+the C), privatizes its Δ as the device does (clip, stochastic rounding to the grid, discrete
+Gaussian σ_local in distributed/local mode: tools/fedref/privacy.privatize_many), the server
+sums with the aggregator's `combine` (fixed denominator m), adds central noise with the
+aggregator's own sampler (central mode) and counts ε with the aggregator's accountant for
+the event that ran (dropouts included). What is simulated is the fleet, not the arithmetic.
 
 Clients of `kws` are simulated speakers synthesized with seeds the model never saw (new
 voices), in cached chunks; each client's embeddings are computed once by the TFLM runtime.
@@ -37,6 +41,9 @@ class SimConfig:
     cohort: int = 100
     clip: float = 0.5
     noise_multipliers: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    modes: tuple[str, ...] = ("central", "distributed")  # DP modes run for each z > 0
+    dropout: float = 0.0  # probability that a selected client does not answer
+    bits: int = 16
     delta: float = 1e-5
     k: int = 10
     lr: float = 0.1
@@ -56,8 +63,13 @@ class Clients:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
 def _kws_chunk_embeddings(chunk: int, speakers: int) -> dict[str, np.ndarray]:
@@ -70,22 +82,28 @@ def _kws_chunk_embeddings(chunk: int, speakers: int) -> dict[str, np.ndarray]:
     model = (paths.model_dir("kws") / paths.TFLITE_NAME).read_bytes()
     card = json.loads((paths.model_dir("kws") / paths.CARD_NAME).read_text())
     cache = paths.data_cache_dir() / (
-        f"sim-kws-{card['tflite_sha256'][:12]}-{DATA_SEED_BASE + chunk}-{speakers}.npz")
+        f"sim-kws-{card['tflite_sha256'][:12]}-{DATA_SEED_BASE + chunk}-{speakers}.npz"
+    )
     if cache.exists():
         with np.load(cache) as npz:
             return {k: npz[k] for k in npz.files}
     data = load_kws(speakers=speakers, seed=DATA_SEED_BASE + chunk)
     q = card["input_quantization"]
     x = quantize_windows(data.x, q["scale"], q["zero_point"])
-    arrays = {"emb": tflm_embeddings(model, x), "y": data.y, "client": data.device,
-              "part": data.part}
+    arrays = {
+        "emb": tflm_embeddings(model, x),
+        "y": data.y,
+        "client": data.device,
+        "part": data.part,
+    }
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **arrays)
     return arrays
 
 
-def _clients_from_rows(emb: np.ndarray, y: np.ndarray, client: np.ndarray, part: np.ndarray,
-                       k: int, seed: int) -> Clients:
+def _clients_from_rows(
+    emb: np.ndarray, y: np.ndarray, client: np.ndarray, part: np.ndarray, k: int, seed: int
+) -> Clients:
     rng = np.random.default_rng(seed)
     train_emb, train_y = [], []
     for c in np.unique(client):
@@ -114,8 +132,9 @@ def load_clients(config: SimConfig) -> Clients:
     chunks = -(-config.clients // SPEAKERS_PER_CHUNK)
     parts: list[dict[str, np.ndarray]] = []
     with _progress() as progress:
-        bar = progress.add_task("speakers: synthesize + TFLM embeddings (cached)",
-                                total=config.clients)
+        bar = progress.add_task(
+            "speakers: synthesize + TFLM embeddings (cached)", total=config.clients
+        )
         for chunk in range(chunks):
             size = min(SPEAKERS_PER_CHUNK, config.clients - chunk * SPEAKERS_PER_CHUNK)
             arrays = _kws_chunk_embeddings(chunk, size)
@@ -123,66 +142,133 @@ def load_clients(config: SimConfig) -> Clients:
             parts.append(arrays)
             progress.advance(bar, size)
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    return _clients_from_rows(merged["emb"], merged["y"], merged["client"], merged["part"],
-                              config.k, config.seed)
+    return _clients_from_rows(
+        merged["emb"], merged["y"], merged["client"], merged["part"], config.k, config.seed
+    )
 
 
-def _clip_all(deltas: np.ndarray, clip: float) -> np.ndarray:
-    from tools.fedref.privacy import clip_l2
+@dataclass(frozen=True)
+class SimSetup:
+    """What every round of one curve shares: the aggregator config of (mode, z), the client
+    population, its sampling plan and the devices' privacy parameters."""
 
-    return np.stack([clip_l2(d, clip)[0] for d in deltas])
+    agg: Any  # AggregatorConfig
+    population: Any  # sampling.Population
+    plan: Any  # sampling.SamplingPlan
+    device: Any  # tools.fedref.privacy.PrivacyParams
+    scale: float
 
 
-def simulate_one(config: SimConfig, clients: Clients, z: float,
-                 w0: np.ndarray, b0: np.ndarray) -> dict[str, Any]:
-    """R rounds of DP-FedAvg with noise multiplier z (0: no noise); accuracy and ε by round."""
-    from tools.aggregator.config import AggregatorConfig, PrivacyMode
+def sim_setup(config: SimConfig, z: float, mode: str, n: int) -> SimSetup:
+    from tools.aggregator import privacy, sampling
+    from tools.aggregator.config import AggregatorConfig, PrivacyMode, PrivacyUnit
+    from tools.fedref.privacy import PrivacyParams
+
+    agg = AggregatorConfig(
+        privacy=PrivacyMode(mode) if z > 0 else PrivacyMode.NONE,
+        noise_multiplier=z or 1.0,
+        clip=config.clip,
+        delta=config.delta,
+        cohort_size=config.cohort,
+        unit=PrivacyUnit.DEVICE,
+        bits=config.bits,
+    )
+    population = sampling.Population.from_enrollment(
+        {c: f"client-{c}" for c in range(n)}, PrivacyUnit.DEVICE
+    )
+    plan = sampling.plan(agg, population)
+    scale = float(np.float32(agg.quant_scale))
+    sigma = privacy.device_noise_std(agg, plan.expected_devices)
+    return SimSetup(agg, population, plan, PrivacyParams(agg.clip, sigma, scale, agg.bits), scale)
+
+
+def client_stream_seed(config: SimConfig, round_id: int, client: int) -> int:
+    """The seed of a client's ChaCha20 shuffle stream in a round."""
+    return config.seed * 1_000_003 + round_id * 10_007 + client
+
+
+def server_step(
+    setup: SimSetup, w: np.ndarray, b: np.ndarray, sent: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The server half of a round (also the Flower simulation's, tools/flower/simulation.py):
+    combine the devices' dequantized updates `sent` (central noise, fixed denominator in
+    central/distributed mode), apply, and return the accountant's event for the round."""
+    from tools.aggregator import privacy
+    from tools.aggregator.core import FIXED_DENOMINATOR
+    from tools.aggregator.strategy import combine
+
+    agg, plan = setup.agg, setup.plan
+    denominator = plan.expected_devices if agg.privacy in FIXED_DENOMINATOR else 0.0
+    mean = combine(
+        sent.astype(np.float64), agg, privacy.central_noise(agg, sent.shape[1]), denominator
+    )
+    w = w + mean[: w.size].reshape(w.shape).astype(np.float32)
+    b = b + mean[w.size :].astype(np.float32)
+    event = privacy.round_event(agg, plan.q, plan.expected_devices, len(sent), sent.shape[1])
+    return w, b, event
+
+
+def accuracy_of(clients: Clients, w: np.ndarray, b: np.ndarray) -> float:
+    logits = clients.test_emb @ w + b
+    return float(np.mean(np.argmax(logits, axis=1) == clients.test_y))
+
+
+def simulate_one(
+    config: SimConfig,
+    clients: Clients,
+    z: float,
+    w0: np.ndarray,
+    b0: np.ndarray,
+    mode: str = "central",
+) -> dict[str, Any]:
+    """R rounds of DP-FedAvg in `mode` with noise multiplier z (0: privacy none); accuracy,
+    ε (the aggregator's accountant) and the number of updates received, by round."""
+    import secrets
+
+    from tools.aggregator import privacy, sampling
     from tools.fedref.batch import train_many
     from tools.fedref.head import TrainParams
+    from tools.fedref.privacy import dequantize, privatize_many
     from tools.fedref.rng import Rng
 
-    mode = PrivacyMode.CENTRAL if z > 0 else PrivacyMode.NONE
-    agg = AggregatorConfig(privacy=mode, noise_multiplier=z or 1.0, clip=config.clip,
-                           delta=config.delta)
     params = TrainParams(lr=config.lr, epochs=config.epochs, batch=config.batch)
     n = len(clients.train_y)
-    cohort = min(config.cohort, n)
-    rng = np.random.default_rng([config.seed, int(z * 1000)])
+    setup = sim_setup(config, z, mode, n)
+    agg, plan = setup.agg, setup.plan
+    noise_rng = np.random.default_rng(secrets.randbits(128))
     w, b = w0.copy(), b0.copy()
-    accuracy, epsilon, events = [], [], []
+    accuracy, epsilon, received, events = [], [], [], []
     for round_id in range(1, config.rounds + 1):
-        chosen = rng.choice(n, size=cohort, replace=False)
-        streams = [Rng.from_u64(config.seed * 1_000_003 + round_id * 10_007 + int(c))
-                   for c in chosen]
-        wl, bl, _, _ = train_many(w, b, [clients.train_emb[c] for c in chosen],
-                                  [clients.train_y[c] for c in chosen], params, streams)
-        deltas = np.concatenate([(wl - w).reshape(cohort, -1), bl - b], axis=1)
-        w, b, eps, acc = server_round(agg, w, b, deltas, n, events, clients)
-        epsilon.append(eps)
-        accuracy.append(acc)
-    return {"noise_multiplier": z, "accuracy_by_round": accuracy, "epsilon_by_round": epsilon}
-
-
-def server_round(agg: Any, w: np.ndarray, b: np.ndarray, deltas: np.ndarray, population: int,
-                 events: list, clients: Clients) -> tuple[np.ndarray, np.ndarray, float | None,
-                                                          float]:
-    """The server half of a simulated round (also the Flower simulation's, tools/flower):
-    clip each Δ, sum, central noise, mean, apply; account the round (appended to `events`);
-    returns the new head, ε so far (None without noise) and the test accuracy."""
-    from tools.aggregator import privacy
-
-    cohort = len(deltas)
-    total = _clip_all(deltas, agg.clip).astype(np.float64).sum(axis=0)
-    total += privacy.central_noise(agg, total.size)
-    mean = (total / cohort).astype(np.float32)
-    w = w + mean[: w.size].reshape(w.shape)
-    b = b + mean[w.size:]
-    event = privacy.round_event(agg, population, cohort, cohort)
-    if event is not None:
-        events.append(event)
-    epsilon = privacy.epsilon(events, agg.delta) if events else None
-    logits = clients.test_emb @ w + b
-    return w, b, epsilon, float(np.mean(np.argmax(logits, axis=1) == clients.test_y))
+        chosen = [
+            c
+            for c in sampling.poisson_sample(setup.population, plan.q)
+            if noise_rng.random() >= config.dropout
+        ]
+        received.append(len(chosen))
+        if chosen:  # an empty round releases nothing and charges nothing
+            streams = [Rng.from_u64(client_stream_seed(config, round_id, c)) for c in chosen]
+            wl, bl, _, _ = train_many(
+                w,
+                b,
+                [clients.train_emb[c] for c in chosen],
+                [clients.train_y[c] for c in chosen],
+                params,
+                streams,
+            )
+            deltas = np.concatenate([(wl - w).reshape(len(chosen), -1), bl - b], axis=1)
+            sent = dequantize(privatize_many(deltas, setup.device, noise_rng), setup.scale)
+            w, b, event = server_step(setup, w, b, sent)
+            events += [event] if event is not None else []
+        epsilon.append(privacy.ledger_epsilon(agg, events) if z > 0 else None)
+        accuracy.append(accuracy_of(clients, w, b))
+    return {
+        "mode": str(agg.privacy),
+        "noise_multiplier": z,
+        "sampling_q": plan.q,
+        "accuracy_by_round": accuracy,
+        "epsilon_by_round": epsilon,
+        "received_by_round": received,
+    }
 
 
 def run_simulation(config: SimConfig) -> dict[str, Any]:
@@ -196,19 +282,31 @@ def run_simulation(config: SimConfig) -> dict[str, Any]:
     head = np.load(paths.model_dir(config.task) / paths.HEAD_NAME)
     w0, b0 = head["w"].astype(np.float32), head["b"].astype(np.float32)
     initial = float(np.mean(np.argmax(clients.test_emb @ w0 + b0, axis=1) == clients.test_y))
+    runs = [
+        (mode, z)
+        for z in config.noise_multipliers
+        for mode in (config.modes if z > 0 else ("none",))
+    ]
     curves = []
     with _progress() as progress:
-        bar = progress.add_task("noise multipliers", total=len(config.noise_multipliers))
-        for z in config.noise_multipliers:
-            curves.append(simulate_one(config, clients, z, w0, b0))
+        bar = progress.add_task("modes × noise multipliers", total=len(runs))
+        for mode, z in runs:
+            curves.append(simulate_one(config, clients, z, w0, b0, mode))
             last = curves[-1]
             eps = last["epsilon_by_round"][-1]
-            console.log(f"z = {z}: accuracy {last['accuracy_by_round'][-1]:.3f}, "
-                        f"ε = {'∞' if eps is None else f'{eps:.2f}'}")
+            console.log(
+                f"{mode} z = {z}: accuracy {last['accuracy_by_round'][-1]:.3f}, "
+                f"ε = {'∞' if eps is None else f'{eps:.2f}'} (device-level, "
+                f"q = {last['sampling_q']:.3g})"
+            )
             progress.advance(bar)
-    report = {"config": asdict(config), "initial_acc": initial, "curves": curves,
-              "test_windows": len(clients.test_y),
-              "wall_s": round(time.perf_counter() - started, 2)}
+    report = {
+        "config": asdict(config),
+        "initial_acc": initial,
+        "curves": curves,
+        "test_windows": len(clients.test_y),
+        "wall_s": round(time.perf_counter() - started, 2),
+    }
     write_report(report)
     return report
 
@@ -223,19 +321,28 @@ def write_report(report: dict[str, Any], out_dir: Path = REPORT_DIR) -> None:
     (out_dir / "simulate.json").write_text(json.dumps(report, indent=2) + "\n")
     cfg = report["config"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for index, curve in enumerate(report["curves"]):
-        label = f"z = {curve['noise_multiplier']}" if curve["noise_multiplier"] else "no noise"
-        color = f"C{index}"  # the same z has the same colour in both panels
-        left.plot(range(1, len(curve["accuracy_by_round"]) + 1), curve["accuracy_by_round"],
-                  label=label, color=color)
-        if curve["noise_multiplier"]:
-            right.plot(curve["epsilon_by_round"], curve["accuracy_by_round"], marker=".",
-                       label=label, color=color)
+    styles = {"central": "-", "distributed": "--", "local": ":", "none": "-"}
+    zs = sorted({c["noise_multiplier"] for c in report["curves"]})
+    for curve in report["curves"]:
+        z = curve["noise_multiplier"]
+        label = f"{curve['mode']} z = {z}" if z else "no noise"
+        style = {"label": label, "color": f"C{zs.index(z)}", "linestyle": styles[curve["mode"]]}
+        left.plot(
+            range(1, len(curve["accuracy_by_round"]) + 1), curve["accuracy_by_round"], **style
+        )
+        if z:
+            right.plot(curve["epsilon_by_round"], curve["accuracy_by_round"], marker=".", **style)
     left.axhline(report["initial_acc"], color="grey", linestyle=":", label="pre-trained")
-    left.set(xlabel="round", ylabel="global accuracy (clients' test data)",
-             title=f"{cfg['task']}: {cfg['clients']} clients, cohort {cfg['cohort']}")
-    right.set(xlabel=f"ε at δ = {cfg['delta']:g}", ylabel="global accuracy",
-              title="privacy / utility (central DP-FedAvg)")
+    left.set(
+        xlabel="round",
+        ylabel="global accuracy (clients' test data)",
+        title=f"{cfg['task']}: {cfg['clients']} clients, cohort {cfg['cohort']}",
+    )
+    right.set(
+        xlabel=f"ε at δ = {cfg['delta']:g} (device-level, against head consumers)",
+        ylabel="global accuracy",
+        title="privacy / utility by mode (same colour: same z)",
+    )
     for ax in (left, right):
         ax.legend(fontsize=8)
     fig.tight_layout()

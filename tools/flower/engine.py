@@ -81,6 +81,7 @@ def run_flower_aggregate(
     work_dir: Path = FLOWER_DIR / "aggregate",
     join_timeout_s: float = 300.0,
     reply_slack_s: float = REPLY_SLACK_S,
+    enrollment: dict[int, str] | None = None,
 ) -> Path:
     """Run `config.rounds` rounds on the boards behind the SuperLink's SuperNodes; returns the
     report path. Raises FlowerError (with the run's log) if the ServerApp wrote no report."""
@@ -96,6 +97,7 @@ def run_flower_aggregate(
         boards=boards,
         join_timeout_s=join_timeout_s,
         reply_slack_s=reply_slack_s,
+        enrollment={str(k): v for k, v in (enrollment or {}).items()},
     )
     job_path = job.save(work_dir / f"job-{time.time_ns()}.json")
     store_path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +115,8 @@ def run_flower_aggregate(
 
 def run_from_args(args: argparse.Namespace, config: AggregatorConfig, model_dir: Path) -> None:
     """`python -m tools.aggregator --engine flower ...` (see tools/aggregator/run.py)."""
+    from tools.aggregator.run import load_enrollment
+
     spec = SuperLinkSpec(
         address=args.superlink,
         start=not args.connect,
@@ -128,5 +132,6 @@ def run_from_args(args: argparse.Namespace, config: AggregatorConfig, model_dir:
         holdout_dir,
         args.report_dir,
         spec,
+        enrollment=load_enrollment(args.enrollment) if args.enrollment else None,
     )
     print(f"report: {path}")

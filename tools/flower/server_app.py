@@ -59,6 +59,7 @@ class FlowerJob:
     boards: int = 1  # wait for this many SuperNodes before round 1
     join_timeout_s: float = 120.0
     reply_slack_s: float = REPLY_SLACK_S  # a reply may come this long after the device deadline
+    enrollment: dict[str, str] = field(default_factory=dict)  # device id → user id
     extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> Path:
@@ -83,17 +84,27 @@ class FlowerAggregator(Aggregator):
         initial_head: tuple[np.ndarray, np.ndarray] | None = None,
         holdout: Holdout | None = None,
         reply_slack_s: float = REPLY_SLACK_S,
+        enrollment: dict[int, str] | None = None,
     ) -> None:
         self.grid, self.reply_slack_s = grid, reply_slack_s
-        super().__init__(store, config, boards, initial_head, holdout)  # type: ignore[arg-type]
+        super().__init__(
+            store,
+            config,
+            boards,
+            initial_head,
+            holdout,
+            enrollment=enrollment,  # type: ignore[arg-type]
+        )
 
-    @property
-    def boards(self) -> list[RemoteBoard]:
-        return self.devices  # type: ignore[return-value]
+    def _identify(self, devices: list[RemoteBoard]) -> dict[int, RemoteBoard]:  # type: ignore[override]
+        """Boards answered HELLO through their bridges already (`wait_for_boards`)."""
+        return {board.device_id: board for board in devices}
 
-    def _collect(self, round_id: int, cohort: list[int]) -> list[Outcome]:
-        refresh_boards(self.grid, self.boards)
-        params = self._train_params(round_id, len(cohort))
+    def _collect(self, round_id: int, selected: list[int], noise_std: float) -> list[Outcome]:
+        boards: dict[int, RemoteBoard] = self.clients  # type: ignore[assignment]
+        for board in refresh_boards(self.grid, list(boards.values())):
+            boards[board.device_id] = board
+        params = self._train_params(round_id, noise_std)
         content = ConfigRecord(
             {
                 "head": head_blob(self.w, self.b),
@@ -106,9 +117,9 @@ class FlowerAggregator(Aggregator):
         )
         wait_s = self.config.deadline_s + self.reply_slack_s
         messages, by_node = [], {}
-        for index in cohort:
-            board = self.boards[index]
-            if board.node_id is None:
+        for device_id in selected:
+            board = boards.get(device_id)
+            if board is None or board.node_id is None:
                 continue
             by_node[board.node_id] = board
             messages.append(
@@ -125,33 +136,40 @@ class FlowerAggregator(Aggregator):
             board = by_node.get(reply.metadata.src_node_id)
             if board is not None:
                 replies[board.device_id] = self._outcome(board, reply)
-        return [self._missing_or(replies, self.boards[i], wait_s) for i in cohort]
+        return [self._missing_or(replies, boards.get(d), d, wait_s) for d in selected]
 
     @staticmethod
-    def _missing_or(replies: dict[int, Outcome], board: RemoteBoard, wait_s: float) -> Outcome:
-        if board.device_id in replies:
-            return replies[board.device_id]
+    def _missing_or(
+        replies: dict[int, Outcome], board: RemoteBoard | None, device_id: int, wait_s: float
+    ) -> Outcome:
+        if device_id in replies:
+            return replies[device_id]
+        if board is None:
+            return Outcome(device_id, error="not connected")
         if board.node_id is None:
-            return Outcome(board, error="offline: no SuperNode serves this board")
-        return Outcome(board, error=f"dropped: no reply from node {board.node_id} in {wait_s} s")
+            return Outcome(device_id, error="offline: no SuperNode serves this board")
+        return Outcome(
+            device_id, error=f"dropped: no reply from node {board.node_id} in {wait_s} s"
+        )
 
     def _outcome(self, board: RemoteBoard, reply: Message) -> Outcome:
+        device_id = board.device_id
         if reply.has_error():
-            return Outcome(board, error=f"clientapp: {reply.error.reason}")
+            return Outcome(device_id, error=f"clientapp: {reply.error.reason}")
         record = reply.content["update"]
-        if int(record["device_id"]) != board.device_id:
-            return Outcome(board, error=f"device_mismatch: node answered as {record['device_id']}")
+        if int(record["device_id"]) != device_id:
+            return Outcome(device_id, error=f"device_mismatch: answered as {record['device_id']}")
         info = bytes(record["info"])
         if info:
-            self.record_device(board.device_id, board.url, m.Info.unpack(info))
+            self.record_device(device_id, board.url, m.Info.unpack(info))
         if record["error"]:
-            return Outcome(board, error=str(record["error"]))
+            return Outcome(device_id, error=str(record["error"]))
         try:
             ready = m.UpdateReady.unpack(bytes(record["ready"]))
         except MessageError as exc:
-            return Outcome(board, error=f"malformed: {exc}")
-        update = FetchedUpdate(ready, bytes(record["data"]), board.device_id)
-        return Outcome(board, update, late=bool(record["late"]))
+            return Outcome(device_id, error=f"malformed: {exc}")
+        update = FetchedUpdate(ready, bytes(record["data"]), device_id)
+        return Outcome(device_id, update, late=bool(record["late"]))
 
 
 def query_boards(grid: Grid, node_ids: list[int]) -> dict[int, RemoteBoard]:
@@ -172,21 +190,24 @@ def query_boards(grid: Grid, node_ids: list[int]) -> dict[int, RemoteBoard]:
     return found
 
 
-def refresh_boards(grid: Grid, boards: list[RemoteBoard]) -> None:
-    """Follow SuperNodes that left or (re)joined: a restarted gateway gets a new node id."""
+def refresh_boards(grid: Grid, boards: list[RemoteBoard]) -> list[RemoteBoard]:
+    """Follow SuperNodes that left or (re)joined (a restarted gateway without node
+    authentication gets a new node id); returns boards first seen now."""
     live = set(grid.get_node_ids())
     known = {b.node_id for b in boards if b.node_id is not None}
     for board in boards:
         if board.node_id not in live:
             board.node_id = None
     new = sorted(live - known)
+    first_seen = []
     for node, found in query_boards(grid, new).items() if new else ():
         for board in boards:
             if board.device_id == found.device_id:
                 board.node_id, board.url = node, found.url
                 break
         else:
-            boards.append(found)  # a board first seen after round 1: eligible from now on
+            first_seen.append(found)
+    return first_seen
 
 
 def wait_for_boards(grid: Grid, count: int, timeout: float) -> list[RemoteBoard]:
@@ -226,6 +247,7 @@ def run_job(grid: Grid, job: FlowerJob) -> Path:
             initial_head=_initial_head(Path(job.head_npz)),
             holdout=_holdout(Path(job.model_dir)) if job.model_dir else None,
             reply_slack_s=job.reply_slack_s,
+            enrollment={int(k): v for k, v in job.enrollment.items()} or None,
         )
         stopped = _drive(aggregator, config, console, progress=False)
         path = write_report(

@@ -59,9 +59,11 @@ def load_clients(path: str) -> Clients:
         )
 
 
-def client_stream_seed(seed: int, round_id: int, client: int) -> int:
-    """The same stream rule as tools/fleet/simulator.simulate_one."""
-    return seed * 1_000_003 + round_id * 10_007 + client
+def _config(job: dict[str, Any]) -> SimConfig:
+    c = job["config"]
+    return SimConfig(
+        **{**c, "noise_multipliers": tuple(c["noise_multipliers"]), "modes": tuple(c["modes"])}
+    )
 
 
 # ---- ClientApp -------------------------------------------------------------------------------
@@ -69,25 +71,41 @@ def client_stream_seed(seed: int, round_id: int, client: int) -> int:
 client = ClientApp()
 
 
+@client.query()
+def partition(message: Message, context: Context) -> Message:
+    """Which client's data this virtual SuperNode owns."""
+    owned = ConfigRecord({"partition": int(context.node_config["partition-id"])})
+    return Message(RecordDict({"client": owned}), reply_to=message)
+
+
 @client.train()
 def train(message: Message, context: Context) -> Message:
+    """Train this client's head with the vectorized twin, privatize it as the device would
+    (clip, stochastic rounding, discrete Gaussian noise of σ), send the integers."""
+    import secrets
+
     from tools.fedref.batch import train_many
     from tools.fedref.head import TrainParams
+    from tools.fedref.privacy import PrivacyParams, privatize_many
     from tools.fedref.rng import Rng
+    from tools.fleet.simulator import client_stream_seed
 
     job = message.content["job"]
-    partition = int(context.node_config["partition-id"])
+    config = SimConfig(seed=int(job["seed"]))
+    own = int(context.node_config["partition-id"])
     data = load_clients(str(job["clients"]))
     rows, cols = int(job["rows"]), int(job["cols"])
     w = np.frombuffer(bytes(job["w"]), dtype=np.float32).reshape(rows, cols)
     b = np.frombuffer(bytes(job["b"]), dtype=np.float32)
     params = TrainParams(lr=float(job["lr"]), epochs=int(job["epochs"]), batch=int(job["batch"]))
-    stream = Rng.from_u64(client_stream_seed(int(job["seed"]), int(job["round"]), partition))
-    wl, bl, _, _ = train_many(
-        w, b, [data.train_emb[partition]], [data.train_y[partition]], params, [stream]
+    stream = Rng.from_u64(client_stream_seed(config, int(job["round"]), own))
+    wl, bl, _, _ = train_many(w, b, [data.train_emb[own]], [data.train_y[own]], params, [stream])
+    delta = np.concatenate([(wl[0] - w).ravel(), bl[0] - b])[None, :]
+    device = PrivacyParams(
+        float(job["clip"]), float(job["sigma"]), float(job["scale"]), int(job["bits"])
     )
-    delta = np.concatenate([(wl[0] - w).ravel(), bl[0] - b]).astype(np.float32)
-    reply = ConfigRecord({"partition": partition, "delta": delta.tobytes()})
+    q = privatize_many(delta, device, np.random.default_rng(secrets.randbits(128)))[0]
+    reply = ConfigRecord({"partition": own, "q": q.astype("<i8").tobytes()})
     return Message(RecordDict({"update": reply}), reply_to=message)
 
 
@@ -96,97 +114,113 @@ def train(message: Message, context: Context) -> Message:
 server = ServerApp()
 
 
-def _wait_nodes(grid: Grid, count: int, timeout: float = 300.0) -> list[int]:
+def _partitions(grid: Grid, count: int, timeout: float = 600.0) -> dict[int, int]:
+    """partition (client index) → node id, asked once of every virtual SuperNode."""
     deadline = time.monotonic() + timeout
-    while True:
-        ids = sorted(grid.get_node_ids())
-        if len(ids) >= count or time.monotonic() > deadline:
-            return ids
+    ids = sorted(grid.get_node_ids())
+    while len(ids) < count and time.monotonic() < deadline:
         time.sleep(0.5)
-
-
-def _round(grid: Grid, ids: list[int], content: ConfigRecord, timeout: float) -> np.ndarray:
+        ids = sorted(grid.get_node_ids())
     messages = [
-        Message(RecordDict({"job": content}), dst_node_id=n, message_type="train") for n in ids
+        Message(RecordDict({"q": ConfigRecord({})}), dst_node_id=n, message_type="query")
+        for n in ids
+    ]
+    owners = {}
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        if reply.has_content():
+            owners[int(reply.content["client"]["partition"])] = reply.metadata.src_node_id
+    return owners
+
+
+def _round(grid: Grid, nodes: list[int], content: ConfigRecord, timeout: float) -> np.ndarray:
+    messages = [
+        Message(RecordDict({"job": content}), dst_node_id=n, message_type="train") for n in nodes
     ]
     replies = [r for r in grid.send_and_receive(messages, timeout=timeout) if r.has_content()]
     replies.sort(key=lambda r: int(r.content["update"]["partition"]))
-    return np.stack(
-        [np.frombuffer(bytes(r.content["update"]["delta"]), np.float32) for r in replies]
-    )
+    return np.stack([np.frombuffer(bytes(r.content["update"]["q"]), "<i8") for r in replies])
 
 
-def simulate_z(grid: Grid, ids: list[int], job: dict[str, Any], z: float) -> dict[str, Any]:
-    """One curve: R rounds with noise multiplier z, the cohort drawn among the SuperNodes."""
-    from tools.aggregator.config import AggregatorConfig, PrivacyMode
-    from tools.fleet.simulator import server_round
+def simulate_curve(
+    grid: Grid, owners: dict[int, int], job: dict[str, Any], z: float, mode: str
+) -> dict[str, Any]:
+    """tools/fleet/simulator.simulate_one with each client's half done by its SuperNode."""
+    import secrets
 
-    config = SimConfig(
-        **{**job["config"], "noise_multipliers": tuple(job["config"]["noise_multipliers"])}
-    )
+    from tools.aggregator import privacy, sampling
+    from tools.fedref.privacy import dequantize
+    from tools.fleet.simulator import accuracy_of, server_step, sim_setup
+
+    config = _config(job)
     clients = load_clients(job["clients"])
+    setup = sim_setup(config, z, mode, len(clients.train_y))
     head = np.load(job["head_npz"])
     w, b = head["w"].astype(np.float32), head["b"].astype(np.float32)
-    mode = PrivacyMode.CENTRAL if z > 0 else PrivacyMode.NONE
-    agg = AggregatorConfig(
-        privacy=mode, noise_multiplier=z or 1.0, clip=config.clip, delta=config.delta
-    )
-    rng = np.random.default_rng([config.seed, int(z * 1000)])
-    accuracy, epsilon, events, seconds, received = [], [], [], [], []
+    dropout_rng = np.random.default_rng(secrets.randbits(128))
+    accuracy, epsilon, received, events, seconds = [], [], [], [], []
     for round_id in range(1, config.rounds + 1):
         started = time.perf_counter()
-        chosen = rng.choice(len(ids), size=min(config.cohort, len(ids)), replace=False)
+        chosen = [
+            c
+            for c in sampling.poisson_sample(setup.population, setup.plan.q)
+            if dropout_rng.random() >= config.dropout and c in owners
+        ]
         content = ConfigRecord(
             {
-                "clients": job["clients"],
-                "round": round_id,
-                "seed": config.seed,
-                "rows": int(w.shape[0]),
-                "cols": int(w.shape[1]),
-                "w": w.tobytes(),
-                "b": b.tobytes(),
-                "lr": config.lr,
-                "epochs": config.epochs,
-                "batch": config.batch,
+                "clients": job["clients"], "round": round_id, "seed": config.seed,
+                "rows": int(w.shape[0]), "cols": int(w.shape[1]),
+                "w": w.tobytes(), "b": b.tobytes(),
+                "lr": config.lr, "epochs": config.epochs, "batch": config.batch,
+                "clip": setup.device.clip, "sigma": setup.device.noise_std,
+                "scale": setup.device.scale, "bits": setup.device.bits,
             }
-        )
-        deltas = _round(grid, [ids[i] for i in chosen], content, timeout=job["round_timeout_s"])
-        w, b, eps, acc = server_round(agg, w, b, deltas, len(ids), events, clients)
-        accuracy.append(acc)
-        epsilon.append(eps)
-        received.append(len(deltas))
+        )  # fmt: skip
+        if chosen:
+            q = _round(grid, [owners[c] for c in chosen], content, job["round_timeout_s"])
+            w, b, event = server_step(setup, w, b, dequantize(q, setup.scale))
+            events += [event] if event is not None else []
+            received.append(len(q))
+        else:
+            received.append(0)
+        epsilon.append(privacy.ledger_epsilon(setup.agg, events) if z > 0 else None)
+        accuracy.append(accuracy_of(clients, w, b))
         seconds.append(round(time.perf_counter() - started, 2))
-        print(
-            f"z={z} round {round_id}: {len(deltas)} updates, acc {acc:.3f}, {seconds[-1]} s",
-            flush=True,
-        )
+        print(f"{mode} z={z} round {round_id}: {received[-1]} updates, "
+              f"acc {accuracy[-1]:.3f}, {seconds[-1]} s", flush=True)  # fmt: skip
     return {
+        "mode": str(setup.agg.privacy),
         "noise_multiplier": z,
+        "sampling_q": setup.plan.q,
         "accuracy_by_round": accuracy,
         "epsilon_by_round": epsilon,
-        "updates_by_round": received,
+        "received_by_round": received,
         "seconds_by_round": seconds,
     }
 
 
 @server.main()
 def server_main(grid: Grid, context: Context) -> None:
-    from tools.fleet.simulator import write_report
+    from tools.fleet.simulator import accuracy_of, write_report
 
     job = json.loads(Path(str(context.run_config["job"])).read_text())
+    config = _config(job)
     started = time.perf_counter()
-    ids = _wait_nodes(grid, job["config"]["clients"])
+    owners = _partitions(grid, config.clients)
+    discovered = time.perf_counter() - started
     clients = load_clients(job["clients"])
     head = np.load(job["head_npz"])
-    initial = float(
-        np.mean(np.argmax(clients.test_emb @ head["w"] + head["b"], axis=1) == clients.test_y)
-    )
-    curves = [simulate_z(grid, ids, job, float(z)) for z in job["config"]["noise_multipliers"]]
+    runs = [
+        (mode, z)
+        for z in config.noise_multipliers
+        for mode in (config.modes if z > 0 else ("none",))
+    ]
+    curves = [simulate_curve(grid, owners, job, z, mode) for mode, z in runs]
     report = {
         "engine": "flower",
-        "config": {**job["config"], "clients": len(ids)},
-        "virtual_supernodes": len(ids),
-        "initial_acc": initial,
+        "config": job["config"],
+        "virtual_supernodes": len(owners),
+        "discovery_s": round(discovered, 2),
+        "initial_acc": accuracy_of(clients, head["w"], head["b"]),
         "curves": curves,
         "test_windows": len(clients.test_y),
         "wall_s": round(time.perf_counter() - started, 2),
