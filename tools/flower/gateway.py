@@ -6,9 +6,12 @@ serves a 0600 Unix socket) and starts one `flower-supernode` whose node config n
 socket; Flower's ClientApp (tools/flower/client_app.py) forwards each round to it. The gateway
 runs until interrupted and then stops its SuperNodes by PID.
 
-The gateway holds no device keys and never sees a plaintext update it could change unnoticed:
-it relays the device's bytes. What it holds: the deployment CA certificate (to check the
-SuperLink) and, with node authentication, one private key per SuperNode (keys/<name>.key).
+The gateway holds no device keys and relays the device's bytes unchanged: updates leave the
+board already clipped, noised and quantized by the device. Until the devices also mask and
+authenticate them (secure aggregation), a gateway can read such a privatized update and could
+drop or alter it within the ServerApp's validation bounds. What it holds: the deployment CA
+certificate (to check the SuperLink) and, with node authentication, one private key per
+SuperNode (<auth-keys>/<board>.key).
 """
 
 from __future__ import annotations
