@@ -60,7 +60,10 @@ def test(c: Context, k: str = "", slow: bool = False, path: str = "") -> None:
     _run(c, " ".join(args))
 
 
-BOARD_HELP = "host | qemu_m4 (virtual, build offline) | esp32 | esp32s3"
+BOARD_HELP = (
+    "host | qemu_m4 (virtual, build offline) | esp32 | esp32s3 | esp32_replay (replay profile, "
+    "for the emulator HIL)"
+)
 
 
 def _board_action(action: Callable[[], T]) -> T:
@@ -279,19 +282,24 @@ def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
 
 @task(
     help={
-        "port": "pyserial URL of a flashed board; empty: the virtual boards (host and QEMU)",
+        "port": "pyserial URL of a flashed board (/dev/ttyUSB0, socket://HOST:PORT for an "
+        "emulator); empty: the virtual boards (host and QEMU)",
         "board": "the board behind --port (default esp32)",
+        "profile": "build profile of the board behind --port: production (default for esp32/"
+        "esp32s3; replay-only checks are skipped) or replay",
     }
 )
-def hil(c: Context, port: str = "", board: str = "esp32") -> None:
+def hil(c: Context, port: str = "", board: str = "esp32", profile: str = "") -> None:
     """Hardware-in-the-loop tests on a flashed board (--port) or the virtual boards.
 
-    Boot, model install, inference vs the host reference, a training round, update validity,
-    reset in the middle of a transfer."""
+    Boot (waits for the board), model install, inference vs the host reference, a training
+    round, update validity, reset in the middle of a transfer."""
     from model_gen.freshness import ensure_trained
 
     ensure_trained("watch")
     target = f"--port {port} --board {board}" if port else ""
+    if port and profile:
+        target += f" --profile {profile}"
     _run(c, f"{PY} -m pytest tests/hil {target}")
 
 
