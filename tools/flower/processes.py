@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,11 +77,30 @@ def _signal(pids: Sequence[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
+TAG_VARIABLE = "FEDHEAD_FLOWER_TAG"
+
+
+def _tagged(tag: str) -> list[int]:
+    """PIDs whose environment carries `tag`: every process a spawned one started, also those
+    that daemonized away from its tree (Ray's raylet, GCS and actors in a simulation)."""
+    marker = f"{TAG_VARIABLE}={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 @dataclass
 class FlowerProcess:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    tag: str = ""
 
     @property
     def pid(self) -> int:
@@ -95,6 +115,7 @@ class FlowerProcess:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """End this process and what it started (by PID); SIGKILL after a grace period."""
         family = [self.pid, *_descendants(self.pid)]
+        family += [p for p in (_tagged(self.tag) if self.tag else []) if p not in family]
         _signal(family, sig)
         deadline = time.monotonic() + STOP_GRACE_S
         while time.monotonic() < deadline and self.alive():
@@ -126,17 +147,18 @@ def _running(pid: int) -> bool:
 def spawn(name: str, cmd: list[str], home: Path, log_dir: Path) -> FlowerProcess:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
+    tag = f"{name}-{uuid.uuid4().hex}"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=flower_env(home),
+            env={**flower_env(home), TAG_VARIABLE: tag},
             cwd=ROOT,
             start_new_session=True,
         )
-    return FlowerProcess(name, process, log_path)
+    return FlowerProcess(name, process, log_path, tag)
 
 
 @dataclass(frozen=True)
