@@ -60,6 +60,9 @@ class AggregatorConfig:
     scale: float = 0.0  # quantization step; 0: clip / 4096
     deadline_s: float = 30.0  # per round, for TRAIN to UPDATE_READY and fetch
     min_updates: int = 1  # fewer accepted updates: the round commits without a new head
+    # Replay-profile boards (host windows, SEED, seeded TRAIN, no device privacy policy) take
+    # part only in a run declared a simulation; otherwise they are refused every round.
+    simulation: bool = False
     train_seed: int = 0  # replay profile only: seeded TRAIN (device noise reproducible); 0 off
 
     def check(self) -> None:

@@ -15,6 +15,9 @@ validate each, then release a new head only if something arrived and the event t
 ran fits the budget: sum, central noise, fixed denominator, server optimizer, holdout
 evaluation, accountant event — committed in one transaction. A round that releases nothing
 is committed as empty / too_few / refused and charges nothing.
+
+`RoundEngine` is that logic without I/O (plan_round → ask → finish_round), for other
+transports; `Aggregator` drives it over serial DeviceClients.
 """
 
 from __future__ import annotations
@@ -34,12 +37,15 @@ from tools.aggregator.evaluate import Holdout, evaluate
 from tools.aggregator.store import RoundRow, Store, UpdateRow
 from tools.aggregator.strategy import ServerOptimizer, combine
 from tools.aggregator.validation import Expected, validate
-from tools.link import messages as m
 from tools.link.client import DeviceClient, FetchedUpdate, head_sha256
 from tools.link.errors import LinkError, PortGoneError
-from tools.link.messages import Train
+from tools.link.messages import TRAIN_USE_SEED, Capability, Info, Train
 
 FIXED_DENOMINATOR = (PrivacyMode.CENTRAL, PrivacyMode.DISTRIBUTED)
+REPLAY_REFUSED = (
+    "replay_board: a replay-profile board (host windows, SEED, seeded TRAIN; no device privacy "
+    "policy) takes part only in a run declared a simulation (--simulation)"
+)
 
 
 @dataclass
@@ -56,7 +62,7 @@ class Outcome:
 class DeviceRound:
     """One device's part of a round over its own serial link (see `device_round`)."""
 
-    info: m.Info | None = None
+    info: Info | None = None
     update: FetchedUpdate | None = None
     error: str = ""
     late: bool = False
@@ -76,17 +82,23 @@ def device_round(
     head_version: int,
     params: Train,
     deadline: float,
+    admit: Callable[[Info], str] | None = None,
 ) -> DeviceRound:
-    """HELLO, push the head if the device's hash differs, TRAIN, fetch the update by `deadline`
+    """HELLO, ask `admit(info)` (a refusal ends the round for this device before TRAIN), push
+    the head if the device's hash differs, TRAIN, fetch the update by `deadline`
     (time.monotonic). The one implementation of the device side of a round: the built-in engine
     runs it in a thread per port, a Flower gateway (tools/flower/bridge.py) next to its board."""
     result = DeviceRound()
     try:
         result.info = client.hello()
+        refusal = admit(result.info) if admit is not None else ""
+        if refusal:
+            result.error = refusal
+            return result
         if result.info.head_sha256 != head_sha256(w, b):
             client.install_head(w, b, head_version)
             result.head_pushed = True
-        if params.flags & m.TRAIN_USE_SEED:  # replay profile: per-device reproducible noise
+        if params.flags & TRAIN_USE_SEED:  # replay profile: per-device reproducible noise
             params = replace(params, seed=device_seed(params.seed, client.device_id))
         client.train(params)
         result.update = client.fetch_update(
@@ -100,29 +112,40 @@ def device_round(
     return result
 
 
-class Aggregator:
-    """See the module docstring. `on_event(kind, detail)` reports progress to a UI (the
-    operator's console: it may show counts, never goes into a published artifact)."""
+@dataclass(frozen=True)
+class RoundPlan:
+    """Everything fixed before anyone is asked: who is selected and what they are told."""
+
+    round: int
+    started: float
+    sampling: sampling.SamplingPlan
+    selected: list[int]  # device ids: never published
+    train: Train
+    expected: Expected
+
+
+class RoundEngine:
+    """The round logic without I/O (the serial `Aggregator` below and other transports, e.g.
+    a Flower ServerApp, drive it): `plan_round()` → ask plan.selected with plan.train →
+    `finish_round(plan, outcomes)` validates, decides, releases, accounts and commits."""
 
     def __init__(
         self,
         store: Store,
         config: AggregatorConfig,
-        devices: list[DeviceClient],
         initial_head: tuple[np.ndarray, np.ndarray] | None = None,
         holdout: Holdout | None = None,
         on_event: Callable[[str, dict], None] | None = None,
         enrollment: dict[int, str] | None = None,
     ) -> None:
         config.check()
-        self.store, self.config, self.devices = store, config, devices
-        self.holdout = holdout
+        self.store, self.config, self.holdout = store, config, holdout
         self.on_event = on_event or (lambda kind, detail: None)
-        self.gone: set[int] = set()  # device ids whose port vanished
-        self.device_ledger: dict[int, float] = {}  # ε the firmware reports in INFO (eps_spent)
+        self.device_ledger: dict[int, float] = {}  # ε each device's own ledger reports (INFO)
         self._resume_or_start(initial_head)
-        self.clients = self._identify(devices)
-        self._register(enrollment)
+        if enrollment:
+            self.store.enroll(enrollment)
+        self.store.set_meta("device_ledger", {})
 
     def _resume_or_start(self, initial_head: tuple[np.ndarray, np.ndarray] | None) -> None:
         stored = self.store.get_meta("config")
@@ -137,27 +160,34 @@ class Aggregator:
         self.round = self.store.last_round()
         self.optimizer = ServerOptimizer(self.config, self.n_params, self.store.server_state())
 
-    def _identify(self, devices: list[DeviceClient]) -> dict[int, DeviceClient]:
-        """device id → client; a port that does not answer HELLO now is simply not connected."""
-        clients = {}
-        for client in devices:
-            try:
-                client.hello()
-            except LinkError as exc:
-                self.on_event("unreachable", {"url": client.transport.url, "error": str(exc)})
-                continue
-            clients[client.device_id] = client
-        return clients
-
-    def _register(self, enrollment: dict[int, str] | None) -> None:
-        """Enroll the given mapping; a store with no enrollment at all registers the connected
-        devices, each as its own user (device-level: say so in reports)."""
-        if enrollment:
-            self.store.enroll(enrollment)
+    def enroll_if_empty(self, device_ids: list[int]) -> None:
+        """With no enrollment at all, register these devices, each as its own user (reports
+        then say device-level)."""
         if not self.store.enrollment():
-            self.store.enroll({d: f"device-{d}" for d in self.clients})
-            self.on_event("enrolled", {"devices": len(self.clients), "source": "connected"})
-        self.store.set_meta("device_ledger", {})
+            self.store.enroll({d: f"device-{d}" for d in device_ids})
+            self.on_event("enrolled", {"devices": len(device_ids), "source": "connected"})
+
+    def admit_device(self, device_id: int, info: Info) -> str:
+        """Record the profile and own ledger a device announced in INFO; return why it may not
+        take part ("" when it may): replay-profile boards only in a declared simulation.
+        Every transport calls this with the device's INFO before it sends TRAIN."""
+        self.store.record_profile(
+            device_id, info.profile_name, info.epsilon_spent, info.epsilon_budget, info.releases
+        )
+        if info.has(Capability.LEDGER):
+            self.note_device_ledger(device_id, info)
+        if info.is_replay and not self.config.simulation:
+            return REPLAY_REFUSED
+        return ""
+
+    def note_device_ledger(self, device_id: int, message: object) -> None:
+        """Keep the ε a device reports from its own ledger (INFO and UPDATE_READY of firmware
+        with a privacy ledger carry `epsilon_spent`); older firmware reports none."""
+        for name in ("epsilon_spent", "eps_spent"):
+            value = getattr(message, name, None)
+            if value is not None:
+                self.device_ledger[device_id] = float(value)
+                return
 
     @property
     def n_params(self) -> int:
@@ -170,39 +200,42 @@ class Aggregator:
     def epsilon(self) -> float:
         return privacy.ledger_epsilon(self.config, self.store.events())
 
-    def run(self, rounds: int | None = None) -> list[RoundRow]:
-        """Run until `rounds` (default config.rounds) are committed in total."""
-        target = rounds if rounds is not None else self.config.rounds
-        records = []
-        while self.round < target:
-            records.append(self.run_round())
-        return records
-
-    def run_round(self) -> RoundRow:
-        """Run and commit the next round; raises BudgetExceededError before any TRAIN when even
-        a round where every selected device answers would exceed the budget."""
-        round_id, started = self.round + 1, time.time()
-        plan = sampling.plan(self.config, self.population())
+    def plan_round(self) -> RoundPlan:
+        """Sample the next round; raises BudgetExceededError when even a round where every
+        selected device answers would exceed the budget (then nobody is asked)."""
+        population = self.population()
+        plan = sampling.plan(self.config, population)
         if plan.note:
             self.on_event("sampling", {"note": plan.note, "q": plan.q})
         privacy.check_budget(
             self.config, self.store.events(), self._event(plan, plan.expected_devices)
         )
-        selected = sampling.poisson_sample(self.population(), plan.q)
+        round_id = self.round + 1
         sigma = privacy.device_noise_std(self.config, plan.expected_devices)
-        self.on_event("round_start", {"round": round_id, "selected": len(selected)})
-        outcomes = self._collect(round_id, selected, sigma)
-        rows, deltas = self._validate(round_id, outcomes, sigma)
-        event = self._event(plan, len(deltas))
+        train = self._train_params(round_id, sigma)
+        return RoundPlan(
+            round_id,
+            time.time(),
+            plan,
+            sampling.poisson_sample(population, plan.q),
+            train,
+            self._expected(train),
+        )
+
+    def finish_round(self, plan: RoundPlan, outcomes: list[Outcome]) -> RoundRow:
+        """Validate what came back, release a head only if the event that ran fits the
+        budget, account, and commit the round in one transaction."""
+        rows, deltas = self._validate(outcomes, plan.expected)
+        event = self._event(plan.sampling, len(deltas))
         outcome = self._release_decision(len(deltas), event)
-        new_head = self._aggregate(deltas, plan) if outcome == "released" else None
+        new_head = self._aggregate(deltas, plan.sampling) if outcome == "released" else None
         charged = event if outcome == "released" else None
         record = RoundRow(
-            round=round_id,
+            round=plan.round,
             head_in=self.head_version,
             head_out=self.head_version + (new_head is not None),
-            started=started,
-            cohort=selected,
+            started=plan.started,
+            cohort=plan.selected,
             updates=rows,
             dropped=sum(1 for o in outcomes if o.update is None),
             epsilon=privacy.ledger_epsilon(
@@ -211,17 +244,17 @@ class Aggregator:
             event=charged,
             server_state=self.optimizer.state(),
             outcome=outcome,
-            device_noise_std=sigma,
+            device_noise_std=plan.train.noise_std,
         )
         if new_head is not None:
             self.w, self.b = new_head
         record.metrics = self._metrics(outcomes, rows)
         self.store.commit_round(record, new_head)
         self.store.set_meta("device_ledger", {str(k): v for k, v in self.device_ledger.items()})
-        self.round, self.head_version = round_id, record.head_out
+        self.round, self.head_version = plan.round, record.head_out
         self.on_event(
             "round_end",
-            {"round": round_id, "outcome": outcome, "epsilon": record.epsilon, **record.metrics},
+            {"round": plan.round, "outcome": outcome, "epsilon": record.epsilon, **record.metrics},
         )
         return record
 
@@ -248,8 +281,6 @@ class Aggregator:
                 return "refused"
         return "released"
 
-    # ---- collection ---------------------------------------------------------------------------
-
     def _train_params(self, round_id: int, noise_std: float) -> Train:
         c = self.config
         return Train(
@@ -262,52 +293,15 @@ class Aggregator:
             example_clip=c.example_clip,
             clip=c.clip,
             noise_std=noise_std,
-            scale=c.quant_scale,
+            scale=privacy.grid_scale(c, noise_std),
             bits=c.bits,
-            flags=m.TRAIN_USE_SEED if c.train_seed else 0,
+            flags=TRAIN_USE_SEED if c.train_seed else 0,
             seed=device_seed(c.train_seed, round_id) if c.train_seed else 0,
         )
 
-    def _collect(self, round_id: int, selected: list[int], noise_std: float) -> list[Outcome]:
-        """Ask every selected device; one that is not connected is a dropout like a silent one."""
-        params = self._train_params(round_id, noise_std)
-        deadline = time.monotonic() + self.config.deadline_s
-        reachable = [d for d in selected if d in self.clients and d not in self.gone]
-        with ThreadPoolExecutor(max_workers=max(1, len(reachable))) as pool:
-            futures = {
-                d: pool.submit(self._work, self.clients[d], params, deadline) for d in reachable
-            }
-            outcomes = [
-                futures[d].result() if d in futures else Outcome(d, error="not connected")
-                for d in selected
-            ]
-        for outcome in outcomes:
-            if outcome.error.startswith("port_gone"):
-                self.gone.add(outcome.device_id)
-        return outcomes
-
-    def _work(self, client: DeviceClient, params: Train, deadline: float) -> Outcome:
-        """One device: refresh INFO, push the head if its hash differs, TRAIN, fetch."""
-        result = device_round(client, self.w, self.b, self.head_version, params, deadline)
-        if result.info is not None:
-            self.record_device(client.device_id, client.transport.url, result.info)
-        if result.head_pushed:
-            self.on_event("head_pushed", {"device": client.device_id})
-        return Outcome(client.device_id, result.update, result.error, result.late)
-
-    def record_device(self, device_id: int, url: str, info: m.Info) -> None:
-        """Store what the device says about itself, and its own ε ledger when it keeps one."""
-        self.store.record_device(device_id, url, info.board_name, info.model_sha256)
-        ledger = getattr(info, "eps_spent", None)  # firmware with a privacy ledger
-        if ledger is not None:
-            self.device_ledger[device_id] = float(ledger)
-
-    # ---- validation and aggregation -------------------------------------------------------------
-
-    def _expected(self, round_id: int, noise_std: float) -> Expected:
-        params = self._train_params(round_id, noise_std)
+    def _expected(self, params: Train) -> Expected:
         return Expected(
-            round_id,
+            params.round,
             self.head_version,
             self.n_params,
             params.clip,
@@ -316,10 +310,11 @@ class Aggregator:
             params.noise_std,
         )
 
+    # ---- validation and aggregation -------------------------------------------------------------
+
     def _validate(
-        self, round_id: int, outcomes: list[Outcome], noise_std: float
+        self, outcomes: list[Outcome], expected: Expected
     ) -> tuple[list[UpdateRow], list[np.ndarray]]:
-        expected = self._expected(round_id, noise_std)
         accepted_devices: set[int] = set()
         rows, deltas = [], []
         for outcome in outcomes:
@@ -382,3 +377,91 @@ class Aggregator:
                 {f"holdout_{k}": v for k, v in evaluate(self.w, self.b, self.holdout).items()}
             )
         return metrics
+
+
+class Aggregator(RoundEngine):
+    """The round engine over serial DeviceClients (see the module docstring).
+    `on_event(kind, detail)` reports progress to a UI (the operator's console: it may show
+    counts, never goes into a published artifact)."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: AggregatorConfig,
+        devices: list[DeviceClient],
+        initial_head: tuple[np.ndarray, np.ndarray] | None = None,
+        holdout: Holdout | None = None,
+        on_event: Callable[[str, dict], None] | None = None,
+        enrollment: dict[int, str] | None = None,
+    ) -> None:
+        super().__init__(store, config, initial_head, holdout, on_event, enrollment)
+        self.devices = devices
+        self.gone: set[int] = set()  # device ids whose port vanished
+        self.clients = self._identify(devices)
+        self.enroll_if_empty(list(self.clients))
+
+    def _identify(self, devices: list[DeviceClient]) -> dict[int, DeviceClient]:
+        """device id → client; a port that does not answer HELLO now is simply not connected."""
+        clients = {}
+        for client in devices:
+            try:
+                client.hello()
+            except LinkError as exc:
+                self.on_event("unreachable", {"url": client.transport.url, "error": str(exc)})
+                continue
+            clients[client.device_id] = client
+        return clients
+
+    def run(self, rounds: int | None = None) -> list[RoundRow]:
+        """Run until `rounds` (default config.rounds) are committed in total."""
+        target = rounds if rounds is not None else self.config.rounds
+        records = []
+        while self.round < target:
+            records.append(self.run_round())
+        return records
+
+    def run_round(self) -> RoundRow:
+        """Plan, ask the selected devices over the link, finish; raises BudgetExceededError
+        before any TRAIN when even a full round would exceed the budget."""
+        plan = self.plan_round()
+        self.on_event("round_start", {"round": plan.round, "selected": len(plan.selected)})
+        outcomes = self._collect(plan.round, plan.selected, plan.train.noise_std)
+        return self.finish_round(plan, outcomes)
+
+    # ---- collection ---------------------------------------------------------------------------
+
+    def _collect(self, round_id: int, selected: list[int], noise_std: float) -> list[Outcome]:
+        """Ask every selected device; one that is not connected is a dropout like a silent one.
+        Transports other than the serial link override this (and `_identify`)."""
+        params = self._train_params(round_id, noise_std)
+        deadline = time.monotonic() + self.config.deadline_s
+        reachable = [d for d in selected if d in self.clients and d not in self.gone]
+        with ThreadPoolExecutor(max_workers=max(1, len(reachable))) as pool:
+            futures = {
+                d: pool.submit(self._work, self.clients[d], params, deadline) for d in reachable
+            }
+            outcomes = [
+                futures[d].result() if d in futures else Outcome(d, error="not connected")
+                for d in selected
+            ]
+        for outcome in outcomes:
+            if outcome.error.startswith("port_gone"):
+                self.gone.add(outcome.device_id)
+        return outcomes
+
+    def _work(self, client: DeviceClient, params: Train, deadline: float) -> Outcome:
+        """One device: refresh INFO, admit it, push the head if its hash differs, TRAIN, fetch."""
+        device_id = client.device_id
+
+        def admit(info: Info) -> str:
+            self.store.record_device(device_id, client.transport.url, info.board_name,
+                                     info.model_sha256)  # fmt: skip
+            return self.admit_device(device_id, info)
+
+        result = device_round(client, self.w, self.b, self.head_version, params, deadline, admit)
+        if result.head_pushed:
+            self.on_event("head_pushed", {"device": device_id})
+        ledger = result.info is not None and result.info.has(Capability.LEDGER)
+        if result.update is not None and ledger:
+            self.note_device_ledger(device_id, result.update.ready)
+        return Outcome(device_id, result.update, result.error, result.late)

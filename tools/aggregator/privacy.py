@@ -54,11 +54,17 @@ def relation(config: AggregatorConfig) -> NeighbourRelation:
     return NeighbourRelation.ADD_OR_REMOVE_ONE
 
 
-def update_sensitivity(config: AggregatorConfig, n_params: int) -> float:
+def grid_scale(config: AggregatorConfig, noise_std: float) -> float:
+    """The quantization step s that TRAIN sends when devices add σ = noise_std (as the float32
+    the device receives); the one place the accountant, the noise and TRAIN take s from."""
+    del noise_std  # the step does not depend on σ yet
+    return float(np.float32(config.quant_scale))
+
+
+def update_sensitivity(config: AggregatorConfig, n_params: int, noise_std: float = 0.0) -> float:
     """L2 bound of one quantized update: C + s·√P (stochastic rounding moves each of the P
     values by less than one grid step s; docs/PRIVACY.md "Sensitivity on the grid")."""
-    scale = float(np.float32(config.quant_scale))
-    return config.clip + scale * math.sqrt(n_params)
+    return config.clip + grid_scale(config, noise_std) * math.sqrt(n_params)
 
 
 def device_noise_std(config: AggregatorConfig, expected_devices: float) -> float:
@@ -78,11 +84,11 @@ def central_noise(config: AggregatorConfig, size: int) -> np.ndarray:
     returned in Δ units (integers × s). Zeros in the other modes."""
     if config.privacy != PrivacyMode.CENTRAL:
         return np.zeros(size)
-    scale = np.float32(config.quant_scale)
-    sigma_int = config.noise_multiplier * config.clip / float(scale)
+    scale = grid_scale(config, 0.0)
+    sigma_int = config.noise_multiplier * config.clip / scale
     rng = Rng(secrets.token_bytes(32))
     ints = np.array([discrete_gaussian(rng, sigma_int) for _ in range(size)], dtype=np.int64)
-    return ints.astype(np.float64) * float(scale)
+    return ints.astype(np.float64) * scale
 
 
 def round_event(
@@ -98,7 +104,7 @@ def round_event(
     if config.privacy == PrivacyMode.NONE or received <= 0:
         return None
     z, c = config.noise_multiplier, config.clip
-    sensitivity = update_sensitivity(config, n_params)
+    sensitivity = update_sensitivity(config, n_params, device_noise_std(config, expected_devices))
     if config.privacy == PrivacyMode.LOCAL:
         return RoundEvent(1.0, z * c / (2 * sensitivity * math.sqrt(devices_per_unit)))
     if config.privacy == PrivacyMode.DISTRIBUTED:
@@ -149,8 +155,10 @@ def aggregator_epsilon(config: AggregatorConfig, noise_stds: list[float], n_para
         return 0.0
     if config.privacy in (PrivacyMode.NONE, PrivacyMode.CENTRAL) or min(noise_stds) <= 0:
         return math.inf
-    sensitivity = 2 * update_sensitivity(config, n_params)
-    events = [RoundEvent(1.0, sigma / sensitivity) for sigma in noise_stds]
+    events = [
+        RoundEvent(1.0, sigma / (2 * update_sensitivity(config, n_params, sigma)))
+        for sigma in noise_stds
+    ]
     return epsilon(events, config.delta, NeighbourRelation.REPLACE_ONE)
 
 

@@ -14,14 +14,14 @@ from typing import Any
 
 from tools.aggregator import privacy
 from tools.aggregator.config import AggregatorConfig, PrivacyMode, PrivacyUnit
-from tools.aggregator.sampling import Population
+from tools.aggregator.sampling import Population, plan
 from tools.aggregator.store import Store
 
 NO_LEDGER = "not reported by firmware"
 
 
 def _figure(value: float) -> float | str:
-    return value if math.isfinite(value) else "unbounded"
+    return value if math.isfinite(value) else "unbounded (updates reach it without noise)"
 
 
 def unit_description(config: AggregatorConfig, enrollment: dict[int, str]) -> tuple[str, str]:
@@ -63,15 +63,19 @@ def privacy_summary(store: Store) -> dict[str, Any]:
     )
     ledgers = [float(v) for v in (store.get_meta("device_ledger") or {}).values()]
     released = store.events()
+    current = plan(config, population) if population.units else None
+    sampling_rate = current.q if current else None
+    sigma = privacy.device_noise_std(config, current.expected_devices) if current else 0.0
     return {
         "mode": str(config.privacy),
         "unit": level,
         "unit_meaning": meaning,
         "neighbouring_relation": privacy.relation(config).name.lower(),
         "sampling": "poisson (CSPRNG, over the registered population)",
+        "sampling_rate": sampling_rate,
         "registered_units": population.units,
         "clip": config.clip,
-        "sensitivity_per_update": privacy.update_sensitivity(config, n_params),
+        "sensitivity_per_update": privacy.update_sensitivity(config, n_params, sigma),
         "noise_multiplier": config.noise_multiplier,
         "delta": config.delta,
         "rounds_released": len(released),
@@ -83,6 +87,15 @@ def privacy_summary(store: Store) -> dict[str, Any]:
         ),
         "epsilon_device_ledger_max": max(ledgers) if ledgers else NO_LEDGER,
     }
+
+
+def profile_counts(store: Store) -> dict[str, int]:
+    """How many devices ran each firmware profile (production / replay). Published as counts:
+    device ids and per-device ledgers stay in the store (operator-only)."""
+    counts: dict[str, int] = {}
+    for device in store.device_profiles():
+        counts[device["profile"]] = counts.get(device["profile"], 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def published_rounds(store: Store) -> list[dict[str, Any]]:
@@ -112,6 +125,7 @@ def write_report(store: Store, report_dir: Path, extra: dict[str, Any] | None = 
         "privacy": summary,
         "rounds": rounds,
         "integrity_problems": store.integrity_check(),
+        "device_profiles": profile_counts(store),
         **(extra or {}),
     }
     path = report_dir / "aggregate.json"
@@ -132,7 +146,7 @@ def privacy_lines(p: dict[str, Any]) -> str:
 
     return (
         f"- unit: **{p['unit']}** — {p['unit_meaning']}; neighbouring relation "
-        f"{p['neighbouring_relation']}; sampling {p['sampling']}\n"
+        f"{p['neighbouring_relation']}; sampling {p['sampling']}, q = {fmt(p['sampling_rate'])}\n"
         f"- ε against consumers of released heads: **{fmt(p['epsilon_against_head_consumers'])}**"
         f" at δ = {p['delta']:g} ({p['rounds_released']} released rounds, "
         f"sensitivity C' = {p['sensitivity_per_update']:.4g} per update)\n"
@@ -146,9 +160,13 @@ def privacy_lines(p: dict[str, Any]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     p = report["privacy"]
     released = sum(r["released"] for r in report["rounds"])
+    profiles = report["device_profiles"]
+    seen = ", ".join(f"{n} {name}" for name, n in profiles.items()) or "none seen"
     return (
         f"# fedhead aggregate — {p['mode']} DP\n\n"
-        f"{report['rounds_committed']} rounds committed, {released} released a head.\n\n"
+        f"{report['rounds_committed']} rounds committed, {released} released a head.\n"
+        f"Device firmware: {seen}"
+        f"{' (replay boards: a declared simulation)' if 'replay' in profiles else ''}.\n\n"
         f"{privacy_lines(p)}\n"
         "![holdout accuracy](aggregate_accuracy.png)\n![epsilon](aggregate_epsilon.png)\n"
     )

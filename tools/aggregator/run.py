@@ -15,7 +15,7 @@ from tools.aggregator.core import Aggregator
 from tools.aggregator.evaluate import Holdout, holdout_from_task
 from tools.aggregator.privacy import BudgetExceededError
 from tools.aggregator.report import write_report
-from tools.aggregator.store import Store
+from tools.aggregator.store import Store, StoreVersionError
 from tools.link.client import DeviceClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,8 +50,11 @@ def load_enrollment(path: Path) -> dict[int, str]:
 
 
 def _console_events(console: Console) -> Callable[[str, dict], None]:
+    shown: set[str] = set()
+
     def show(kind: str, detail: dict) -> None:
-        if kind == "sampling":
+        if kind == "sampling" and detail["note"] not in shown:  # once, not every round
+            shown.add(detail["note"])
             console.print(
                 f"[yellow]sampling: {detail['note']} (accounted with q = {detail['q']:g})"
             )
@@ -78,8 +81,11 @@ def run_aggregate(
 ) -> Path:
     """Run `config.rounds` rounds (resuming the store), write the report; returns its path."""
     console = Console()
+    try:
+        store = Store(store_path)
+    except StoreVersionError as exc:
+        raise SystemExit(str(exc)) from exc
     clients = [DeviceClient.open(url, timeout=2.0, retries=5) for url in ports]
-    store = Store(store_path)
     try:
         aggregator = Aggregator(
             store,
@@ -90,6 +96,10 @@ def run_aggregate(
             on_event=_console_events(console),
             enrollment=enrollment,
         )
+        if not aggregator.population().units:
+            raise SystemExit(
+                "no device answered and none is enrolled: check --port or pass --enrollment"
+            )
         if aggregator.round:
             console.print(f"resuming after committed round {aggregator.round} of {store_path}")
         stopped = _drive(aggregator, config, console, progress)
@@ -160,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", type=Path, default=ROOT / "build/report")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
+        "--simulation",
+        action="store_true",
+        help="declare the run a simulation: replay-profile boards may take part (else refused)",
+    )
+    p.add_argument(
         "--engine",
         choices=["builtin", "flower"],
         default="builtin",
@@ -208,6 +223,7 @@ def config_from_args(args: argparse.Namespace) -> AggregatorConfig:
         lr=args.lr,
         epochs=args.epochs,
         deadline_s=args.deadline,
+        simulation=args.simulation,
     )
 
 

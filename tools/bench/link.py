@@ -69,8 +69,8 @@ def _one_round(url: str, task: str) -> dict[str, float]:
 
 def measure(task: str = "watch") -> dict[str, Any]:
     with ExitStack() as stack:
-        host = stack.enter_context(host_fleet(boards.build("host"), 1))[0]
-        qemu = stack.enter_context(qemu_fleet(boards.build("qemu_m4"), 1))[0]
+        host = stack.enter_context(host_fleet(boards.build("host", profile="replay"), 1))[0]
+        qemu = stack.enter_context(qemu_fleet(boards.build("qemu_m4", profile="replay"), 1))[0]
         on_host = _one_round(host.url, task)
         on_qemu = _one_round(qemu.url, task)
     result: dict[str, Any] = {

@@ -177,8 +177,8 @@ def sim_setup(config: SimConfig, z: float, mode: str, n: int) -> SimSetup:
         {c: f"client-{c}" for c in range(n)}, PrivacyUnit.DEVICE
     )
     plan = sampling.plan(agg, population)
-    scale = float(np.float32(agg.quant_scale))
     sigma = privacy.device_noise_std(agg, plan.expected_devices)
+    scale = privacy.grid_scale(agg, sigma)
     return SimSetup(agg, population, plan, PrivacyParams(agg.clip, sigma, scale, agg.bits), scale)
 
 

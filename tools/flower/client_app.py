@@ -29,8 +29,9 @@ def board(message: Message, context: Context) -> Message:
     try:
         reply = request(_bridge(context), {"op": "info"}, timeout=30.0)
         record = {"device_id": int(reply["device_id"]), "url": str(reply["url"]), "error": ""}
+        record["info"] = unb64(reply["info"])
     except BridgeError as exc:
-        record = {"device_id": -1, "url": "", "error": str(exc)}
+        record = {"device_id": -1, "url": "", "error": str(exc), "info": b""}
     return Message(RecordDict({"board": ConfigRecord(record)}), reply_to=message)
 
 

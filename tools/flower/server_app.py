@@ -25,11 +25,11 @@ from flwr.serverapp import Grid, ServerApp
 from rich.console import Console
 
 from tools.aggregator.config import AggregatorConfig
-from tools.aggregator.core import Aggregator, Outcome
+from tools.aggregator.core import Outcome, RoundEngine, RoundPlan
 from tools.aggregator.evaluate import Holdout
 from tools.aggregator.report import write_report
 from tools.aggregator.run import _drive, _holdout, _initial_head
-from tools.aggregator.store import Store
+from tools.aggregator.store import RoundRow, Store
 from tools.link import messages as m
 from tools.link.client import FetchedUpdate, head_blob
 from tools.link.messages import MessageError
@@ -45,6 +45,8 @@ class RemoteBoard:
     device_id: int
     url: str
     node_id: int | None = None
+    info: m.Info | None = None  # its latest INFO (profile, own ledger, head hash)
+    refusal: str = ""  # why the RoundEngine does not admit it ("" when it may train)
 
 
 @dataclass
@@ -72,8 +74,9 @@ class FlowerJob:
         return cls(**json.loads(Path(path).read_text()))
 
 
-class FlowerAggregator(Aggregator):
-    """An Aggregator that collects each round's updates over Flower's Message API."""
+class FlowerAggregator(RoundEngine):
+    """The aggregator's RoundEngine driven over Flower's Message API: plan_round, one `train`
+    message per selected board, finish_round."""
 
     def __init__(
         self,
@@ -86,40 +89,53 @@ class FlowerAggregator(Aggregator):
         reply_slack_s: float = REPLY_SLACK_S,
         enrollment: dict[int, str] | None = None,
     ) -> None:
+        super().__init__(store, config, initial_head, holdout, None, enrollment)
         self.grid, self.reply_slack_s = grid, reply_slack_s
-        super().__init__(
-            store,
-            config,
-            boards,
-            initial_head,
-            holdout,
-            enrollment=enrollment,  # type: ignore[arg-type]
+        self.boards = {board.device_id: board for board in boards}
+        for board in boards:
+            self._admit(board)
+        self.enroll_if_empty(list(self.boards))
+
+    def _admit(self, board: RemoteBoard) -> None:
+        """Record the board and decide, from its INFO, whether it may train (RoundEngine)."""
+        if board.info is None:
+            return
+        self.store.record_device(
+            board.device_id, board.url, board.info.board_name, board.info.model_sha256
         )
+        board.refusal = self.admit_device(board.device_id, board.info)
 
-    def _identify(self, devices: list[RemoteBoard]) -> dict[int, RemoteBoard]:  # type: ignore[override]
-        """Boards answered HELLO through their bridges already (`wait_for_boards`)."""
-        return {board.device_id: board for board in devices}
+    def run(self, rounds: int | None = None) -> list[RoundRow]:
+        target = rounds if rounds is not None else self.config.rounds
+        records = []
+        while self.round < target:
+            records.append(self.run_round())
+        return records
 
-    def _collect(self, round_id: int, selected: list[int], noise_std: float) -> list[Outcome]:
-        boards: dict[int, RemoteBoard] = self.clients  # type: ignore[assignment]
-        for board in refresh_boards(self.grid, list(boards.values())):
-            boards[board.device_id] = board
-        params = self._train_params(round_id, noise_std)
+    def run_round(self) -> RoundRow:
+        """Plan, ask the selected boards through their SuperNodes, finish (as Aggregator)."""
+        plan = self.plan_round()
+        for board in refresh_boards(self.grid, list(self.boards.values())):
+            self.boards[board.device_id] = board
+            self._admit(board)
+        return self.finish_round(plan, self._collect(plan))
+
+    def _collect(self, plan: RoundPlan) -> list[Outcome]:
         content = ConfigRecord(
             {
                 "head": head_blob(self.w, self.b),
                 "rows": int(self.w.shape[0]),
                 "cols": int(self.w.shape[1]),
                 "head_version": self.head_version,
-                "train": params.pack(),
+                "train": plan.train.pack(),
                 "deadline_s": float(self.config.deadline_s),
             }
         )
         wait_s = self.config.deadline_s + self.reply_slack_s
         messages, by_node = [], {}
-        for device_id in selected:
-            board = boards.get(device_id)
-            if board is None or board.node_id is None:
+        for device_id in plan.selected:
+            board = self.boards.get(device_id)
+            if board is None or board.node_id is None or board.refusal:
                 continue
             by_node[board.node_id] = board
             messages.append(
@@ -128,24 +144,24 @@ class FlowerAggregator(Aggregator):
                     dst_node_id=board.node_id,
                     message_type="train",
                     ttl=wait_s,
-                    group_id=str(round_id),
+                    group_id=str(plan.round),
                 )
             )
         replies: dict[int, Outcome] = {}
-        for reply in self.grid.send_and_receive(messages, timeout=wait_s):
+        for reply in self.grid.send_and_receive(messages, timeout=wait_s) if messages else ():
             board = by_node.get(reply.metadata.src_node_id)
             if board is not None:
                 replies[board.device_id] = self._outcome(board, reply)
-        return [self._missing_or(replies, boards.get(d), d, wait_s) for d in selected]
+        return [self._missing_or(replies, d, wait_s) for d in plan.selected]
 
-    @staticmethod
-    def _missing_or(
-        replies: dict[int, Outcome], board: RemoteBoard | None, device_id: int, wait_s: float
-    ) -> Outcome:
+    def _missing_or(self, replies: dict[int, Outcome], device_id: int, wait_s: float) -> Outcome:
         if device_id in replies:
             return replies[device_id]
+        board = self.boards.get(device_id)
         if board is None:
             return Outcome(device_id, error="not connected")
+        if board.refusal:
+            return Outcome(device_id, error=board.refusal)
         if board.node_id is None:
             return Outcome(device_id, error="offline: no SuperNode serves this board")
         return Outcome(
@@ -160,14 +176,19 @@ class FlowerAggregator(Aggregator):
         if int(record["device_id"]) != device_id:
             return Outcome(device_id, error=f"device_mismatch: answered as {record['device_id']}")
         info = bytes(record["info"])
-        if info:
-            self.record_device(device_id, board.url, m.Info.unpack(info))
+        if info:  # the INFO the board sent before this TRAIN: admitted again (e.g. re-flashed)
+            board.info = m.Info.unpack(info)
+            self._admit(board)
+            if board.refusal:
+                return Outcome(device_id, error=board.refusal)
         if record["error"]:
             return Outcome(device_id, error=str(record["error"]))
         try:
             ready = m.UpdateReady.unpack(bytes(record["ready"]))
         except MessageError as exc:
             return Outcome(device_id, error=f"malformed: {exc}")
+        if board.info is not None and board.info.has(m.Capability.LEDGER):
+            self.note_device_ledger(device_id, ready)
         update = FetchedUpdate(ready, bytes(record["data"]), device_id)
         return Outcome(device_id, update, late=bool(record["late"]))
 
@@ -186,7 +207,8 @@ def query_boards(grid: Grid, node_ids: list[int]) -> dict[int, RemoteBoard]:
         if record["error"]:
             continue
         node = reply.metadata.src_node_id
-        found[node] = RemoteBoard(int(record["device_id"]), str(record["url"]), node)
+        info = m.Info.unpack(bytes(record["info"]))
+        found[node] = RemoteBoard(int(record["device_id"]), str(record["url"]), node, info)
     return found
 
 
@@ -203,7 +225,7 @@ def refresh_boards(grid: Grid, boards: list[RemoteBoard]) -> list[RemoteBoard]:
     for node, found in query_boards(grid, new).items() if new else ():
         for board in boards:
             if board.device_id == found.device_id:
-                board.node_id, board.url = node, found.url
+                board.node_id, board.url, board.info = node, found.url, found.info
                 break
         else:
             first_seen.append(found)

@@ -210,3 +210,66 @@ def test_published_report_has_three_figures_and_no_per_device_data(
     for secret in ('"cohort"', "train_loss", "examples", "dropped", '"100"', "alice"):
         assert secret not in text, secret
     assert "user-level" in (tmp_path / "report" / "aggregate.md").read_text()
+
+
+def test_a_store_from_before_the_ledger_change_is_refused_with_advice(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tools.aggregator.store import StoreVersionError
+
+    old = sqlite3.connect(tmp_path / "old.sqlite")
+    old.execute("CREATE TABLE rounds (round INTEGER PRIMARY KEY, cohort TEXT, epsilon REAL)")
+    old.close()
+    with pytest.raises(StoreVersionError, match=r"older fedhead.*--store"):
+        Store(tmp_path / "old.sqlite")
+
+
+def test_round_engine_without_io_and_the_device_ledger_slot(tmp_path: Path) -> None:
+    """The round logic as a library (no serial link): plan, report back, finish. Firmware
+    that keeps a ledger reports `epsilon_spent`; the report shows the largest."""
+    from types import SimpleNamespace
+
+    from tools.aggregator.core import Outcome, RoundEngine
+    from tools.aggregator.report import privacy_summary
+
+    store = Store(tmp_path / "engine.sqlite")
+    try:
+        config = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, noise_multiplier=2.0)
+        engine = RoundEngine(store, config, (W0, B0), enrollment={1: "a", 2: "a", 3: "b"})
+        plan = engine.plan_round()
+        assert plan.selected == [1, 2, 3] and plan.sampling.devices_per_unit == 2
+        assert plan.train.noise_std == pytest.approx(2.0 / math.sqrt(3))  # z·C/√m, m = 3
+        engine.note_device_ledger(2, SimpleNamespace(epsilon_spent=2.5))
+        record = engine.finish_round(plan, [Outcome(d, error="silent") for d in plan.selected])
+        assert (record.outcome, record.dropped, engine.epsilon) == ("empty", 3, 0.0)
+        summary = privacy_summary(store)
+        assert summary["epsilon_device_ledger_max"] == 2.5
+        assert summary["unit"] == "user-level" and summary["rounds_released"] == 0
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("peers", [10], indirect=True)
+def test_cli_says_when_the_population_is_not_registered(
+    tmp_path: Path, peers: list[PyPeer]
+) -> None:
+    """`python -m tools.aggregator` with 10 ports and --population 1000: says so, q = 1."""
+    from tests.unit.aggregator.test_crash_resume import _launch
+
+    np.savez(tmp_path / "head.npz", w=W0, b=B0)
+    options = ("--privacy", "central", "--population", "1000", "--cohort", "10")
+    process = _launch(peers, tmp_path, 2, *options)
+    try:
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = " ".join(output.decode().split())
+    assert process.returncode == 0, text
+    assert "--population 1000 declared but only 10" in text and "q = 1" in text
+    assert text.count("--population 1000 declared") == 1  # said once, not every round
+    assert "no enrollment: registered the 10 connected devices" in text
+    report = json.loads((tmp_path / "report" / "aggregate.json").read_text())
+    assert report["privacy"]["sampling_rate"] == 1.0
+    assert report["epsilon"] == pytest.approx(_gaussian_epsilon([1 / _c_prime()] * 2))

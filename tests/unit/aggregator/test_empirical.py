@@ -26,8 +26,8 @@ def _shares(
     config: AggregatorConfig, deltas: np.ndarray, expected: float, clip: float
 ) -> np.ndarray:
     """What the devices send: each Δ privatized by the device's twin (fresh OS entropy)."""
-    scale = float(np.float32(config.quant_scale))
     sigma = privacy.device_noise_std(config, expected)
+    scale = privacy.grid_scale(config, sigma)
     params = PrivacyParams(clip, sigma, scale, 32)
     return np.stack(
         [dequantize(privatize(d, params, Rng(secrets.token_bytes(32)))[0], scale) for d in deltas]
@@ -56,7 +56,8 @@ def test_released_noise_std_is_what_the_accountant_is_told(
     config = AggregatorConfig(privacy=PrivacyMode(mode), noise_multiplier=z, clip=CLIP)
     released = _released_sum(config, np.zeros((received, size)), expected)
     event = privacy.round_event(config, 1.0, expected, received, size)
-    declared_std = event.noise_multiplier * privacy.update_sensitivity(config, size)
+    sigma = privacy.device_noise_std(config, expected)
+    declared_std = event.noise_multiplier * privacy.update_sensitivity(config, size, sigma)
     assert released.std() == pytest.approx(declared_std, rel=0.02)
     full = z * CLIP * (1.0 if mode == "central" else math.sqrt(received / expected))
     assert declared_std == pytest.approx(full, rel=1e-12)  # z·C, or its dropout share
@@ -110,3 +111,23 @@ def test_canary_is_not_revealed_beyond_epsilon(mode: str, neighbour: str) -> Non
     leaky = AggregatorConfig(privacy=PrivacyMode(mode), noise_multiplier=0.25, clip=CLIP)
     without, with_canary = _canary_trials(leaky, neighbour, 4000)
     assert _epsilon_lower_bound(without, with_canary, declared.delta) > epsilon
+
+
+def test_distributed_noise_reveals_participation_as_documented() -> None:
+    """The caveat of docs/PRIVACY.md, measured: a distributed sum's noise comes from the shares
+    that arrived, so its variance over P = 343 coordinates tells 2 shares from 3 — the
+    add/remove distinction the figure does not cover (a unit that sends nothing at all). The
+    same audit against the claimed ε (z = 2, one round) finds far more than it allows."""
+    from tools.fedref.privacy import privatize_many
+
+    config = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, noise_multiplier=2.0, clip=CLIP)
+    expected, n_params, trials = 3.0, 343, 1500
+    sigma = privacy.device_noise_std(config, expected)
+    scale = privacy.grid_scale(config, sigma)
+    params = PrivacyParams(CLIP, sigma, scale, 32)
+    rng = np.random.default_rng(secrets.randbits(128))
+    zeros = np.zeros((trials * 3, n_params))
+    shares = dequantize(privatize_many(zeros, params, rng), scale).reshape(trials, 3, n_params)
+    variance = [np.mean(shares[:, :k].sum(axis=1) ** 2, axis=1) for k in (2, 3)]
+    claimed = privacy.ledger_epsilon(config, [privacy.round_event(config, 1.0, 3.0, 3, n_params)])
+    assert _epsilon_lower_bound(variance[0], variance[1], config.delta) > claimed

@@ -34,6 +34,7 @@ def test_report_has_the_keys_of_issue_7(report: dict) -> None:
     assert set(report["federated"]) >= {"pretrain_acc", "global_acc_by_round", "personal_acc"}
     assert set(report["bytes"]) == {"up_per_device", "down_per_device"}
     assert (report["task"], report["board"]) == ("watch", "host")
+    assert (report["profile"], report["simulation"]) == ("replay", True)
 
 
 def test_numbers_agree_with_each_other(report: dict) -> None:
@@ -66,7 +67,7 @@ def test_epsilon_is_user_level_and_what_dp_accounting_says(report: dict) -> None
     assert math.isclose(p["epsilon"], accountant.get_epsilon(p["delta"]), rel_tol=1e-9)
     assert p["epsilon"] == pytest.approx(30.31, abs=0.01)
     # the aggregator sees each update with σ = z·C/√6 only: weak on its own (no SecAgg)
-    assert isinstance(p["epsilon_against_aggregator_worst_unit"], float)
+    assert isinstance(p["epsilon_against_aggregator_worst_unit"], float) and p["sampling_rate"] == 1
     assert p["epsilon_against_aggregator_worst_unit"] > p["epsilon"]
     assert isinstance(p["epsilon_device_ledger_max"], (float, str))
 

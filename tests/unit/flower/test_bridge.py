@@ -20,7 +20,7 @@ from tools.link import messages as m
 
 @pytest.fixture
 def bridge(tmp_path: Path):
-    with host_fleet(build_host_firmware(), 1, first_id=7) as devices:
+    with host_fleet(build_host_firmware("replay"), 1, first_id=7) as devices:
         served = Bridge(devices[0].url, tmp_path / "board.sock").start()
         try:
             yield served

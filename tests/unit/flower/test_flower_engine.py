@@ -46,6 +46,7 @@ CONFIG = AggregatorConfig(
     lr=0.1,
     deadline_s=10.0,
     train_seed=7,
+    simulation=True,  # replay boards (host windows, seeded TRAIN) take part
 )
 
 pytestmark = pytest.mark.timeout(600)
@@ -107,7 +108,7 @@ def _trains_received(work: Path, device: VirtualDevice) -> int:
 
 
 def test_flower_engine_matches_builtin_and_survives_a_killed_gateway(tmp_path: Path) -> None:
-    firmware = build_host_firmware()
+    firmware = build_host_firmware("replay")
     builtin_store = tmp_path / "builtin.sqlite"
     _builtin_engine(firmware, builtin_store, rounds=3)
 
