@@ -397,3 +397,22 @@ def bench(c: Context, task: str = "watch", only: str = "") -> None:
 
     ensure_trained(task)
     run(task, tuple(s for s in only.split(",") if s))
+
+
+@task(
+    help={
+        "seconds": "fuzzing time per target (default 60)",
+        "target": "decoder, device-replay or device-production (default: all three)",
+        "seeds": "rewrite the seed corpus in tests/fuzz/corpus/ from tools/link first",
+    }
+)
+def fuzz(c: Context, seconds: int = 60, target: str = "", seeds: bool = False) -> None:
+    """Fuzz the frame decoder and the device message handler (libFuzzer, ASan/UBSan).
+
+    Builds each target with clang -fsanitize=fuzzer,address,undefined, starts from
+    tests/fuzz/corpus/<target>/, prints executions and crashes; crash inputs are kept in
+    build/fuzz/<target>/crashes/ (add a fixed one to the corpus as a reproducer)."""
+    from tools.fuzz.run import fuzz_targets
+
+    if not fuzz_targets(seconds, [target] if target else [], rewrite_seeds=seeds):
+        raise SystemExit(1)
