@@ -23,9 +23,9 @@ import numpy as np
 
 from tools.aggregator.keys import ensure_session
 from tools.aggregator.store import UpdateRow
-from tools.link.client import DeviceClient, FetchedUpdate, head_sha256
-from tools.link.errors import LinkError, PortGoneError
-from tools.link.messages import Capability, Train, UpdateReady
+from tools.link.client import DeviceClient, FetchedUpdate
+from tools.link.errors import LinkError
+from tools.link.messages import Capability, Info, Train, UpdateReady
 from tools.secagg.server import SecAggAbortError, SecAggRound
 
 if TYPE_CHECKING:
@@ -53,29 +53,31 @@ def default_threshold(n: int) -> int:
 
 
 def _train_only(agg: Aggregator, client: DeviceClient, params: Train, deadline: float) -> Outcome:
-    """HELLO, admission, head push, TRAIN, wait for UPDATE_READY — never UPDATE_GET. The
-    Outcome carries the metadata only (data b"")."""
+    """The round's device side (core.device_round) without UPDATE_GET: the Outcome carries
+    the UPDATE_READY metadata only (data b"")."""
+    from tools.aggregator.core import device_round  # core imports this module
+
     device_id = client.device_id
     try:
         if not ensure_session(client, agg.keys):
             return _outcome(device_id, error="not enrolled with this aggregator: invoke provision")
-        info = client.hello()
-        agg.store.record_device(device_id, client.transport.url, info.board_name, info.model_sha256)
-        refusal = agg.admit_device(device_id, info)
-        if refusal:
-            return _outcome(device_id, error=refusal)
-        if info.head_sha256 != head_sha256(agg.w, agg.b):
-            client.install_head(agg.w, agg.b, agg.head_version)
-            agg.on_event("head_pushed", {"device": device_id})
-        client.train(params)
-        ready = client.wait_update_ready(params.round, max(0.0, deadline - time.monotonic()))
-        if info.has(Capability.LEDGER):
-            agg.note_device_ledger(device_id, ready)
-    except PortGoneError as exc:
-        return _outcome(device_id, error=f"port_gone: {exc}")
     except LinkError as exc:
         return _outcome(device_id, error=f"{type(exc).__name__}: {exc}")
-    return _outcome(device_id, FetchedUpdate(ready, b"", device_id))
+
+    def admit(info: Info) -> str:
+        agg.store.record_device(device_id, client.transport.url, info.board_name,
+                                info.model_sha256)  # fmt: skip
+        return agg.admit_device(device_id, info)
+
+    result = device_round(
+        client, agg.w, agg.b, agg.head_version, params, deadline, admit, fetch=False
+    )
+    if result.head_pushed:
+        agg.on_event("head_pushed", {"device": device_id})
+    ledger = result.info is not None and result.info.has(Capability.LEDGER)
+    if result.update is not None and ledger:
+        agg.note_device_ledger(device_id, result.update.ready)
+    return _outcome(device_id, result.update, result.error)
 
 
 def _metadata_problem(agg: Aggregator, ready: UpdateReady, params: Train) -> str:
