@@ -18,6 +18,7 @@ from tests.firmware.conftest import ReplayData, assert_clean_exit
 from tests.firmware.test_hostile_input import RawLink, _expect_nack, _nacks, _send_blob
 from tests.support.cbuild import SANITIZER_ENV
 from tools.fleet import VirtualDevice, start_host_device, write_sensor_file
+from tools.link import crypto
 from tools.link import frame as fr
 from tools.link import messages as m
 from tools.link.client import DeviceClient, head_blob, head_bound_error
@@ -27,6 +28,7 @@ from tools.link.transport import open_transport
 
 MAX_EPOCHS = 0xFFFF  # TRAIN.epochs is a u16; the policy's work limit allows fewer
 RESET_DEADLINE_S = 1.0
+SERVER_SECRET = bytes(range(80, 112))  # the test aggregator's X25519 key
 
 
 @pytest.fixture
@@ -72,9 +74,12 @@ def _train_then_reset(
     window = replay.windows[0].tobytes()
     sample = m.Sample(m.SAMPLE_LABELLED, 1, len(window), window).pack()
     raw = RawLink(client)
+    train_frame = fr.Frame(MsgType.TRAIN, train.pack(), client.device_id, 1000)
+    if client.session is not None:  # an enrolled (production) board takes TRAIN sealed only
+        train_frame = client.session.seal(train_frame)
     start = time.monotonic()
     raw.transport.write(
-        raw.frame(MsgType.TRAIN, train.pack(), seq=1000)
+        fr.encode_frame(train_frame)
         + raw.frame(MsgType.HELLO, seq=1001)
         + raw.frame(MsgType.SAMPLE, sample, seq=1002)
         + raw.frame(MsgType.RESET, seq=1003)
@@ -158,6 +163,8 @@ def test_production_board_answers_reset_during_its_longest_train(
         with DeviceClient.open(device.url, timeout=5.0) as client:
             info = client.hello()
             assert not info.is_replay
+            client.enroll(crypto.x25519_public(SERVER_SECRET))  # TRAIN only from its server
+            client.start_session(SERVER_SECRET)
             epochs = min(MAX_EPOCHS, info.policy_max_work // info.capacity)
             _train_then_reset(client, replay, epochs, "production host: 256 examples")
             assert client.hello().releases == 0  # the interrupted round was not charged
