@@ -34,10 +34,14 @@ def assert_weights_match(c_out, w, b):
 CASES = {
     "plain-64x10": (64, 10, TrainParams(lr=0.1, epochs=5, batch=8)),
     "momentum-wd-32x7": (
-        32, 7, TrainParams(lr=0.05, epochs=5, batch=16, momentum=0.9, weight_decay=1e-3)
+        32,
+        7,
+        TrainParams(lr=0.05, epochs=5, batch=16, momentum=0.9, weight_decay=1e-3),
     ),
     "example-clip-64x7": (
-        64, 7, TrainParams(lr=0.2, epochs=5, batch=5, momentum=0.5, example_clip=0.5)
+        64,
+        7,
+        TrainParams(lr=0.2, epochs=5, batch=5, momentum=0.5, example_clip=0.5),
     ),
     "batch-larger-than-n": (16, 3, TrainParams(lr=0.3, epochs=5, batch=100)),
 }
@@ -51,8 +55,9 @@ def test_c_and_python_agree_after_5_epochs(case):
     w, b, res = head.train(w0, b0, emb, labels, params, Rng.from_u64(42))
     assert c_out.status == 0
     assert_weights_match(c_out, w, b)
-    # Stronger than required: same operation order and glibc exp/log on both sides make the
-    # results bit-identical here; a drift in either implementation's order shows up at once.
+    # Stronger than required: the same operation order and the same float32 exp/log
+    # (fc_expf/fc_logf, replayed in numpy) make the results bit-identical; a drift in either
+    # implementation's order shows up at once.
     assert np.array_equal(c_out.w, w) and np.array_equal(c_out.b, b)
     assert not np.array_equal(w, w0)  # it did train
     assert (c_out.examples, c_out.steps) == (res.examples, res.steps)

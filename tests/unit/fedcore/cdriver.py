@@ -78,6 +78,13 @@ def clip(x: np.ndarray, bound: float) -> tuple[bool, np.ndarray]:
     return bool(struct.unpack_from("<I", out)[0]), np.frombuffer(out, dtype="<f4", offset=4)
 
 
+def exp_log(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fc_expf(x), fc_logf(x)) element-wise."""
+    x = np.asarray(x, dtype="<f4")
+    out = np.frombuffer(run(["explog"], struct.pack("<I", x.size) + x.tobytes()), dtype="<f4")
+    return out[0::2], out[1::2]
+
+
 @dataclass
 class CTrainResult:
     status: int
@@ -102,9 +109,7 @@ def train(
     d, c = w.shape
     n = len(labels)
     head = struct.pack("<6I", d, c, n, capacity, params.epochs, params.batch)
-    head += struct.pack(
-        "<4f", params.lr, params.momentum, params.weight_decay, params.example_clip
-    )
+    head += struct.pack("<4f", params.lr, params.momentum, params.weight_decay, params.example_clip)
     body = np.asarray(w, "<f4").tobytes() + np.asarray(b, "<f4").tobytes()
     for e, y in zip(np.asarray(embeddings, "<f4"), labels, strict=True):
         body += e.tobytes() + struct.pack("<I", int(y))

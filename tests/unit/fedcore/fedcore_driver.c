@@ -175,6 +175,21 @@ static int cmd_clip(void)
     return 0;
 }
 
+/* explog: stdin n (u32), x[n] (f32) -> fc_expf(x)[n], fc_logf(x)[n]. */
+static int cmd_explog(void)
+{
+    uint32_t n;
+    read_exact(&n, 4);
+    for (uint32_t i = 0; i < n; i++) {
+        float x, out[2];
+        read_exact(&x, 4);
+        out[0] = fc_expf(x);
+        out[1] = fc_logf(x);
+        write_all(out, sizeof out);
+    }
+    return 0;
+}
+
 /* train SEED: stdin d, c, n, capacity, epochs, batch (u32 each), lr, momentum, weight_decay,
  * example_clip (f32), w[d*c], b[c], then n examples (emb[d] f32, label u32), added in order
  * to a ring of `capacity` slots -> status (i32), loss, acc (f32), examples, steps (u32),
@@ -227,7 +242,7 @@ static int cmd_train(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s rng|u01|below|chacha|sround|dgauss|privatize|clip|train ...\n",
+        fprintf(stderr, "usage: %s rng|u01|below|chacha|sround|dgauss|privatize|clip|train|explog ...\n",
                 argv[0]);
         return 2;
     }
@@ -241,6 +256,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "privatize")) return cmd_privatize(argc, argv);
     if (!strcmp(cmd, "clip")) return cmd_clip();
     if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
+    if (!strcmp(cmd, "explog")) return cmd_explog();
     fprintf(stderr, "unknown command %s\n", cmd);
     return 2;
 }
