@@ -262,17 +262,20 @@ def hil(c: Context, port: str = "", board: str = "esp32") -> None:
         "cohort": "clients per round (default 100)",
         "noise": "comma-separated noise multipliers z, 0 = no noise (default 0,0.5,1,2)",
         "clip": "C: L2 bound of each client's delta (default 0.5)",
+        "bits": "UPDATE value width 8/16/32 with the aggregator's scale rule; 0 = float deltas "
+        "(default 8)",
     }
 )
 def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 20,
-             cohort: int = 100, noise: str = "0,0.5,1,2", clip: float = 0.5) -> None:
+             cohort: int = 100, noise: str = "0,0.5,1,2", clip: float = 0.5,
+             bits: int = 8) -> None:
     """Simulate thousands of clients with the vectorized twins: accuracy vs ε curves.
 
     Writes build/report/simulate.json and simulate.png."""
     from tools.fleet.simulator import SimConfig, run_simulation
 
     config = SimConfig(task=task, clients=clients, rounds=rounds, cohort=cohort, clip=clip,
-                       noise_multipliers=tuple(float(z) for z in noise.split(",")))
+                       noise_multipliers=tuple(float(z) for z in noise.split(",")), bits=bits)
     report = run_simulation(config)
     print(f"{report['config']['clients']} clients, initial accuracy {report['initial_acc']:.3f}; "
           f"see build/report/simulate.png ({report['wall_s']:.0f} s)")

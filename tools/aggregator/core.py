@@ -93,12 +93,15 @@ class Aggregator:
         round_id, started = self.round + 1, time.time()
         cohort = self._cohort(round_id)
         population = self.config.population or len(self.devices)
-        planned = privacy.round_event(self.config, population, len(cohort), len(cohort))
+        n_params = self.w.size + self.b.size
+        planned = privacy.round_event(
+            self.config, population, len(cohort), len(cohort), n_params
+        )
         privacy.check_budget(self.config, self.store.events(), planned)
         self.on_event("round_start", {"round": round_id, "cohort": len(cohort)})
         outcomes = self._collect(round_id, cohort)
         rows, deltas, weights = self._validate(round_id, outcomes)
-        event = privacy.round_event(self.config, population, len(cohort), len(deltas))
+        event = privacy.round_event(self.config, population, len(cohort), len(deltas), n_params)
         new_head = self._aggregate(deltas, weights)
         record = RoundRow(
             round=round_id,
@@ -144,7 +147,7 @@ class Aggregator:
             example_clip=c.example_clip,
             clip=c.clip,
             noise_std=privacy.device_noise_std(c, cohort_size),
-            scale=c.quant_scale,
+            scale=c.quant_scale_for(privacy.device_noise_std(c, cohort_size)),
             bits=c.bits,
         )
 

@@ -52,15 +52,20 @@ def central_noise(config: AggregatorConfig, size: int) -> np.ndarray:
 
 
 def round_event(
-    config: AggregatorConfig, population: int, cohort: int, received: int
+    config: AggregatorConfig, population: int, cohort: int, received: int, n_params: int = 0
 ) -> RoundEvent | None:
     """The event this round adds to the ledger; None when the mode spends nothing.
 
     Distributed mode: only `received` of `cohort` noise shares arrive, so the sum's noise is
-    z·√(received/cohort); accounting uses that smaller multiplier, never the planned one."""
+    z·√(received/cohort); accounting uses that smaller multiplier, never the planned one.
+    With `n_params` given, z is taken relative to the quantized update's true L2 bound
+    C + scale·√P (stochastic rounding moves each of the P values by less than one step)."""
     if config.privacy == PrivacyMode.NONE:
         return None
     z = config.noise_multiplier
+    if n_params:
+        scale = config.quant_scale_for(device_noise_std(config, cohort))
+        z *= config.clip / (config.clip + scale * math.sqrt(n_params))
     if config.privacy == PrivacyMode.DISTRIBUTED:
         z *= math.sqrt(received / cohort) if cohort else 0.0
     if config.privacy == PrivacyMode.LOCAL:

@@ -278,6 +278,9 @@ def _summary(config: DemoConfig, chosen: list[DeviceData], fed: list[DeviceData]
         "privacy": {
             "mode": config.privacy, "clip": config.clip,
             "noise_multiplier": config.noise_multiplier,
+            # z relative to the quantized update's L2 bound C + scale·√P (docs/PRIVACY.md)
+            "accounted_noise_multiplier": next(
+                (e.noise_multiplier for e in aggregator.store.events()), None),
             "epsilon": None if config.privacy == "none" else epsilon_by_round[-1],
             "delta": config.delta, "epsilon_by_round": epsilon_by_round,
             "unit": "device (each wrist of a user is its own device)",

@@ -19,6 +19,7 @@ FLAG_CLIPPED = 0x01
 FLAG_SATURATED = 0x02
 MAX_SIGMA_INT = 1048576.0
 _Q_CLAMP = 2**40
+NOISE_TAILS = 5.0  # device-noise standard deviations the quantization grid leaves room for
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,23 @@ class PrivacyParams:
     def sigma_int(self) -> float:
         """Noise standard deviation in grid units, computed as the C code does (double)."""
         return float(F32(self.noise_std)) / float(F32(self.scale))
+
+
+def quantization_scale(clip: float, noise_std: float, bits: int, summands: int = 1) -> float:
+    """The grid step s of UPDATE values (docs/PRIVACY.md, "Choosing the scale").
+
+    A clipped Δ has no coordinate above C (|x_i| <= ||x|| <= C), so C + 5σ, mapped to
+    L = floor((2^(bits-1) - 1) / summands) steps, keeps each value within ±L except when the
+    device's own noise exceeds 5σ (probability 5.7e-7 per coordinate). With `summands` = n
+    the sum of n such values stays within ±(2^(bits-1) - 1): a secure-aggregation modulus
+    of 2^bits then recovers the sum exactly. The result is rounded to float32 (its wire form).
+    """
+    if bits not in (8, 16, 32) or summands < 1 or not clip > 0 or noise_std < 0:
+        raise ValueError("need bits in 8/16/32, summands >= 1, clip > 0, noise_std >= 0")
+    levels = ((1 << (bits - 1)) - 1) // summands
+    if levels < 1:
+        raise ValueError(f"{summands} summands do not fit in {bits}-bit values")
+    return float(F32((clip + NOISE_TAILS * noise_std) / levels))
 
 
 def l2_norm(x: np.ndarray) -> float:

@@ -43,6 +43,7 @@ class SimConfig:
     epochs: int = 2
     batch: int = 8
     seed: int = 0
+    bits: int = 8  # UPDATE value width (the aggregator's default); 0: unquantized float deltas
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,22 @@ def _clip_all(deltas: np.ndarray, clip: float) -> np.ndarray:
     return np.stack([clip_l2(d, clip)[0] for d in deltas])
 
 
+def _quantize_all(deltas: np.ndarray, clip: float, bits: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """What the host decodes: unbiased stochastic rounding to the aggregator's grid
+    (quantization_scale; central mode adds no device noise), saturated to `bits`."""
+    from tools.fedref.privacy import quantization_scale
+
+    if bits == 0:
+        return deltas
+    scale = np.float32(quantization_scale(clip, 0.0, bits))
+    y = deltas / scale
+    low = np.floor(y)
+    q = low + (rng.random(y.shape) < (y - low))
+    hi = (1 << (bits - 1)) - 1
+    return (np.clip(q, -hi - 1, hi) * scale).astype(np.float32)
+
+
 def simulate_one(config: SimConfig, clients: Clients, z: float,
                  w0: np.ndarray, b0: np.ndarray) -> dict[str, Any]:
     """R rounds of DP-FedAvg with noise multiplier z (0: no noise); accuracy and ε by round."""
@@ -144,7 +161,7 @@ def simulate_one(config: SimConfig, clients: Clients, z: float,
 
     mode = PrivacyMode.CENTRAL if z > 0 else PrivacyMode.NONE
     agg = AggregatorConfig(privacy=mode, noise_multiplier=z or 1.0, clip=config.clip,
-                           delta=config.delta)
+                           delta=config.delta, bits=config.bits or 8)
     params = TrainParams(lr=config.lr, epochs=config.epochs, batch=config.batch)
     n = len(clients.train_y)
     cohort = min(config.cohort, n)
@@ -158,12 +175,13 @@ def simulate_one(config: SimConfig, clients: Clients, z: float,
         wl, bl, _, _ = train_many(w, b, [clients.train_emb[c] for c in chosen],
                                   [clients.train_y[c] for c in chosen], params, streams)
         deltas = np.concatenate([(wl - w).reshape(cohort, -1), bl - b], axis=1)
-        total = _clip_all(deltas, config.clip).astype(np.float64).sum(axis=0)
+        sent = _quantize_all(_clip_all(deltas, config.clip), config.clip, config.bits, rng)
+        total = sent.astype(np.float64).sum(axis=0)
         total += privacy.central_noise(agg, total.size)
         mean = (total / cohort).astype(np.float32)
         w = w + mean[: w.size].reshape(w.shape)
         b = b + mean[w.size:]
-        event = privacy.round_event(agg, n, cohort, cohort)
+        event = privacy.round_event(agg, n, cohort, cohort, (w.size + b.size) * bool(config.bits))
         if event is not None:
             events.append(event)
         epsilon.append(privacy.epsilon(events, config.delta) if events else None)

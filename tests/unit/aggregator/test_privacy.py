@@ -99,3 +99,12 @@ def test_config_refuses_unsound_combinations() -> None:
         AggregatorConfig(privacy=PrivacyMode.CENTRAL, weighted=True).check()
     with pytest.raises(ValueError, match="not a sum"):
         AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, strategy="median").check()
+
+
+def test_accounting_charges_the_rounding_growth_of_the_quantized_update():
+    config = AggregatorConfig(privacy=PrivacyMode.CENTRAL, noise_multiplier=1.0, clip=0.5, bits=8)
+    plain = privacy.round_event(config, 100, 10, 10)
+    quantized = privacy.round_event(config, 100, 10, 10, n_params=343)
+    growth = config.quant_scale * math.sqrt(343)  # C + s·√P bounds the decoded update
+    assert quantized.noise_multiplier == pytest.approx(1.0 * 0.5 / (0.5 + growth))
+    assert privacy.epsilon([quantized], 1e-5) > privacy.epsilon([plain], 1e-5)

@@ -52,7 +52,9 @@ def test_numbers_agree_with_each_other(report: dict) -> None:
 def test_epsilon_is_what_dp_accounting_says(report: dict) -> None:
     p = report["privacy"]
     accountant = dp_accounting.rdp.RdpAccountant()
-    event = dp_accounting.GaussianDpEvent(p["noise_multiplier"])  # every device, every round
+    # every device, every round; z relative to the 8-bit update's bound C + s·√P
+    assert p["accounted_noise_multiplier"] < p["noise_multiplier"]
+    event = dp_accounting.GaussianDpEvent(p["accounted_noise_multiplier"])
     accountant.compose(dp_accounting.SelfComposedDpEvent(event, report["rounds"]))
     assert math.isclose(p["epsilon"], accountant.get_epsilon(p["delta"]), rel_tol=1e-9)
 

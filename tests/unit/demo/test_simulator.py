@@ -8,6 +8,7 @@ import math
 import dp_accounting
 import numpy as np
 
+from tools.fedref.privacy import quantization_scale
 from tools.fleet.simulator import SimConfig, load_clients, simulate_one
 
 
@@ -25,7 +26,10 @@ def test_watch_simulation_learns_and_accounts() -> None:
     assert clean["accuracy_by_round"][-1] > initial  # federated k-shot data helps the head
     q = config.cohort / len(clients.train_y)
     accountant = dp_accounting.rdp.RdpAccountant()
-    sampled = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(1.0))
+    # z relative to the 8-bit update's L2 bound C + s·√P (docs/PRIVACY.md)
+    scale = quantization_scale(config.clip, 0.0, config.bits)
+    z = config.clip / (config.clip + scale * math.sqrt(w0.size + b0.size))
+    sampled = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z))
     accountant.compose(dp_accounting.SelfComposedDpEvent(sampled, 6))
     assert math.isclose(noisy["epsilon_by_round"][-1], accountant.get_epsilon(config.delta),
                         rel_tol=1e-9)
