@@ -153,6 +153,12 @@ def _quantize_all(deltas: np.ndarray, clip: float, bits: int,
 def simulate_one(config: SimConfig, clients: Clients, z: float,
                  w0: np.ndarray, b0: np.ndarray) -> dict[str, Any]:
     """R rounds of DP-FedAvg with noise multiplier z (0: no noise); accuracy and ε by round."""
+    return federate(config, clients, z, w0, b0)[0]
+
+
+def federate(config: SimConfig, clients: Clients, z: float, w0: np.ndarray,
+             b0: np.ndarray) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """simulate_one's curves, and the final global head (w, b)."""
     from tools.aggregator import privacy
     from tools.aggregator.config import AggregatorConfig, PrivacyMode
     from tools.fedref.batch import train_many
@@ -187,7 +193,8 @@ def simulate_one(config: SimConfig, clients: Clients, z: float,
         epsilon.append(privacy.epsilon(events, config.delta) if events else None)
         logits = clients.test_emb @ w + b
         accuracy.append(float(np.mean(np.argmax(logits, axis=1) == clients.test_y)))
-    return {"noise_multiplier": z, "accuracy_by_round": accuracy, "epsilon_by_round": epsilon}
+    curves = {"noise_multiplier": z, "accuracy_by_round": accuracy, "epsilon_by_round": epsilon}
+    return curves, w, b
 
 
 def run_simulation(config: SimConfig) -> dict[str, Any]:
