@@ -206,6 +206,32 @@ def train(
     return w, b, result
 
 
+def imprint(
+    w: np.ndarray, b: np.ndarray, embeddings: np.ndarray, labels: np.ndarray, strength: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Twin of fc_head_imprint on examples given oldest first: W[:, k] += s * mean_k and
+    b[k] -= (s / 2) * |mean_k|^2 for every class k with examples (float32, C order)."""
+    strength = F32(strength)
+    if not math.isfinite(strength) or strength < 0:
+        raise ValueError(f"imprint strength must be finite and >= 0, got {strength}")
+    emb = np.asarray(embeddings, dtype=F32)
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        raise ValueError("no examples")
+    w, b = np.array(w, dtype=F32), np.array(b, dtype=F32)
+    half = F32(0.5) * strength
+    for k in range(w.shape[1]):
+        rows = emb[labels == k]
+        if len(rows) == 0:
+            continue
+        mean = seq_sum(rows, start=np.zeros(w.shape[0], F32)) / F32(len(rows))
+        w[:, k] = w[:, k] + strength * mean
+        b[k] = b[k] - half * seq_sum(mean * mean, start=F32(0))
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+        raise ValueError("imprinting overflowed")
+    return w, b
+
+
 def delta(w_local: np.ndarray, b_local: np.ndarray, w_global: np.ndarray, b_global: np.ndarray):
     """Flat Δ = local - global: W row-major then b (fc_head_delta, the UPDATE order)."""
     return np.concatenate([(w_local - w_global).reshape(-1), b_local - b_global]).astype(F32)

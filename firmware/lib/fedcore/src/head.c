@@ -355,6 +355,54 @@ int fc_head_train(fc_head_t *head, const fc_examples_t *examples, const fc_train
     return FC_OK;
 }
 
+int fc_head_imprint(fc_head_t *head, const fc_examples_t *examples, float strength,
+                    fc_train_workspace_t *ws)
+{
+    if (!isfinite(strength)) {
+        return FC_ERR_NONFINITE;
+    }
+    if (!(strength >= 0.0f)) {
+        return FC_ERR_PARAM;
+    }
+    if (head->d != examples->d || head->c != examples->c) {
+        return FC_ERR_SHAPE;
+    }
+    const uint16_t n = fc_examples_count(examples), d = head->d, c = head->c;
+    if (n == 0) {
+        return FC_ERR_NO_DATA;
+    }
+    const size_t nw = (size_t)d * c;
+    float *sums = ws->gw; /* class sums, d x c like W */
+    float *counts = ws->gb;
+    memset(sums, 0, nw * sizeof(float));
+    memset(counts, 0, c * sizeof(float));
+    for (uint16_t i = 0; i < n; i++) {
+        uint8_t y;
+        const float *e = fc_examples_get(examples, i, &y);
+        for (uint16_t j = 0; j < d; j++) {
+            sums[(size_t)j * c + y] += e[j];
+        }
+        counts[y] += 1.0f;
+    }
+    const float half_strength = 0.5f * strength;
+    for (uint16_t k = 0; k < c; k++) {
+        if (counts[k] == 0.0f) {
+            continue; /* no prototype for a class the device has not seen */
+        }
+        float norm2 = 0.0f;
+        for (uint16_t j = 0; j < d; j++) {
+            const float mean = sums[(size_t)j * c + k] / counts[k];
+            head->w[(size_t)j * c + k] += strength * mean;
+            norm2 += mean * mean;
+        }
+        head->b[k] -= half_strength * norm2;
+    }
+    if (!all_finite(head->w, nw) || !all_finite(head->b, c)) {
+        return FC_ERR_NONFINITE;
+    }
+    return FC_OK;
+}
+
 size_t fc_head_delta(const fc_head_t *local, const fc_head_t *global, float *delta)
 {
     if (local->d != global->d || local->c != global->c) {

@@ -116,6 +116,22 @@ int fc_train_params_check(const fc_train_params_t *params);
 int fc_head_train(fc_head_t *head, const fc_examples_t *examples, const fc_train_params_t *params,
                   fc_rng_t *rng, fc_train_workspace_t *ws, fc_train_result_t *result);
 
+/* Weight imprinting: add each class's prototype, the mean embedding of the examples held for
+ * it, as a nearest-class-mean classifier scaled by `strength` (>= 0):
+ *   sum_k = sum of e over the examples of class k, oldest first (float32, in that order)
+ *   n_k = number of those examples (float32); classes with n_k = 0 are left unchanged
+ *   mean_j = sum_kj / n_k;  W[j][k] += strength * mean_j;  norm2 += mean_j * mean_j (j in order)
+ *   b[k] -= (0.5f * strength) * norm2
+ * so that logit_k gains strength * (e . mean_k - |mean_k|^2 / 2), i.e. -strength/2 times the
+ * squared distance to mean_k up to a term equal for every class. Starting personalization from
+ * the global head plus these prototypes serves the user from the first example and lets
+ * training correct it (docs/EVALUATION.md). Uses ws->gw and ws->gb as scratch.
+ * FC_ERR_NONFINITE for a NaN/Inf strength (head unchanged) or result (the caller restores the
+ * head, as after fc_head_train), FC_ERR_PARAM for strength < 0, FC_ERR_SHAPE / FC_ERR_NO_DATA as
+ * fc_head_train. */
+int fc_head_imprint(fc_head_t *head, const fc_examples_t *examples, float strength,
+                    fc_train_workspace_t *ws);
+
 /* delta = local - global, flat (W row-major then b); both heads must have the same dims.
  * Returns the number of parameters written, 0 on a shape mismatch. */
 size_t fc_head_delta(const fc_head_t *local, const fc_head_t *global, float *delta);
