@@ -28,8 +28,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tools.demo.device_eval import LocalTraining
 
 console = Console()
-METRICS = ("global_acc", "personal_acc", "local_only_acc")
-PAIRS = (("personal_acc", "local_only_acc"), ("personal_acc", "global_acc"))
+METRICS = ("global_acc", "personal_acc", "local_only_acc", "finetune_acc")
+PAIRS = (
+    ("personal_acc", "local_only_acc"),
+    ("personal_acc", "global_acc"),
+    ("finetune_acc", "local_only_acc"),
+)
 
 
 @dataclass(frozen=True)
@@ -201,13 +205,30 @@ def _accuracies(
     ]
 
 
+def _trained(
+    w0: np.ndarray,
+    b0: np.ndarray,
+    embs: list[np.ndarray],
+    labels: list[np.ndarray],
+    params: Any,
+    seeds: list[int],
+    tests: list[tuple[np.ndarray, np.ndarray]],
+) -> list[float]:
+    """Accuracy of each client's head after on-device training (the vectorized twin)."""
+    from tools.fedref.batch import train_many
+    from tools.fedref.rng import Rng
+
+    w, b, _, _ = train_many(w0, b0, embs, labels, params, [Rng.from_u64(s) for s in seeds])
+    return _accuracies(w, b, tests)
+
+
 def evaluate_heldout(
     data: Any, fold: FoldModel, w_g: np.ndarray, b_g: np.ndarray, config: EvalConfig, index: int
 ) -> list[dict[str, Any]]:
     """One row per held-out device, k and repeat: global, personal and local-only accuracy."""
     from model_gen.datasets import TEST, devices_of
-    from tools.fedref.batch import train_many
-    from tools.fedref.rng import Rng
+    from tools.fedref.head import imprint
+    from tools.link.messages import TRAIN_IMPRINT_STRENGTH
 
     devices = devices_of(data, fold.users["heldout"])
     rows = []
@@ -228,20 +249,29 @@ def evaluate_heldout(
         embs, labels = [fold.embedding[s] for s in shots], [data.y[s] for s in shots]
 
         seeds = [config.seed * 7919 + index * 1009 + i for i in range(len(runs))]
-        wp, bp, _, _ = train_many(w_g, b_g, embs, labels, params, [Rng.from_u64(s) for s in seeds])
-        wl, bl, _, _ = train_many(
-            np.zeros_like(w_g),
-            np.zeros_like(b_g),
-            embs,
-            labels,
-            params,
-            [Rng.from_u64(s) for s in seeds],
-        )
+        start = [
+            imprint(w_g, b_g, e, y, TRAIN_IMPRINT_STRENGTH)
+            for e, y in zip(embs, labels, strict=True)
+        ]
         n = len(runs)
         glob = _accuracies(
             np.broadcast_to(w_g, (n, *w_g.shape)), np.broadcast_to(b_g, (n, *b_g.shape)), tests
         )
-        personal, local = _accuracies(wp, bp, tests), _accuracies(wl, bl, tests)
+        finetune = _trained(w_g, b_g, embs, labels, params, seeds, tests)
+        personal = (
+            _trained(
+                np.stack([w for w, _ in start]),
+                np.stack([b for _, b in start]),
+                embs,
+                labels,
+                params,
+                seeds,
+                tests,
+            )
+            if config.personal.imprint
+            else finetune
+        )
+        local = _trained(np.zeros_like(w_g), np.zeros_like(b_g), embs, labels, params, seeds, tests)
         for i, (d, r) in enumerate(runs):
             rows.append(
                 {
@@ -253,6 +283,7 @@ def evaluate_heldout(
                     "global_acc": glob[i],
                     "personal_acc": personal[i],
                     "local_only_acc": local[i],
+                    "finetune_acc": finetune[i],
                 }
             )
     return rows

@@ -444,7 +444,7 @@ static uint8_t check_train(const train_request_t *r, const uint8_t *p) {
     if (rc == FC_ERR_NONFINITE) {
         return FC_NACK_NONFINITE;
     }
-    if (rc != FC_OK || fc_get_u16(p + 38) != 0 || (r->flags & ~FC_TRAIN_USE_SEED) != 0) {
+    if (rc != FC_OK || fc_get_u16(p + 38) != 0 || (r->flags & ~(FC_TRAIN_USE_SEED | FC_TRAIN_IMPRINT)) != 0) {
         return FC_NACK_BAD_PARAM;
     }
 #ifndef FEDHEAD_TEST_BUILD
@@ -499,6 +499,10 @@ static uint8_t run_training(const train_request_t *r) {
     uint8_t flags = 0;
     uint32_t t0 = fc_clock_us();
     local_head = dev.global;
+    if ((r->flags & FC_TRAIN_IMPRINT) &&
+        fc_head_imprint(&local_head, &dev.examples, FC_TRAIN_IMPRINT_STRENGTH, &train_ws) != FC_OK) {
+        return FC_NACK_NONFINITE;
+    }
     if (fc_head_train(&local_head, &dev.examples, &r->train, rng, &train_ws, &res) != FC_OK) {
         return FC_NACK_NONFINITE;
     }
