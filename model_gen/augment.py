@@ -54,13 +54,13 @@ def time_warp(x: np.ndarray, speed: np.ndarray) -> np.ndarray:
     hi = np.minimum(lo + 1, t - 1)
     frac = (src - lo)[:, None, :, None].astype(np.float32)
     rows = np.arange(n)[:, None]
-    return x[rows, :, lo].transpose(0, 2, 1, 3) * (1 - frac) + x[rows, :, hi].transpose(
-        0, 2, 1, 3
-    ) * frac
+    return (
+        x[rows, :, lo].transpose(0, 2, 1, 3) * (1 - frac)
+        + x[rows, :, hi].transpose(0, 2, 1, 3) * frac
+    )
 
 
-def augment_imu(x: np.ndarray, rng: np.random.Generator, aug: ImuAugment, std: float
-                ) -> np.ndarray:
+def augment_imu(x: np.ndarray, rng: np.random.Generator, aug: ImuAugment, std: float) -> np.ndarray:
     """A new random variant of every window of x (N, 1, T, 6), float32."""
     n = len(x)
     rot = random_rotations(n, aug.max_rotation_deg, rng).astype(np.float32)

@@ -41,8 +41,9 @@ def test_time_warp_at_speed_one_is_the_identity_and_slower_stretches():
 def test_augment_keeps_shape_dtype_and_magnitude():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(64, 1, 100, 6)).astype(np.float32)
-    plain = ImuAugment(max_rotation_deg=0, mirror_probability=0, gain_range=(1, 1),
-                       max_speed_change=0, jitter=0)
+    plain = ImuAugment(
+        max_rotation_deg=0, mirror_probability=0, gain_range=(1, 1), max_speed_change=0, jitter=0
+    )
     assert np.allclose(augment_imu(x, rng, plain, 1.0), x, atol=1e-6)
     out = augment_imu(x, rng, ImuAugment(), 1.0)
     assert out.shape == x.shape and out.dtype == np.float32

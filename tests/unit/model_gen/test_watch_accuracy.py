@@ -29,8 +29,7 @@ def test_watch_int8_tflm_drops_at_most_one_point(build_root: Path) -> None:
     # The same TFLM accuracy recomputed from the replay data of the held-out devices.
     emb = device_embeddings("watch")["embedding"]
     with np.load(paths.model_dir("watch") / paths.DEVICES_NAME) as devices:
-        heldout = np.isin(devices["device"],
-                          np.flatnonzero(devices["device_split"] == "heldout"))
+        heldout = np.isin(devices["device"], np.flatnonzero(devices["device_split"] == "heldout"))
         y = devices["y"][heldout]
     with np.load(paths.model_dir("watch") / paths.HEAD_NAME) as head:
         logits = emb[heldout] @ head["w"] + head["b"]
