@@ -60,7 +60,10 @@ def test(c: Context, k: str = "", slow: bool = False, path: str = "") -> None:
     _run(c, " ".join(args))
 
 
-BOARD_HELP = "host | qemu_m4 (virtual, build offline) | esp32 | esp32s3"
+BOARD_HELP = (
+    "host | qemu_m4 (virtual, build offline) | esp32 | esp32s3 | esp32_replay (replay profile, "
+    "for the emulator HIL)"
+)
 
 
 def _board_action(action: Callable[[], T]) -> T:
@@ -159,9 +162,14 @@ def clean(c: Context) -> None:
         "(distributed)",
         "clip": "C: L2 bound of each device's update",
         "delta": "δ of the reported (ε, δ)",
-        "epsilon_budget": "refuse the next round once ε would exceed this (default: no budget)",
-        "cohort": "devices per round (0: all)",
-        "population": "N for the sampling rate cohort/N (0: the number of ports)",
+        "epsilon_budget": "ε a release may never exceed: a round whose actual participation "
+        "would pass it releases nothing; the run stops when even a full round would "
+        "(default: no budget)",
+        "cohort": "expected users (or devices, --unit device) per round, Poisson-sampled from "
+        "the registered population with q = cohort/registered (0: all, q = 1)",
+        "population": "declared population: a warning when fewer are registered",
+        "unit": "user (default; sensitivity scaled by devices per user) | device",
+        "enrollment": "CSV of device_id,user_id lines registering the population",
         "strategy": "fedavg | median | trimmed_mean",
         "server_lr": "server learning rate",
         "server_optimizer": "sgd | adam (FedAdam)",
@@ -177,7 +185,7 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
               epsilon_budget: float = float("inf"), cohort: int = 0, population: int = 0,
               strategy: str = "fedavg", server_lr: float = 1.0, server_optimizer: str = "sgd",
               lr: float = 0.05, epochs: int = 1, deadline: float = 30.0, task: str = "watch",
-              store: str = "") -> None:
+              store: str = "", unit: str = "user", enrollment: str = "") -> None:
     """Run DP federated rounds over devices; writes build/report/aggregate.json and PNGs."""
     from tools.aggregator.run import main
 
@@ -188,8 +196,9 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
         f"--clip={clip}", f"--delta={delta}", f"--epsilon-budget={epsilon_budget}",
         f"--cohort={cohort}", f"--population={population}", f"--strategy={strategy}",
         f"--server-lr={server_lr}", f"--server-optimizer={server_optimizer}", f"--lr={lr}",
-        f"--epochs={epochs}", f"--deadline={deadline}", f"--task={task}",
-    ] + ([f"--store={store}"] if store else [])
+        f"--epochs={epochs}", f"--deadline={deadline}", f"--task={task}", f"--unit={unit}",
+    ] + ([f"--store={store}"] if store else []) + (
+        [f"--enrollment={enrollment}"] if enrollment else [])
     main(argv)
 
 
@@ -238,19 +247,24 @@ def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
 
 @task(
     help={
-        "port": "pyserial URL of a flashed board; empty: the virtual boards (host and QEMU)",
+        "port": "pyserial URL of a flashed board (/dev/ttyUSB0, socket://HOST:PORT for an "
+        "emulator); empty: the virtual boards (host and QEMU)",
         "board": "the board behind --port (default esp32)",
+        "profile": "build profile of the board behind --port: production (default for esp32/"
+        "esp32s3; replay-only checks are skipped) or replay",
     }
 )
-def hil(c: Context, port: str = "", board: str = "esp32") -> None:
+def hil(c: Context, port: str = "", board: str = "esp32", profile: str = "") -> None:
     """Hardware-in-the-loop tests on a flashed board (--port) or the virtual boards.
 
-    Boot, model install, inference vs the host reference, a training round, update validity,
-    reset in the middle of a transfer."""
+    Boot (waits for the board), model install, inference vs the host reference, a training
+    round, update validity, reset in the middle of a transfer."""
     from model_gen.freshness import ensure_trained
 
     ensure_trained("watch")
     target = f"--port {port} --board {board}" if port else ""
+    if port and profile:
+        target += f" --profile {profile}"
     _run(c, f"{PY} -m pytest tests/hil {target}")
 
 
@@ -259,23 +273,30 @@ def hil(c: Context, port: str = "", board: str = "esp32") -> None:
         "task": "kws (default: new simulated speakers) or watch (its devices)",
         "clients": "simulated clients (kws speakers; default 1000, cached after the first run)",
         "rounds": "federated rounds (default 20)",
-        "cohort": "clients per round (default 100)",
+        "cohort": "expected clients per round: Poisson sampling, q = cohort/clients "
+        "(default 100)",
         "noise": "comma-separated noise multipliers z, 0 = no noise (default 0,0.5,1,2)",
         "clip": "C: L2 bound of each client's delta (default 0.5)",
-        "bits": "UPDATE value width 8/16/32 with the aggregator's scale rule; 0 = float deltas "
-        "(default 8)",
+        "privacy": "comma-separated DP modes run for each z > 0: central, distributed, local "
+        "(default central,distributed)",
+        "dropout": "probability that a selected client does not answer (default 0)",
+        "bits": "UPDATE value width 8/16/32, scale from docs/PRIVACY.md's rule (default 16)",
     }
 )
 def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 20,
              cohort: int = 100, noise: str = "0,0.5,1,2", clip: float = 0.5,
-             bits: int = 8) -> None:
-    """Simulate thousands of clients with the vectorized twins: accuracy vs ε curves.
+             privacy: str = "central,distributed", dropout: float = 0.0,
+             bits: int = 16) -> None:
+    """Simulate thousands of clients with the vectorized twins: accuracy vs ε curves per mode.
 
-    Writes build/report/simulate.json and simulate.png."""
+    Distributed mode quantizes and adds the device's discrete Gaussian; ε comes from the
+    aggregator's accountant. Writes build/report/simulate.json and simulate.png."""
     from tools.fleet.simulator import SimConfig, run_simulation
 
     config = SimConfig(task=task, clients=clients, rounds=rounds, cohort=cohort, clip=clip,
-                       noise_multipliers=tuple(float(z) for z in noise.split(",")), bits=bits)
+                       noise_multipliers=tuple(float(z) for z in noise.split(",")),
+                       modes=tuple(m.strip() for m in privacy.split(",")), dropout=dropout,
+                       bits=bits)
     report = run_simulation(config)
     print(f"{report['config']['clients']} clients, initial accuracy {report['initial_acc']:.3f}; "
           f"see build/report/simulate.png ({report['wall_s']:.0f} s)")

@@ -184,6 +184,9 @@ class Layer:
     arrays: list[str] = field(default_factory=list)
     const_bytes: int = 0
     macs: int = 0
+    dsp_arrays: list[str] = field(default_factory=list)  # emitted only when BR_DSP is 1
+    dsp_const_bytes: int = 0  # flash the DSP path adds: packed weights, requant blocks
+    scratch_bytes: int = 0  # arena bytes the DSP kernel needs while it runs
 
 
 def _per_channel_requant(op: Op, graph: Graph, inp: Tensor, flt: Tensor, out: Tensor, n: int):
@@ -218,6 +221,126 @@ def _requant_arrays(prefix: str, bias: np.ndarray, folded: np.ndarray, mult, shi
         _c_array("int32_t", f"{prefix}_mult", mult),
         _c_array("int8_t", f"{prefix}_shift", shift),
     ]
+
+
+# ---------------------------------------------------------------- DSP path (16-bit pairs)
+
+
+def dsp_requant(
+    acc_bound: np.ndarray,
+    multiplier: np.ndarray,
+    shift: np.ndarray,
+    output_offset: int,
+    max_abs_weight: np.ndarray,
+) -> list[tuple[int, int, int, int]] | None:
+    """(pre, multiplier, round, post_shift) per channel for the kernels' SMMULR form of
+    MultiplyByQuantizedMultiplier + output offset (kernels.h, br_requant), or None when some
+    intermediate could leave int32 (|acc| <= acc_bound) or a weight scaled by 2^pre would not
+    fit 16 bits; such a layer keeps the portable kernel.
+
+    smmulr(acc * 2^(1 + left), m) = floor((acc * 2^left * m + 2^30) / 2^31) is TFLM's
+    SaturatingRoundingDoublingHighMul; (2v + 2^e - [v < 0]) >> (e + 1) is RoundingDivideByPOT
+    (v, e), for e = 0 too; adding offset * 2^(e + 1) before the shift adds the offset after it.
+    """
+    out = []
+    for bound, mult, sh, wmax in zip(
+        acc_bound.tolist(),
+        multiplier.tolist(),
+        shift.tolist(),
+        max_abs_weight.tolist(),
+        strict=True,
+    ):
+        pre, e = 1 + max(sh, 0), max(-sh, 0)
+        scaled = bound << pre
+        v_bound = (scaled * mult + (1 << 31)) >> 32
+        if e > 29 or (wmax << pre) > 32767 or scaled >= 1 << 31:
+            return None
+        round_ = (1 << e) + output_offset * (1 << (e + 1))
+        if 2 * v_bound + abs(round_) + 1 >= 1 << 31:
+            return None
+        out.append((pre, int(mult), round_, e + 1))
+    return out
+
+
+def _acc_bound(inp: Tensor, bias: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Largest |accumulator| per output channel: bias + sum w * (x - zp) over int8 x."""
+    widest = max(abs(-128 - inp.zero_point), abs(127 - inp.zero_point))
+    return np.abs(bias) + widest * np.abs(weights.astype(np.int64)).sum(axis=1)
+
+
+def pack_pairs(weights: np.ndarray) -> np.ndarray:
+    """[out_c][K] 16-bit values -> int32 words [ceil(out_c/4)][ceil(K/2)][4]: word (b, j, c) holds
+    weights 2j (low half) and 2j+1 (high half) of channel 4b+c; padding channels/taps are 0."""
+    out_c, k = weights.shape
+    c4, pairs = -(-out_c // 4) * 4, (k + 1) // 2
+    w = np.zeros((c4, 2 * pairs), np.int64)
+    w[:out_c, :k] = weights
+    words = (w[:, 0::2] & 0xFFFF) | ((w[:, 1::2] & 0xFFFF) << 16)
+    return words.reshape(c4 // 4, 4, pairs).transpose(0, 2, 1).astype(np.uint32).view(np.int32)
+
+
+def pack_depthwise(weights: np.ndarray) -> np.ndarray:
+    """[taps][c] 16-bit values (c a multiple of 4) -> int32 words [taps][c/2]: per group of 4
+    channels g, word g/2 = (w[g], w[g+2]) and word g/2+1 = (w[g+1], w[g+3]), SXTB16's pairing."""
+    taps, c = weights.shape
+    w = weights.astype(np.int64).reshape(taps, c // 4, 4)
+    lo = w[:, :, [0, 1]] & 0xFFFF
+    hi = w[:, :, [2, 3]] & 0xFFFF
+    return (lo | (hi << 16)).reshape(taps, c // 2).astype(np.uint32).view(np.int32)
+
+
+def _c_requant(name: str, bias: np.ndarray, rq: list[tuple[int, int, int, int]]) -> str:
+    count = -(-len(rq) // 4) * 4
+    rows = [
+        f"{{{int(b) << pre}, {m}, {r}, {post}, {{0, 0, 0}}}}"
+        for b, (pre, m, r, post) in zip(bias.tolist(), rq, strict=True)
+    ]
+    rows += ["{0, 0, 0, 1, {0, 0, 0}}"] * (count - len(rows))
+    body = ",\n    ".join(rows)
+    return f"static const br_requant {name}[{count}] = {{\n    {body}\n}};\n"
+
+
+def _dsp_constants(
+    inp: Tensor,
+    out: Tensor,
+    bias: np.ndarray,
+    weights: np.ndarray,
+    mult: np.ndarray,
+    shift: np.ndarray,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]] | None:
+    """Weights [out_c][taps] scaled by 2^pre per channel and the requant rows, or None."""
+    wmax = np.abs(weights.astype(np.int64)).max(axis=1)
+    rq = dsp_requant(_acc_bound(inp, bias, weights), mult, shift, out.zero_point, wmax)
+    if rq is None:
+        return None
+    pre = np.array([r[0] for r in rq], np.int64)
+    return weights.astype(np.int64) << pre[:, None], rq
+
+
+def _use_dsp(
+    layer: Layer,
+    prefix: str,
+    packed: np.ndarray | None,
+    folded: np.ndarray,
+    rq: list[tuple[int, int, int, int]] | None,
+    scratch_bytes: int,
+) -> None:
+    """Give the layer the DSP kernel's constants when its requantization is provably exact;
+    otherwise the layer runs the portable kernel on every target."""
+    if rq is None or packed is None:
+        layer.params_fields |= dict(packed="NULL", requant="NULL", scratch="NULL")
+        return
+    layer.dsp_arrays = [
+        _c_array("int32_t", f"{prefix}_packed", packed),
+        _c_requant(f"{prefix}_requant", folded, rq),
+    ]
+    layer.dsp_const_bytes = packed.size * 4 + -(-len(rq) // 4) * 4 * 16
+    layer.scratch_bytes = scratch_bytes
+    layer.params_fields |= dict(
+        packed=f"BR_DSP_ONLY({prefix}_packed)",
+        requant=f"BR_DSP_ONLY({prefix}_requant)",
+        scratch="NULL",  # render() points it into the arena when scratch_bytes > 0
+    )
 
 
 def _lower_conv(op: Op, graph: Graph, depthwise: bool) -> Layer:
@@ -292,7 +415,7 @@ def _lower_conv(op: Op, graph: Graph, depthwise: bool) -> Layer:
         arrays.append(_c_array("int32_t", f"{prefix}_tap_sums", tap_sums))
         fields["tap_sums"] = f"{prefix}_tap_sums"
     taps = k_h * k_w * (1 if depthwise else in_c)
-    return Layer(
+    layer = Layer(
         op,
         "br_depthwise_conv2d" if depthwise else "br_conv2d",
         "br_conv_params",
@@ -301,6 +424,17 @@ def _lower_conv(op: Op, graph: Graph, depthwise: bool) -> Layer:
         flt.size + out_c * (13 if depthwise else 13 + 4 * k_h * k_w),
         out_h * out_w * out_c * taps,
     )
+    dsp = _dsp_constants(inp, out, bias, per_channel_weights, mult, shift)
+    if depthwise:
+        # The DSP depthwise kernel reads 4 channels of one input pixel per word.
+        fits = dsp is not None and multiplier == 1 and out_c % 4 == 0
+        packed = pack_depthwise(dsp[0].T) if fits else None
+        _use_dsp(layer, prefix, packed, folded, dsp and dsp[1], 0)
+    else:
+        k = k_h * k_w * in_c
+        packed = pack_pairs(dsp[0]) if dsp else None
+        _use_dsp(layer, prefix, packed, folded, dsp and dsp[1], 8 * ((k + 1) // 2))
+    return layer
 
 
 def _lower_fully_connected(op: Op, graph: Graph) -> Layer:
@@ -336,7 +470,7 @@ def _lower_fully_connected(op: Op, graph: Graph) -> Layer:
         _c_array("int8_t", f"{prefix}_filter", flt.data),
         *_requant_arrays(prefix, bias, folded, mult, shift)[1:],
     ]
-    return Layer(
+    layer = Layer(
         op,
         "br_fully_connected",
         "br_fc_params",
@@ -345,6 +479,10 @@ def _lower_fully_connected(op: Op, graph: Graph) -> Layer:
         flt.size + out_c * 9,
         inp.size // depth * depth * out_c,
     )
+    dsp = _dsp_constants(inp, out, bias, flt.data, mult, shift)
+    packed = pack_pairs(dsp[0]) if dsp else None
+    _use_dsp(layer, prefix, packed, folded, dsp and dsp[1], 8 * ((depth + 1) // 2))
+    return layer
 
 
 def _lower_pool(op: Op, graph: Graph, kernel: str) -> Layer:
@@ -439,14 +577,22 @@ class Buffer:
     offset: int = -1
 
 
-def plan_arena(graph: Graph) -> tuple[dict[int, Buffer | None], int]:
+def plan_arena(
+    graph: Graph, scratch: dict[int, int] | None = None
+) -> tuple[dict[int, Buffer | None], int]:
     """Greedy offsets (largest first) so buffers with overlapping lifetimes never overlap.
 
     Returns tensor index -> Buffer (None for the caller's input) and the arena size.
-    Alias ops (RESHAPE, ...) put their output in their input's buffer.
+    Alias ops (RESHAPE, ...) put their output in their input's buffer. `scratch` maps an op
+    index to the bytes its kernel needs while it runs (placed as buffers with no tensor, keyed
+    in the result by -1 - op index).
     """
     where: dict[int, Buffer | None] = {graph.input: None}
     buffers: list[Buffer] = []
+    for op_index, size in (scratch or {}).items():
+        if size > 0:
+            where[-1 - op_index] = Buffer([], size, op_index, op_index)
+            buffers.append(where[-1 - op_index])
     for op in graph.ops:
         out = op.outputs[0]
         if op.name in ALIAS_OPS:
@@ -496,14 +642,19 @@ def _check_model(graph: Graph) -> None:
 
 def _buffer_expr(where: dict[int, Buffer | None], tensor: int) -> str:
     buf = where[tensor]
-    return "input" if buf is None else f"&arena[{buf.offset}]"
+    return "input" if buf is None else f"&ARENA[{buf.offset}]"
 
 
-def render(graph: Graph, header_line: str) -> tuple[str, dict[str, int]]:
-    """The generated C and its numbers (arena bytes, constant bytes, MACs)."""
+def render(graph: Graph, header_line: str) -> tuple[str, dict]:
+    """The generated C and its numbers (arena bytes, constant bytes, MACs, DSP constant bytes,
+    and per kernel call: name, kernel, whether it has a DSP kernel, MACs, DSP bytes)."""
     _check_model(graph)
     layers = [lower(op, graph) for op in graph.ops if op.name not in ALIAS_OPS]
-    where, arena_bytes = plan_arena(graph)
+    where, arena_bytes = plan_arena(graph, {la.op.index: la.scratch_bytes for la in layers})
+    for layer in layers:
+        if layer.scratch_bytes:
+            word = where[-1 - layer.op.index].offset // 4
+            layer.params_fields["scratch"] = f"&arena_words[{word}]"
     if where[graph.output] is None:
         raise UnsupportedModelError("backbone output is a reshape of its input")
     out = graph.tensors[graph.output]
@@ -535,13 +686,24 @@ def render(graph: Graph, header_line: str) -> tuple[str, dict[str, int]]:
         "arena_bytes": arena_bytes,
         "const_bytes": sum(layer.const_bytes for layer in layers),
         "macs": sum(layer.macs for layer in layers),
+        "dsp_const_bytes": sum(layer.dsp_const_bytes for layer in layers),
     }
+    numbers["layers"] = [
+        dict(
+            name=f"{layer.op.index} {layer.op.name}",
+            kernel=layer.kernel,
+            dsp=bool(layer.dsp_arrays),
+            macs=layer.macs,
+            dsp_const_bytes=layer.dsp_const_bytes,
+        )
+        for layer in layers
+    ]
     return text, numbers
 
 
-def measure_m4_flash(model_c: Path) -> int | None:
-    """text + data bytes of the generated model and kernels built for Cortex-M4 (-O2), or None
-    when arm-none-eabi-gcc is not installed."""
+def measure_m4_flash(model_c: Path, extra_flags: tuple[str, ...] = ()) -> int | None:
+    """text + data bytes of the generated model and kernels built for Cortex-M4 (-O2, the DSP
+    path unless extra_flags has -DBR_PORTABLE=1), or None when arm-none-eabi-gcc is missing."""
     gcc, size = shutil.which("arm-none-eabi-gcc"), shutil.which("arm-none-eabi-size")
     if gcc is None or size is None:
         return None
@@ -553,6 +715,7 @@ def measure_m4_flash(model_c: Path) -> int | None:
                 [
                     gcc,
                     *M4_CFLAGS,
+                    *extra_flags,
                     "-I",
                     str(KERNELS_DIR / "include"),
                     "-I",

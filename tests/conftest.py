@@ -12,3 +12,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "default: virtual boards (host process and QEMU)")
     group.addoption("--board", default="esp32",
                     help="the board behind --port (esp32, esp32s3, host, qemu_m4)")
+    group.addoption("--profile", default="", choices=["", "production", "replay"],
+                    help="build profile of the board behind --port; default: production for "
+                         "esp32/esp32s3 (replay-only checks are skipped), replay otherwise")

@@ -45,6 +45,8 @@ BOARDS = {
     "qemu_m4": Board("qemu_m4", virtual=True),
     "esp32": Board("esp32", virtual=False, registry_platform="espressif32"),
     "esp32s3": Board("esp32s3", virtual=False, registry_platform="espressif32"),
+    # the replay profile on an ESP32, for the emulator HIL only (platformio.ini)
+    "esp32_replay": Board("esp32_replay", virtual=False, registry_platform="espressif32"),
 }
 
 
@@ -127,17 +129,36 @@ def build(name: str, verbose: bool = False) -> Path:
     return b.firmware
 
 
+# USB-serial bridges found on ESP32 boards: Silicon Labs CP210x, WCH CH340/CH9102, FTDI, and
+# Espressif's own USB-Serial-JTAG (ESP32-S3/C3 native USB).
+ESP_USB_VIDS = {0x10C4: "CP210x", 0x1A86: "CH340/CH9102", 0x0403: "FTDI", 0x303A: "Espressif USB"}
+
+NO_BOARD_ADVICE = (
+    "no board found on a USB serial port. Check that:\n"
+    "  - the board is plugged in with a data cable (many USB cables only charge);\n"
+    "  - the USB-serial driver is present (CP210x or CH340: `dmesg | tail` shows ttyUSB*/ttyACM*"
+    " when it is);\n"
+    "  - you may open the port (Linux: `sudo usermod -aG dialout $USER`, then log in again);\n"
+    "then run the command again, or name the port: --port /dev/ttyUSB0 (Windows: --port COM3; "
+    "an emulator: --port socket://127.0.0.1:5555)."
+)
+
+
 def detect_port() -> str:
-    """The one serial port that looks like a board; an error names the choices otherwise."""
+    """The one serial port that looks like a board; an error says what to do otherwise."""
     from serial.tools import list_ports
 
     ports = [p for p in list_ports.comports() if p.vid is not None or "USB" in p.device]
-    if len(ports) == 1:
-        return ports[0].device
-    if not ports:
-        raise BoardError("no USB serial port found: connect the board or pass --port")
-    names = ", ".join(p.device for p in ports)
-    raise BoardError(f"several serial ports ({names}): pass --port")
+    esp = [p for p in ports if p.vid in ESP_USB_VIDS]
+    candidates = esp or ports
+    if len(candidates) == 1:
+        return candidates[0].device
+    if not candidates:
+        raise BoardError(NO_BOARD_ADVICE)
+    names = ", ".join(
+        f"{p.device} ({ESP_USB_VIDS.get(p.vid, p.description or 'unknown')})" for p in candidates
+    )
+    raise BoardError(f"several serial ports could be the board: {names}; pass --port")
 
 
 def run_virtual(name: str, device_id: int = 1) -> None:
@@ -171,6 +192,13 @@ def upload(name: str, port: str | None) -> str:
         raise BoardError(
             f"{name} is a virtual board: there is nothing to upload. `invoke flash --board "
             f"{name}` starts it instead and prints its port."
+        )
+    if port and "://" in port:
+        raise BoardError(
+            f"{port} is a network port (an emulator?): esptool flashes over a serial port only. "
+            f"For an emulator, build with `invoke build --board {name}`, start the emulator "
+            f"with the image from {b.build_dir}, then test it with "
+            f"`invoke hil --port {port} --board {name}`."
         )
     ensure_registry_platform(b)
     port = port or detect_port()

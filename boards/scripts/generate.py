@@ -7,7 +7,8 @@ Options (platformio.ini):
 Runs `python -m model_gen.emit` (with PlatformIO's own Python) when the inputs' hash differs
 from the stamp of the last emit, adds build/generated/<task>/ to the include path and builds
 the generated sources the chosen backbone needs into $BUILD_DIR/generated. ESP-IDF builds
-compile the generated sources in firmware/CMakeLists.txt instead, so only the emit runs there.
+compile the generated sources in firmware/CMakeLists.txt instead: there the emit runs and the
+task is handed to CMake as -DFEDHEAD_TASK=<task> (board_build.cmake_extra_args).
 Without a trained model the build stops and says to run `invoke train --task <task>`.
 """
 
@@ -52,6 +53,32 @@ def _regenerate(task):
         _stop(f"model_gen.emit failed for task {task} (exit {result.returncode})")
 
 
+def _pass_task_to_cmake(task):
+    """ESP-IDF builds: firmware/CMakeLists.txt picks the generated code by FEDHEAD_TASK.
+
+    PlatformIO's ESP-IDF builder adds build.cmake_extra_args to its CMake command line, but
+    re-runs CMake only when CMake's own inputs changed: after a change of task the CMake cache
+    is dropped so the new -DFEDHEAD_TASK takes effect."""
+    board = env.BoardConfig()  # noqa: F821
+    extra = board.get("build.cmake_extra_args", "")
+    board.update("build.cmake_extra_args", f"{extra} -DFEDHEAD_TASK={task}".strip())
+    build_dir = env.subst("$BUILD_DIR")  # noqa: F821
+    stamp = os.path.join(build_dir, "fedhead_task.txt")
+    previous = None
+    if os.path.isfile(stamp):
+        with open(stamp) as recorded:
+            previous = recorded.read()
+    if previous == task:
+        return
+    cache = os.path.join(build_dir, "CMakeCache.txt")
+    if os.path.isfile(cache):
+        print(f"fedhead generate: task changed ({previous} -> {task}): CMake reconfigures")
+        os.remove(cache)
+    os.makedirs(build_dir, exist_ok=True)
+    with open(stamp, "w") as out:
+        out.write(task)
+
+
 def main():
     task = _option("custom_fedhead_task", "watch")
     backbone = _option("custom_fedhead_backbone", "ref")
@@ -62,6 +89,7 @@ def main():
     generated = str(paths.generated_dir(task))
     env.Append(CPPPATH=[generated])  # noqa: F821
     if "espidf" in env.get("PIOFRAMEWORK", []):  # noqa: F821
+        _pass_task_to_cmake(task)
         return
     needed = SOURCES_FOR_BACKBONE[backbone]
     missing = [n for n in needed if not os.path.isfile(os.path.join(generated, n))]

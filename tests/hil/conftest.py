@@ -2,7 +2,10 @@
 
 Virtual boards come from the firmware tests' fixtures (host firmware under ASan/UBSan whose
 sanitizer log is checked at the end, and the QEMU Cortex-M4 image). A real board is opened by
-its pyserial URL; it must run firmware generated from the model in build/model/watch.
+its pyserial URL; it must run firmware generated from the model in build/model/watch. The
+client waits for it to boot (opening the port resets many ESP32 dev boards). A real board runs
+the production profile unless --profile replay says otherwise: checks that need the replay
+profile (SAMPLE / INFER on host-supplied windows) are then skipped with the reason.
 """
 
 from __future__ import annotations
@@ -43,13 +46,35 @@ def target(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+REAL_BOARDS_DEFAULT_PRODUCTION = ("esp32", "esp32s3")
+BOOT_WAIT_S = 20.0
+
+
+@pytest.fixture
+def profile(target: str, request: pytest.FixtureRequest) -> str:
+    """"production" or "replay": the build profile of the board under test."""
+    chosen = request.config.getoption("--profile")
+    if chosen:
+        return chosen
+    board = target.split("@", 1)[0]
+    return "production" if board in REAL_BOARDS_DEFAULT_PRODUCTION else "replay"
+
+
+@pytest.fixture
+def replay_profile(profile: str) -> None:
+    """Skips a check that feeds the device host-supplied sensor windows."""
+    if profile != "replay":
+        pytest.skip("replay-only: a production build refuses SAMPLE/INFER on host-supplied "
+                    "windows (docs/PRIVACY.md); flash a replay build and pass --profile replay")
+
+
 @pytest.fixture
 def hil(target: str, request: pytest.FixtureRequest) -> Iterator[DeviceClient]:
     reference: ReplayData = request.getfixturevalue("replay")
     url = (target.split("@", 1)[1] if "@" in target
            else request.getfixturevalue(f"{target}_device").url)
     with DeviceClient.open(url, timeout=5.0) as client:
-        info = client.hello()
+        info = client.wait_ready(within=BOOT_WAIT_S)
         if info.model_sha256 != reference.model_sha256:
             pytest.fail(f"the board on {url} runs another model than build/model/watch: "
                         "flash it with `invoke build-flash --board …` first")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from model_gen import paths
 from tests.firmware.conftest import ReplayData, perturbed_head
@@ -38,6 +39,7 @@ def test_model_install_switches_the_head(hil: DeviceClient, replay: ReplayData) 
     assert (info.head_version, info.head_sha256) == (7, head_sha256(w, b))
 
 
+@pytest.mark.usefixtures("replay_profile")
 def test_inference_equals_the_host_reference(hil: DeviceClient, replay: ReplayData) -> None:
     for window, embedding in zip(replay.windows[:20], replay.embeddings[:20], strict=True):
         result = hil.infer(window, use_global=True, want_embedding=True)
@@ -48,6 +50,7 @@ def test_inference_equals_the_host_reference(hil: DeviceClient, replay: ReplayDa
         assert result.predicted == int(np.argmax(logits))
 
 
+@pytest.mark.usefixtures("replay_profile")
 def test_training_round_returns_a_valid_update(hil: DeviceClient, replay: ReplayData) -> None:
     for window, label in zip(replay.windows[:30], replay.labels[:30], strict=True):
         assert hil.sample(window, int(label)).stored == 1

@@ -16,6 +16,13 @@ class PrivacyMode(StrEnum):
     LOCAL = "local"  # each device adds N(0, z²C²): every update is private on its own
 
 
+class PrivacyUnit(StrEnum):
+    """Whose privacy ε is about (docs/PRIVACY.md, "Units of privacy")."""
+
+    USER = "user"  # users are sampled; sensitivity is scaled by the user's device count
+    DEVICE = "device"  # every device is sampled on its own and counted as its own user
+
+
 class Strategy(StrEnum):
     FEDAVG = "fedavg"
     MEDIAN = "median"
@@ -30,15 +37,15 @@ class AggregatorConfig:
     """Everything a run depends on. `check()` explains what is inconsistent."""
 
     rounds: int = 10
-    cohort_size: int = 0  # 0: every device each round
+    cohort_size: int = 0  # expected units (users or devices) per round; 0: all (q = 1)
     privacy: PrivacyMode = PrivacyMode.NONE
     noise_multiplier: float = 1.0  # z
     clip: float = 1.0  # C: L2 bound of each Δ
     delta: float = 1e-5  # δ of the reported (ε, δ)
     epsilon_budget: float = float("inf")
-    population: int = 0  # N for the sampling rate q = cohort/N; 0: the number of devices
+    population: int = 0  # declared population; sampling is over the *registered* units only
+    unit: PrivacyUnit = PrivacyUnit.USER
     strategy: Strategy = Strategy.FEDAVG
-    weighted: bool = False  # FedAvg weighted by examples (no DP mode allows it)
     trim_fraction: float = 0.1  # trimmed mean: fraction cut at each end
     server_lr: float = 1.0
     server_optimizer: str = "sgd"  # "sgd" or "adam" (FedAdam, Reddi et al. 2021)
@@ -51,19 +58,15 @@ class AggregatorConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     example_clip: float = 0.0
-    bits: int = 8
+    bits: int = 16  # 8 halves the update but grows the sensitivity C + s·√P (docs/PRIVACY.md)
     scale: float = 0.0  # quantization step; 0: from clip, noise and bits (quant_scale_for)
     deadline_s: float = 30.0  # per round, for TRAIN to UPDATE_READY and fetch
     min_updates: int = 1  # fewer accepted updates: the round commits without a new head
-    seed: int = 0  # cohort selection (never the privacy noise, which uses OS entropy)
 
     def check(self) -> None:
         """Raise ValueError naming the inconsistent option and what to change."""
-        if self.privacy != PrivacyMode.NONE and self.weighted:
-            raise ValueError(
-                "--weighted FedAvg breaks the per-device sensitivity bound; "
-                "use uniform averaging with a DP mode"
-            )
+        if self.cohort_size < 0 or self.population < 0:
+            raise ValueError("--cohort and --population must be >= 0")
         if self.privacy in (PrivacyMode.CENTRAL, PrivacyMode.DISTRIBUTED) and (
             self.strategy not in SUM_BASED
         ):
@@ -98,4 +101,5 @@ class AggregatorConfig:
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         known["privacy"] = PrivacyMode(known.get("privacy", "none"))
         known["strategy"] = Strategy(known.get("strategy", "fedavg"))
+        known["unit"] = PrivacyUnit(known.get("unit", "user"))
         return cls(**known)

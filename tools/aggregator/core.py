@@ -3,13 +3,21 @@
     store = Store("build/aggregator/run.sqlite")
     agg = Aggregator(store, AggregatorConfig(rounds=10, privacy=PrivacyMode.CENTRAL),
                      devices=[DeviceClient.open(url) for url in urls],
-                     initial_head=(w0, b0), holdout=Holdout(emb, labels))
+                     initial_head=(w0, b0), holdout=Holdout(emb, labels),
+                     enrollment={device_id: user_id, ...})
     record = agg.run_round()        # one round, committed; or agg.run() for config.rounds
 
-A round: check the ε budget, pick the cohort, push the global head where a device's head_sha256
-differs, TRAIN, collect updates until the deadline (one thread per device), validate each,
-aggregate the accepted ones, add central noise, step the server optimizer, evaluate on the
-holdout, account, commit everything in one transaction.
+A round: plan the sampling over the registered population (store enrollment), refuse before
+any TRAIN if even a full round would exceed the ε budget, Poisson-sample units from a CSPRNG,
+push the global head where a device's head_sha256 differs, TRAIN, collect updates until the
+deadline (one thread per device; selected devices that are not connected are dropouts),
+validate each, then release a new head only if something arrived and the event that actually
+ran fits the budget: sum, central noise, fixed denominator, server optimizer, holdout
+evaluation, accountant event — committed in one transaction. A round that releases nothing
+is committed as empty / too_few / refused and charges nothing.
+
+`RoundEngine` is that logic without I/O (plan_round → ask → finish_round), for other
+transports; `Aggregator` drives it over serial DeviceClients.
 """
 
 from __future__ import annotations
@@ -21,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tools.aggregator import privacy
-from tools.aggregator.config import AggregatorConfig
+from tools.aggregator import privacy, sampling
+from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.evaluate import Holdout, evaluate
 from tools.aggregator.store import RoundRow, Store, UpdateRow
 from tools.aggregator.strategy import ServerOptimizer, combine
@@ -31,35 +39,53 @@ from tools.link.client import DeviceClient, FetchedUpdate, head_sha256
 from tools.link.errors import LinkError, PortGoneError
 from tools.link.messages import Train
 
+FIXED_DENOMINATOR = (PrivacyMode.CENTRAL, PrivacyMode.DISTRIBUTED)
+
 
 @dataclass
 class Outcome:
-    """What one device's worker brought back."""
+    """What one selected device's worker brought back."""
 
-    client: DeviceClient
+    device_id: int
     update: FetchedUpdate | None = None
     error: str = ""
     late: bool = False
 
 
-class Aggregator:
-    """See the module docstring. `on_event(kind, detail)` reports progress to a UI."""
+@dataclass(frozen=True)
+class RoundPlan:
+    """Everything fixed before anyone is asked: who is selected and what they are told."""
+
+    round: int
+    started: float
+    sampling: sampling.SamplingPlan
+    selected: list[int]  # device ids: never published
+    train: Train
+    expected: Expected
+
+
+class RoundEngine:
+    """The round logic without I/O (the serial `Aggregator` below and other transports, e.g.
+    a Flower ServerApp, drive it): `plan_round()` → ask plan.selected with plan.train →
+    `finish_round(plan, outcomes)` validates, decides, releases, accounts and commits."""
 
     def __init__(
         self,
         store: Store,
         config: AggregatorConfig,
-        devices: list[DeviceClient],
         initial_head: tuple[np.ndarray, np.ndarray] | None = None,
         holdout: Holdout | None = None,
         on_event: Callable[[str, dict], None] | None = None,
+        enrollment: dict[int, str] | None = None,
     ) -> None:
         config.check()
-        self.store, self.config, self.devices = store, config, devices
-        self.holdout = holdout
+        self.store, self.config, self.holdout = store, config, holdout
         self.on_event = on_event or (lambda kind, detail: None)
-        self.gone: set[int] = set()  # indexes of devices whose port vanished
+        self.device_ledger: dict[int, float] = {}  # ε the firmware reports in INFO (eps_spent)
         self._resume_or_start(initial_head)
+        if enrollment:
+            self.store.enroll(enrollment)
+        self.store.set_meta("device_ledger", {})
 
     def _resume_or_start(self, initial_head: tuple[np.ndarray, np.ndarray] | None) -> None:
         stored = self.store.get_meta("config")
@@ -72,70 +98,117 @@ class Aggregator:
         version, self.w, self.b = self.store.latest_head()  # type: ignore[misc]
         self.head_version = version
         self.round = self.store.last_round()
-        self.optimizer = ServerOptimizer(
-            self.config, self.w.size + self.b.size, self.store.server_state()
-        )
+        self.optimizer = ServerOptimizer(self.config, self.n_params, self.store.server_state())
+
+    def enroll_if_empty(self, device_ids: list[int]) -> None:
+        """With no enrollment at all, register these devices, each as its own user (reports
+        then say device-level)."""
+        if not self.store.enrollment():
+            self.store.enroll({d: f"device-{d}" for d in device_ids})
+            self.on_event("enrolled", {"devices": len(device_ids), "source": "connected"})
+
+    def note_device_ledger(self, device_id: int, message: object) -> None:
+        """Keep the ε a device reports from its own ledger (INFO and UPDATE_READY of firmware
+        with a privacy ledger carry `epsilon_spent`); older firmware reports none."""
+        for name in ("epsilon_spent", "eps_spent"):
+            value = getattr(message, name, None)
+            if value is not None:
+                self.device_ledger[device_id] = float(value)
+                return
+
+    @property
+    def n_params(self) -> int:
+        return int(self.w.size + self.b.size)
+
+    def population(self) -> sampling.Population:
+        return sampling.Population.from_enrollment(self.store.enrollment(), self.config.unit)
 
     @property
     def epsilon(self) -> float:
-        return privacy.epsilon(self.store.events(), self.config.delta)
+        return privacy.ledger_epsilon(self.config, self.store.events())
 
-    def run(self, rounds: int | None = None) -> list[RoundRow]:
-        """Run until `rounds` (default config.rounds) are committed in total."""
-        target = rounds if rounds is not None else self.config.rounds
-        records = []
-        while self.round < target:
-            records.append(self.run_round())
-        return records
-
-    def run_round(self) -> RoundRow:
-        """Run and commit the next round; raises BudgetExceededError before spending ε."""
-        round_id, started = self.round + 1, time.time()
-        cohort = self._cohort(round_id)
-        population = self.config.population or len(self.devices)
-        n_params = self.w.size + self.b.size
-        planned = privacy.round_event(
-            self.config, population, len(cohort), len(cohort), n_params
+    def plan_round(self) -> RoundPlan:
+        """Sample the next round; raises BudgetExceededError when even a round where every
+        selected device answers would exceed the budget (then nobody is asked)."""
+        population = self.population()
+        plan = sampling.plan(self.config, population)
+        if plan.note:
+            self.on_event("sampling", {"note": plan.note, "q": plan.q})
+        privacy.check_budget(
+            self.config, self.store.events(), self._event(plan, plan.expected_devices)
         )
-        privacy.check_budget(self.config, self.store.events(), planned)
-        self.on_event("round_start", {"round": round_id, "cohort": len(cohort)})
-        outcomes = self._collect(round_id, cohort)
-        rows, deltas, weights = self._validate(round_id, outcomes)
-        event = privacy.round_event(self.config, population, len(cohort), len(deltas), n_params)
-        new_head = self._aggregate(deltas, weights)
+        round_id = self.round + 1
+        sigma = privacy.device_noise_std(self.config, plan.expected_devices)
+        train = self._train_params(round_id, sigma)
+        return RoundPlan(
+            round_id,
+            time.time(),
+            plan,
+            sampling.poisson_sample(population, plan.q),
+            train,
+            self._expected(train),
+        )
+
+    def finish_round(self, plan: RoundPlan, outcomes: list[Outcome]) -> RoundRow:
+        """Validate what came back, release a head only if the event that ran fits the
+        budget, account, and commit the round in one transaction."""
+        rows, deltas = self._validate(outcomes, plan.expected)
+        event = self._event(plan.sampling, len(deltas))
+        outcome = self._release_decision(len(deltas), event)
+        new_head = self._aggregate(deltas, plan.sampling) if outcome == "released" else None
+        charged = event if outcome == "released" else None
         record = RoundRow(
-            round=round_id,
+            round=plan.round,
             head_in=self.head_version,
             head_out=self.head_version + (new_head is not None),
-            started=started,
-            cohort=[c.device_id for c in (self.devices[i] for i in cohort)],
+            started=plan.started,
+            cohort=plan.selected,
             updates=rows,
             dropped=sum(1 for o in outcomes if o.update is None),
-            epsilon=0.0,
-            event=event,
+            epsilon=privacy.ledger_epsilon(
+                self.config, [*self.store.events(), *([charged] if charged else [])]
+            ),
+            event=charged,
             server_state=self.optimizer.state(),
-        )
-        record.epsilon = privacy.epsilon(
-            [*self.store.events(), *([event] if event else [])], self.config.delta
+            outcome=outcome,
+            device_noise_std=plan.train.noise_std,
         )
         if new_head is not None:
             self.w, self.b = new_head
         record.metrics = self._metrics(outcomes, rows)
         self.store.commit_round(record, new_head)
-        self.round, self.head_version = round_id, record.head_out
-        self.on_event("round_end", {"round": round_id, "epsilon": record.epsilon, **record.metrics})
+        self.store.set_meta("device_ledger", {str(k): v for k, v in self.device_ledger.items()})
+        self.round, self.head_version = plan.round, record.head_out
+        self.on_event(
+            "round_end",
+            {"round": plan.round, "outcome": outcome, "epsilon": record.epsilon, **record.metrics},
+        )
         return record
 
-    def _cohort(self, round_id: int) -> list[int]:
-        alive = [i for i in range(len(self.devices)) if i not in self.gone]
-        size = self.config.cohort_size or len(alive)
-        rng = np.random.default_rng([self.config.seed, round_id])
-        chosen = rng.choice(len(alive), size=min(size, len(alive)), replace=False)
-        return sorted(alive[i] for i in chosen)
+    def _event(self, plan: sampling.SamplingPlan, received: float) -> privacy.RoundEvent | None:
+        return privacy.round_event(
+            self.config,
+            plan.q,
+            plan.expected_devices,
+            received,
+            self.n_params,
+            plan.devices_per_unit,
+        )
 
-    # ---- collection ---------------------------------------------------------------------------
+    def _release_decision(self, received: int, event: privacy.RoundEvent | None) -> str:
+        """ "released", or why nothing is: no update arrived, fewer than --min-updates, or the
+        event that actually ran (dropouts included) would push ε past the budget."""
+        if received == 0:
+            return "empty"
+        if received < max(1, self.config.min_updates):
+            return "too_few"
+        if event is not None:
+            after = privacy.ledger_epsilon(self.config, [*self.store.events(), event])
+            if after > self.config.epsilon_budget:
+                return "refused"
+        return "released"
 
-    def _train_params(self, round_id: int, cohort_size: int) -> Train:
+    def _train_params(self, round_id: int, noise_std: float) -> Train:
         c = self.config
         return Train(
             round=round_id,
@@ -146,64 +219,29 @@ class Aggregator:
             weight_decay=c.weight_decay,
             example_clip=c.example_clip,
             clip=c.clip,
-            noise_std=privacy.device_noise_std(c, cohort_size),
-            scale=c.quant_scale_for(privacy.device_noise_std(c, cohort_size)),
+            noise_std=noise_std,
+            scale=privacy.grid_scale(c, noise_std),
             bits=c.bits,
         )
 
-    def _collect(self, round_id: int, cohort: list[int]) -> list[Outcome]:
-        params = self._train_params(round_id, len(cohort))
-        deadline = time.monotonic() + self.config.deadline_s
-        with ThreadPoolExecutor(max_workers=max(1, len(cohort))) as pool:
-            futures = [pool.submit(self._work, self.devices[i], params, deadline) for i in cohort]
-            outcomes = [f.result() for f in futures]
-        for index, outcome in zip(cohort, outcomes, strict=True):
-            if outcome.error.startswith("port_gone"):
-                self.gone.add(index)
-        return outcomes
-
-    def _work(self, client: DeviceClient, params: Train, deadline: float) -> Outcome:
-        """One device: refresh INFO, push the head if its hash differs, TRAIN, fetch."""
-        try:
-            info = client.hello()
-            self.store.record_device(
-                client.device_id, client.transport.url, info.board_name, info.model_sha256
-            )
-            if info.head_sha256 != head_sha256(self.w, self.b):
-                client.install_head(self.w, self.b, self.head_version)
-                self.on_event("head_pushed", {"device": client.device_id})
-            client.train(params)
-            update = client.fetch_update(
-                params.round, timeout=max(0.0, deadline - time.monotonic())
-            )
-        except PortGoneError as exc:
-            return Outcome(client, error=f"port_gone: {exc}")
-        except LinkError as exc:
-            return Outcome(client, error=f"{type(exc).__name__}: {exc}")
-        return Outcome(client, update, late=time.monotonic() > deadline)
-
-    # ---- validation and aggregation -------------------------------------------------------------
-
-    def _expected(self, round_id: int, cohort_size: int) -> Expected:
-        params = self._train_params(round_id, cohort_size)
+    def _expected(self, params: Train) -> Expected:
         return Expected(
-            round_id,
+            params.round,
             self.head_version,
-            self.w.size + self.b.size,
+            self.n_params,
             params.clip,
             float(np.float32(params.scale)),
             params.bits,
             params.noise_std,
         )
 
+    # ---- validation and aggregation -------------------------------------------------------------
+
     def _validate(
-        self,
-        round_id: int,
-        outcomes: list[Outcome],
-    ) -> tuple[list[UpdateRow], list[np.ndarray], list[float]]:
-        expected = self._expected(round_id, len(outcomes))
+        self, outcomes: list[Outcome], expected: Expected
+    ) -> tuple[list[UpdateRow], list[np.ndarray]]:
         accepted_devices: set[int] = set()
-        rows, deltas, weights = [], [], []
+        rows, deltas = [], []
         for outcome in outcomes:
             if outcome.update is None:
                 continue
@@ -214,8 +252,7 @@ class Aggregator:
             if delta is not None:
                 accepted_devices.add(row.device_id)
                 deltas.append(delta)
-                weights.append(float(row.examples))
-        return rows, deltas, weights
+        return rows, deltas
 
     @staticmethod
     def check_update(
@@ -232,44 +269,130 @@ class Aggregator:
             update.device_id,
             accepted,
             reason,
-            ready.examples,
-            verdict.norm,
             ready.bits,
             ready.scale,
             ready.flags,
-            ready.train_loss,
-            ready.train_acc,
             ready.crc32,
             update.data if accepted else None,
         )
         return row, verdict.delta if accepted else None
 
     def _aggregate(
-        self,
-        deltas: list[np.ndarray],
-        weights: list[float],
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        if len(deltas) < max(1, self.config.min_updates):
-            return None
+        self, deltas: list[np.ndarray], plan: sampling.SamplingPlan
+    ) -> tuple[np.ndarray, np.ndarray]:
         stacked = np.stack(deltas)
         noise = privacy.central_noise(self.config, stacked.shape[1])
-        mean = combine(stacked, np.asarray(weights), self.config, noise)
+        denominator = plan.expected_devices if self.config.privacy in FIXED_DENOMINATOR else 0.0
+        mean = combine(stacked, self.config, noise, denominator)
         params = np.concatenate([self.w.ravel(), self.b]).astype(np.float64)
         new = self.optimizer.step(params, mean).astype(np.float32)
         d, c = self.w.shape
         return new[: d * c].reshape(d, c), new[d * c :]
 
     def _metrics(self, outcomes: list[Outcome], rows: list[UpdateRow]) -> dict:
-        accepted = [r for r in rows if r.accepted]
+        """Operator counts (stored, never published) and the holdout score of the head."""
+        accepted = sum(r.accepted for r in rows)
         metrics: dict = {
-            "accepted": len(accepted),
-            "rejected": {r.device_id: r.reason for r in rows if not r.accepted},
-            "dropped": {o.client.device_id: o.error for o in outcomes if o.update is None},
-            "train_loss": float(np.mean([r.train_loss for r in accepted])) if accepted else None,
-            "examples": int(sum(r.examples for r in accepted)),
+            "accepted": accepted,
+            "rejected": len(rows) - accepted,
+            "dropped": sum(1 for o in outcomes if o.update is None),
         }
         if self.holdout is not None:
             metrics.update(
                 {f"holdout_{k}": v for k, v in evaluate(self.w, self.b, self.holdout).items()}
             )
         return metrics
+
+
+class Aggregator(RoundEngine):
+    """The round engine over serial DeviceClients (see the module docstring).
+    `on_event(kind, detail)` reports progress to a UI (the operator's console: it may show
+    counts, never goes into a published artifact)."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: AggregatorConfig,
+        devices: list[DeviceClient],
+        initial_head: tuple[np.ndarray, np.ndarray] | None = None,
+        holdout: Holdout | None = None,
+        on_event: Callable[[str, dict], None] | None = None,
+        enrollment: dict[int, str] | None = None,
+    ) -> None:
+        super().__init__(store, config, initial_head, holdout, on_event, enrollment)
+        self.devices = devices
+        self.gone: set[int] = set()  # device ids whose port vanished
+        self.clients = self._identify(devices)
+        self.enroll_if_empty(list(self.clients))
+
+    def _identify(self, devices: list[DeviceClient]) -> dict[int, DeviceClient]:
+        """device id → client; a port that does not answer HELLO now is simply not connected."""
+        clients = {}
+        for client in devices:
+            try:
+                client.hello()
+            except LinkError as exc:
+                self.on_event("unreachable", {"url": client.transport.url, "error": str(exc)})
+                continue
+            clients[client.device_id] = client
+        return clients
+
+    def run(self, rounds: int | None = None) -> list[RoundRow]:
+        """Run until `rounds` (default config.rounds) are committed in total."""
+        target = rounds if rounds is not None else self.config.rounds
+        records = []
+        while self.round < target:
+            records.append(self.run_round())
+        return records
+
+    def run_round(self) -> RoundRow:
+        """Plan, ask the selected devices over the link, finish; raises BudgetExceededError
+        before any TRAIN when even a full round would exceed the budget."""
+        plan = self.plan_round()
+        self.on_event("round_start", {"round": plan.round, "selected": len(plan.selected)})
+        outcomes = self._collect(plan.round, plan.selected, plan.train.noise_std)
+        return self.finish_round(plan, outcomes)
+
+    # ---- collection ---------------------------------------------------------------------------
+
+    def _collect(self, round_id: int, selected: list[int], noise_std: float) -> list[Outcome]:
+        """Ask every selected device; one that is not connected is a dropout like a silent one.
+        Transports other than the serial link override this (and `_identify`)."""
+        params = self._train_params(round_id, noise_std)
+        deadline = time.monotonic() + self.config.deadline_s
+        reachable = [d for d in selected if d in self.clients and d not in self.gone]
+        with ThreadPoolExecutor(max_workers=max(1, len(reachable))) as pool:
+            futures = {
+                d: pool.submit(self._work, self.clients[d], params, deadline) for d in reachable
+            }
+            outcomes = [
+                futures[d].result() if d in futures else Outcome(d, error="not connected")
+                for d in selected
+            ]
+        for outcome in outcomes:
+            if outcome.error.startswith("port_gone"):
+                self.gone.add(outcome.device_id)
+        return outcomes
+
+    def _work(self, client: DeviceClient, params: Train, deadline: float) -> Outcome:
+        """One device: refresh INFO, push the head if its hash differs, TRAIN, fetch."""
+        device_id = client.device_id
+        try:
+            info = client.hello()
+            self.store.record_device(
+                client.device_id, client.transport.url, info.board_name, info.model_sha256
+            )
+            self.note_device_ledger(client.device_id, info)
+            if info.head_sha256 != head_sha256(self.w, self.b):
+                client.install_head(self.w, self.b, self.head_version)
+                self.on_event("head_pushed", {"device": client.device_id})
+            client.train(params)
+            update = client.fetch_update(
+                params.round, timeout=max(0.0, deadline - time.monotonic())
+            )
+            self.note_device_ledger(client.device_id, update.ready)
+        except PortGoneError as exc:
+            return Outcome(device_id, error=f"port_gone: {exc}")
+        except LinkError as exc:
+            return Outcome(device_id, error=f"{type(exc).__name__}: {exc}")
+        return Outcome(device_id, update, late=time.monotonic() > deadline)

@@ -1,32 +1,161 @@
-"""build/report/aggregate.json and PNG plots (holdout accuracy and ε by round)."""
+"""build/report/aggregate.json, aggregate.md and PNG plots (holdout accuracy and ε by round).
+
+Published artifacts carry what the consumers of released heads may see and the privacy
+figures of every party (docs/PRIVACY.md, "What each party sees"): no selection lists, no
+per-device counts, losses or example counts, no per-round update counts.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from tools.aggregator import privacy
+from tools.aggregator.config import AggregatorConfig, PrivacyMode, PrivacyUnit
+from tools.aggregator.sampling import Population, plan
 from tools.aggregator.store import Store
+
+NO_LEDGER = "not reported by firmware"
+
+
+def _figure(value: float) -> float | str:
+    return value if math.isfinite(value) else "unbounded (updates reach it without noise)"
+
+
+def unit_description(config: AggregatorConfig, enrollment: dict[int, str]) -> tuple[str, str]:
+    """("user-level" or "device-level", one sentence saying what a unit is here)."""
+    users = Population.from_enrollment(enrollment, PrivacyUnit.USER)
+    automatic = all(user == f"device-{d}" for d, user in enrollment.items())
+    if config.unit == PrivacyUnit.DEVICE:
+        return "device-level", (
+            f"each device is its own unit; a user with {users.max_devices_per_unit} devices "
+            "is protected only as well as the composition of their devices' figures"
+        )
+    if automatic:
+        return "device-level", (
+            "no device → user mapping was enrolled, so every device counts as its own user: "
+            "this is device-level, not user-level"
+        )
+    return "user-level", (
+        f"{users.units} enrolled users own {users.devices} devices (at most "
+        f"{users.max_devices_per_unit} each); one user's devices are sampled together and "
+        f"the sensitivity is {users.max_devices_per_unit}·C'"
+    )
+
+
+def privacy_summary(store: Store) -> dict[str, Any]:
+    """The figures every report prints, recomputed from the store's ledger."""
+    config = AggregatorConfig.from_dict(store.get_meta("config") or {})
+    enrollment = store.enrollment()
+    population = Population.from_enrollment(enrollment, config.unit)
+    latest = store.latest_head()
+    n_params = 0 if latest is None else int(latest[1].size + latest[2].size)
+    level, meaning = unit_description(config, enrollment)
+    unit_of = population.unit_of()
+    noise_by_unit: dict[str, list[float]] = {}
+    for device_id, sigmas in store.received_noise_by_device().items():
+        noise_by_unit.setdefault(unit_of.get(device_id, f"device-{device_id}"), []).extend(sigmas)
+    against_aggregator = max(
+        (privacy.aggregator_epsilon(config, s, n_params) for s in noise_by_unit.values()),
+        default=0.0,
+    )
+    ledgers = [float(v) for v in (store.get_meta("device_ledger") or {}).values()]
+    released = store.events()
+    current = plan(config, population) if population.units else None
+    sampling_rate = current.q if current else None
+    sigma = privacy.device_noise_std(config, current.expected_devices) if current else 0.0
+    return {
+        "mode": str(config.privacy),
+        "unit": level,
+        "unit_meaning": meaning,
+        "neighbouring_relation": privacy.relation(config).name.lower(),
+        "sampling": "poisson (CSPRNG, over the registered population)",
+        "sampling_rate": sampling_rate,
+        "registered_units": population.units,
+        "clip": config.clip,
+        "sensitivity_per_update": privacy.update_sensitivity(config, n_params, sigma),
+        "noise_multiplier": config.noise_multiplier,
+        "delta": config.delta,
+        "rounds_released": len(released),
+        "epsilon_against_head_consumers": (
+            None if config.privacy == PrivacyMode.NONE else privacy.ledger_epsilon(config, released)
+        ),
+        "epsilon_against_aggregator_worst_unit": (
+            None if config.privacy == PrivacyMode.NONE else _figure(against_aggregator)
+        ),
+        "epsilon_device_ledger_max": max(ledgers) if ledgers else NO_LEDGER,
+    }
+
+
+def published_rounds(store: Store) -> list[dict[str, Any]]:
+    """Per round: whether a head was released, ε after it, the holdout score of the head."""
+    return [
+        {
+            "round": r["round"],
+            "released": r["outcome"] == "released",
+            "head": r["head_out"],
+            "epsilon": r["epsilon"],
+            **{k: v for k, v in r["metrics"].items() if k.startswith("holdout_")},
+        }
+        for r in store.rounds()
+    ]
 
 
 def write_report(store: Store, report_dir: Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write aggregate.json and the plots from what the store holds; returns the JSON path."""
+    """Write aggregate.json, aggregate.md and the plots from the store; returns the JSON path."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    rounds = store.rounds()
+    rounds = published_rounds(store)
+    summary = privacy_summary(store)
     report = {
         "config": store.get_meta("config"),
         "rounds_committed": len(rounds),
-        "epsilon": rounds[-1]["epsilon"] if rounds else 0.0,
-        "delta": (store.get_meta("config") or {}).get("delta"),
+        "epsilon": summary["epsilon_against_head_consumers"],
+        "delta": summary["delta"],
+        "privacy": summary,
         "rounds": rounds,
         "integrity_problems": store.integrity_check(),
         **(extra or {}),
     }
     path = report_dir / "aggregate.json"
     path.write_text(json.dumps(report, indent=2, default=str))
+    (report_dir / "aggregate.md").write_text(markdown(report))
     _plot(rounds, "holdout_accuracy", "holdout accuracy", report_dir / "aggregate_accuracy.png")
     _plot(rounds, "epsilon", "ε (at the configured δ)", report_dir / "aggregate_epsilon.png")
     return path
+
+
+def privacy_lines(p: dict[str, Any]) -> str:
+    """Markdown bullet list of the three figures (shared with the demo report)."""
+    if p["mode"] == "none":
+        return "- privacy mode none: no guarantee against anyone.\n"
+
+    def fmt(value: Any) -> str:
+        return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+    return (
+        f"- unit: **{p['unit']}** — {p['unit_meaning']}; neighbouring relation "
+        f"{p['neighbouring_relation']}; sampling {p['sampling']}, q = {fmt(p['sampling_rate'])}\n"
+        f"- ε against consumers of released heads: **{fmt(p['epsilon_against_head_consumers'])}**"
+        f" at δ = {p['delta']:g} ({p['rounds_released']} released rounds, "
+        f"sensitivity C' = {p['sensitivity_per_update']:.4g} per update)\n"
+        f"- ε against the aggregator (worst unit, each update seen alone): "
+        f"**{fmt(p['epsilon_against_aggregator_worst_unit'])}**\n"
+        f"- ε in the device's own ledger (largest reported): "
+        f"{fmt(p['epsilon_device_ledger_max'])}\n"
+    )
+
+
+def markdown(report: dict[str, Any]) -> str:
+    p = report["privacy"]
+    released = sum(r["released"] for r in report["rounds"])
+    return (
+        f"# fedhead aggregate — {p['mode']} DP\n\n"
+        f"{report['rounds_committed']} rounds committed, {released} released a head.\n\n"
+        f"{privacy_lines(p)}\n"
+        "![holdout accuracy](aggregate_accuracy.png)\n![epsilon](aggregate_epsilon.png)\n"
+    )
 
 
 def _plot(rounds: list[dict[str, Any]], key: str, label: str, path: Path) -> None:
@@ -35,12 +164,8 @@ def _plot(rounds: list[dict[str, Any]], key: str, label: str, path: Path) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xs, ys = [], []
-    for r in rounds:
-        value = r.get(key, r["metrics"].get(key))
-        if value is not None:
-            xs.append(r["round"])
-            ys.append(value)
+    xs = [r["round"] for r in rounds if r.get(key) is not None]
+    ys = [r[key] for r in rounds if r.get(key) is not None]
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(xs, ys, marker="o")
     ax.set_xlabel("round")

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tools.aggregator.config import AggregatorConfig, PrivacyMode, Strategy
+from tools.aggregator.config import AggregatorConfig, PrivacyMode, PrivacyUnit, Strategy
 from tools.aggregator.core import Aggregator
 from tools.aggregator.evaluate import Holdout, holdout_from_task
 from tools.aggregator.privacy import BudgetExceededError
 from tools.aggregator.report import write_report
-from tools.aggregator.store import Store
+from tools.aggregator.store import Store, StoreVersionError
 from tools.link.client import DeviceClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,41 @@ def _holdout(model_dir: Path | None) -> Holdout | None:
     return holdout_from_task(model_dir)
 
 
+def load_enrollment(path: Path) -> dict[int, str]:
+    """device id → user id from a CSV file of `device_id,user_id` lines (header optional)."""
+    mapping: dict[int, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = [f.strip() for f in line.split(",")]
+        if not line.strip() or line.lstrip().startswith("#") or fields[0] == "device_id":
+            continue
+        if len(fields) != 2 or not fields[0].isdigit() or not fields[1]:
+            raise SystemExit(f"{path}:{number}: expected `device_id,user_id`, got {line!r}")
+        mapping[int(fields[0])] = fields[1]
+    if not mapping:
+        raise SystemExit(f"{path} enrolls no device; write `device_id,user_id` lines")
+    return mapping
+
+
+def _console_events(console: Console) -> Callable[[str, dict], None]:
+    shown: set[str] = set()
+
+    def show(kind: str, detail: dict) -> None:
+        if kind == "sampling" and detail["note"] not in shown:  # once, not every round
+            shown.add(detail["note"])
+            console.print(
+                f"[yellow]sampling: {detail['note']} (accounted with q = {detail['q']:g})"
+            )
+        elif kind == "enrolled":
+            console.print(
+                f"[yellow]no enrollment: registered the {detail['devices']} connected devices, "
+                "each as its own user (device-level ε); pass --enrollment for user-level"
+            )
+        elif kind == "unreachable":
+            console.print(f"[yellow]{detail['url']} did not answer HELLO: not connected")
+
+    return show
+
+
 def run_aggregate(
     ports: list[str],
     config: AggregatorConfig,
@@ -41,11 +77,15 @@ def run_aggregate(
     model_dir: Path | None,
     report_dir: Path,
     progress: bool = True,
+    enrollment: dict[int, str] | None = None,
 ) -> Path:
     """Run `config.rounds` rounds (resuming the store), write the report; returns its path."""
     console = Console()
+    try:
+        store = Store(store_path)
+    except StoreVersionError as exc:
+        raise SystemExit(str(exc)) from exc
     clients = [DeviceClient.open(url, timeout=2.0, retries=5) for url in ports]
-    store = Store(store_path)
     try:
         aggregator = Aggregator(
             store,
@@ -53,7 +93,13 @@ def run_aggregate(
             clients,
             initial_head=_initial_head(head_npz),
             holdout=_holdout(model_dir),
+            on_event=_console_events(console),
+            enrollment=enrollment,
         )
+        if not aggregator.population().units:
+            raise SystemExit(
+                "no device answered and none is enrolled: check --port or pass --enrollment"
+            )
         if aggregator.round:
             console.print(f"resuming after committed round {aggregator.round} of {store_path}")
         stopped = _drive(aggregator, config, console, progress)
@@ -86,7 +132,7 @@ def _drive(
                 return str(exc)
             accuracy = record.metrics.get("holdout_accuracy")
             status = (
-                f"accepted {record.metrics['accepted']}/{len(record.cohort)}  "
+                f"{record.outcome}: accepted {record.metrics['accepted']}/{len(record.cohort)}  "
                 f"ε={record.epsilon:.3g}"
                 + (f"  acc={accuracy:.3f}" if accuracy is not None else "")
             )
@@ -105,8 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--delta", type=float, default=1e-5)
     p.add_argument("--epsilon-budget", type=float, default=float("inf"))
-    p.add_argument("--cohort", type=int, default=0, help="devices per round (0: all)")
-    p.add_argument("--population", type=int, default=0)
+    p.add_argument(
+        "--cohort", type=int, default=0, help="expected units per round, q = cohort/registered"
+    )
+    p.add_argument("--population", type=int, default=0, help="declared population (checked)")
+    p.add_argument("--unit", choices=[u.value for u in PrivacyUnit], default="user")
+    p.add_argument("--enrollment", type=Path, default=None, help="CSV device_id,user_id")
+    p.add_argument("--min-updates", type=int, default=1)
     p.add_argument("--strategy", choices=[s.value for s in Strategy], default="fedavg")
     p.add_argument("--server-lr", type=float, default=1.0)
     p.add_argument("--server-optimizer", choices=["sgd", "adam"], default="sgd")
@@ -132,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
         delta=args.delta,
         epsilon_budget=args.epsilon_budget,
         population=args.population,
+        unit=PrivacyUnit(args.unit),
+        min_updates=args.min_updates,
         strategy=Strategy(args.strategy),
         server_lr=args.server_lr,
         server_optimizer=args.server_optimizer,
@@ -148,4 +201,5 @@ def main(argv: list[str] | None = None) -> None:
         model_dir,
         args.report_dir,
         progress=not args.no_progress,
+        enrollment=load_enrollment(args.enrollment) if args.enrollment else None,
     )

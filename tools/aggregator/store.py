@@ -1,8 +1,14 @@
 """SQLite store (WAL): one transaction per committed round.
 
-A round is written all at once — its row, every update's metadata (accepted or rejected with
-the reason; accepted ones with their q bytes), the new head, the accountant event — so a crash
-leaves either the whole round or none of it. A restart resumes after the last committed round.
+A round is written all at once — its row, every update's protocol metadata (accepted or
+rejected with the reason; accepted ones with their q bytes), the new head when one was
+released, the accountant event — so a crash leaves either the whole round or none of it. A
+restart resumes after the last committed round.
+
+What is kept is what resuming and auditing the accountant need: the enrollment (device →
+user), heads, the ledger, per round who was selected and which updates arrived (for the
+per-device ε against the aggregator). No training statistics (loss, accuracy, example counts)
+are stored. The store is operator-only: it holds the updates as the aggregator saw them.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from tools.link.client import head_blob
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS enrollment (
+    device_id INTEGER PRIMARY KEY, user_id TEXT NOT NULL, enrolled REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
     device_id INTEGER PRIMARY KEY, url TEXT, board TEXT, model_sha256 BLOB,
     first_seen REAL NOT NULL, last_seen REAL NOT NULL);
@@ -33,12 +41,12 @@ CREATE TABLE IF NOT EXISTS rounds (
     head_out INTEGER NOT NULL REFERENCES heads(version), started REAL NOT NULL,
     committed REAL NOT NULL, cohort TEXT NOT NULL, accepted INTEGER NOT NULL,
     rejected INTEGER NOT NULL, dropped INTEGER NOT NULL, epsilon REAL NOT NULL,
-    metrics TEXT NOT NULL, server_state BLOB);
+    metrics TEXT NOT NULL, server_state BLOB, outcome TEXT NOT NULL,
+    device_noise_std REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS updates (
     id INTEGER PRIMARY KEY AUTOINCREMENT, round INTEGER NOT NULL REFERENCES rounds(round),
     device_id INTEGER NOT NULL, accepted INTEGER NOT NULL, reason TEXT NOT NULL,
-    examples INTEGER, norm REAL, bits INTEGER, scale REAL, flags INTEGER, train_loss REAL,
-    train_acc REAL, crc32 INTEGER, q BLOB);
+    bits INTEGER, scale REAL, flags INTEGER, crc32 INTEGER, q BLOB);
 CREATE UNIQUE INDEX IF NOT EXISTS one_accepted_per_device
     ON updates(round, device_id) WHERE accepted = 1;
 CREATE TABLE IF NOT EXISTS accountant (
@@ -47,18 +55,18 @@ CREATE TABLE IF NOT EXISTS accountant (
 """
 
 
+class StoreVersionError(RuntimeError):
+    """The store file predates this schema and cannot be resumed."""
+
+
 @dataclass
 class UpdateRow:
     device_id: int
     accepted: bool
     reason: str
-    examples: int = 0
-    norm: float = float("nan")
     bits: int = 0
     scale: float = 0.0
     flags: int = 0
-    train_loss: float = float("nan")
-    train_acc: float = float("nan")
     crc32: int = 0
     q: bytes | None = None  # kept for accepted updates: nothing accepted is ever lost
 
@@ -69,13 +77,15 @@ class RoundRow:
     head_in: int
     head_out: int
     started: float
-    cohort: list[int]
+    cohort: list[int]  # selected device ids: stored, never published
     updates: list[UpdateRow]
     dropped: int
     epsilon: float
     metrics: dict[str, Any] = field(default_factory=dict)
     event: RoundEvent | None = None
     server_state: bytes | None = None
+    outcome: str = "released"  # "released", "empty", "too_few" or "refused" (over budget)
+    device_noise_std: float = 0.0  # σ each device was asked to add (Δ units)
 
 
 class Store:
@@ -88,6 +98,13 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")  # a committed round survives power loss
         self.conn.execute("PRAGMA foreign_keys=ON")
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(rounds)")}
+        if columns and "outcome" not in columns:  # checked before touching the file
+            self.conn.close()
+            raise StoreVersionError(
+                f"{self.path} was written by an older fedhead (rounds without outcome, no "
+                "enrollment): its ε was accounted differently; move it away or pass --store"
+            )
         self.conn.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -129,10 +146,16 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
+    def enrollment(self) -> dict[int, str]:
+        """device id → user id of every registered device."""
+        rows = self.conn.execute("SELECT device_id, user_id FROM enrollment ORDER BY device_id")
+        return {int(d): str(u) for d, u in rows}
+
     def rounds(self) -> list[dict[str, Any]]:
+        """Operator view of every round (selection and counts included: not for publishing)."""
         cursor = self.conn.execute(
             "SELECT round, head_in, head_out, started, committed, cohort, accepted, rejected, "
-            "dropped, epsilon, metrics FROM rounds ORDER BY round"
+            "dropped, epsilon, metrics, outcome, device_noise_std FROM rounds ORDER BY round"
         )
         names = [d[0] for d in cursor.description]
         out = []
@@ -143,10 +166,22 @@ class Store:
             out.append(record)
         return out
 
+    def received_noise_by_device(self) -> dict[int, list[float]]:
+        """For each device, the noise std of every update the aggregator received from it
+        (accepted or not: the aggregator saw it either way)."""
+        rows = self.conn.execute(
+            "SELECT u.device_id, r.device_noise_std FROM updates u JOIN rounds r "
+            "ON u.round = r.round ORDER BY u.id"
+        )
+        out: dict[int, list[float]] = {}
+        for device_id, sigma in rows:
+            out.setdefault(int(device_id), []).append(float(sigma))
+        return out
+
     def updates(self, round_id: int, accepted_only: bool = False) -> list[UpdateRow]:
         sql = (
-            "SELECT device_id, accepted, reason, examples, norm, bits, scale, flags, "
-            "train_loss, train_acc, crc32, q FROM updates WHERE round=?"
+            "SELECT device_id, accepted, reason, bits, scale, flags, "
+            "crc32, q FROM updates WHERE round=?"
             + (" AND accepted=1" if accepted_only else "")
             + " ORDER BY id"
         )
@@ -168,6 +203,16 @@ class Store:
                 self.conn.execute("ROLLBACK")
                 raise
 
+    def enroll(self, mapping: dict[int, str]) -> None:
+        """Register devices (device id → user id); re-enrolling a device moves it."""
+        now = time.time()
+        with self.conn:
+            self.conn.executemany(
+                "INSERT INTO enrollment VALUES (?, ?, ?) ON CONFLICT(device_id) DO UPDATE "
+                "SET user_id=excluded.user_id, enrolled=excluded.enrolled",
+                [(int(d), str(u), now) for d, u in mapping.items()],
+            )
+
     def record_device(self, device_id: int, url: str, board: str, model_sha256: bytes) -> None:
         now = time.time()
         with self.conn:
@@ -186,7 +231,7 @@ class Store:
                 self._insert_head(row.head_out, *new_head)
             accepted = sum(u.accepted for u in row.updates)
             self.conn.execute(
-                "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.round,
                     row.head_in,
@@ -200,25 +245,22 @@ class Store:
                     row.epsilon,
                     json.dumps(row.metrics),
                     row.server_state,
+                    row.outcome,
+                    row.device_noise_std,
                 ),
             )
             self.conn.executemany(
-                "INSERT INTO updates (round, device_id, accepted, reason, examples, norm, bits, "
-                "scale, flags, train_loss, train_acc, crc32, q) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO updates (round, device_id, accepted, reason, bits, "
+                "scale, flags, crc32, q) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         row.round,
                         u.device_id,
                         int(u.accepted),
                         u.reason,
-                        u.examples,
-                        u.norm,
                         u.bits,
                         u.scale,
                         u.flags,
-                        u.train_loss,
-                        u.train_acc,
                         u.crc32,
                         u.q,
                     )
@@ -257,9 +299,14 @@ class Store:
         if numbers != list(range(1, len(numbers) + 1)):
             problems.append(f"rounds are not 1..N without gaps: {numbers}")
         has_events = {r for (r,) in self.conn.execute("SELECT round FROM accountant")}
-        any_events = bool(has_events)
+        accounted = (self.get_meta("config") or {}).get("privacy", "none") != "none"
         for r in rounds:
-            problems += self._round_problems(r, any_events and r["round"] not in has_events)
+            released = r["outcome"] == "released"
+            if r["round"] in has_events and not released:
+                problems.append(f"round {r['round']}: charged although nothing was released")
+            problems += self._round_problems(
+                r, accounted and released and r["round"] not in has_events
+            )
         return problems
 
     def _round_problems(self, r: dict[str, Any], missing_event: bool) -> list[str]:

@@ -8,9 +8,11 @@ from tools.aggregator.config import AggregatorConfig, Strategy
 
 
 def combine(
-    deltas: np.ndarray, weights: np.ndarray, config: AggregatorConfig, noise: np.ndarray
+    deltas: np.ndarray, config: AggregatorConfig, noise: np.ndarray, denominator: float = 0.0
 ) -> np.ndarray:
-    """Aggregate n×P Δs into one P vector. `noise` is added to the sum (central mode)."""
+    """Aggregate n×P Δs into one P vector. FedAvg: (Σ Δ + noise) / denominator, where DP modes
+    pass the expected cohort m fixed before the round (never the count that arrived, which
+    would make the scale of the release depend on who took part); 0 means n."""
     n = deltas.shape[0]
     if config.strategy == Strategy.MEDIAN:
         return np.median(deltas, axis=0)
@@ -18,10 +20,7 @@ def combine(
         cut = int(np.floor(config.trim_fraction * n))
         ordered = np.sort(deltas, axis=0)
         return ordered[cut : n - cut].mean(axis=0)
-    if config.weighted:
-        w = weights / weights.sum()
-        return (w[:, None] * deltas).sum(axis=0) + noise / n
-    return (deltas.sum(axis=0) + noise) / n
+    return (deltas.sum(axis=0) + noise) / (denominator or n)
 
 
 class ServerOptimizer:

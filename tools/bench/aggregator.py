@@ -48,7 +48,7 @@ def updates_per_s(d: int, c: int, count: int = 4000) -> float:
         if delta is not None:
             accepted.add(row.device_id)
             deltas.append(delta)
-    combine(np.stack(deltas), np.ones(len(deltas)), config, np.zeros(n_params))
+    combine(np.stack(deltas), config, np.zeros(n_params))
     elapsed = time.perf_counter() - start
     if len(deltas) != count:
         raise RuntimeError(f"benchmark updates were rejected: {count - len(deltas)}")

@@ -101,7 +101,9 @@ def _thumb_instruction_count(code: bytes) -> int:
 class M4Machine:
     """One loaded ELF in an emulated Cortex-M4F; `call` may be used any number of times."""
 
-    def __init__(self, elf_path: Path) -> None:
+    def __init__(self, elf_path: Path, count_instructions: bool = True) -> None:
+        """count_instructions=False runs without the per-block hook (several times faster, for
+        equivalence tests); `call` then reports 0 instructions."""
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
         self.symbols: dict[str, int] = {}
         self._load(Path(elf_path))
@@ -111,7 +113,8 @@ class M4Machine:
         self._heap_next = HEAP_BASE
         self._block_sizes: dict[tuple[int, int], int] = {}
         self._executed = 0
-        self.uc.hook_add(UC_HOOK_BLOCK, self._on_block)
+        if count_instructions:
+            self.uc.hook_add(UC_HOOK_BLOCK, self._on_block)
 
     def _load(self, elf_path: Path) -> None:
         with elf_path.open("rb") as handle:

@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
+from tools.aggregator.report import privacy_lines
+
 PROTOCOL_TEXT = (
     "Each device personalizes on the device from k labelled windows per class of its own data "
     "(the earlier part of its recording) and is scored on its own test part (the later part, "
@@ -64,7 +66,8 @@ def plot_epsilon(report: dict[str, Any], path: Path) -> None:
     ax.plot(range(1, len(eps) + 1), eps, marker="o")
     ax.set_xlabel("round")
     ax.set_ylabel(f"ε at δ = {privacy['delta']:g}")
-    ax.set_title(f"privacy spent ({privacy['mode']}, z = {privacy['noise_multiplier']})")
+    ax.set_title(f"ε against head consumers ({privacy['mode']}, {privacy.get('unit', '')}, "
+                 f"z = {privacy['noise_multiplier']})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -92,14 +95,14 @@ def markdown(report: dict[str, Any]) -> str:
     rows = "".join(
         f"| {d['name']} | {d['split']} | {d['global_acc']:.3f} | {d['personal_acc']:.3f} | "
         f"{d['local_only_acc']:.3f} | {d['test_windows']} |\n" for d in report["per_device"])
-    eps = "∞ (no noise)" if p["epsilon"] is None else f"{p['epsilon']:.2f}"
     spread = _spread(report)
     rounds = ", ".join(f"{a:.3f}" for a in fed["global_acc_by_round"])
     return f"""# fedhead demo — {report['task']} on {report['devices']} {report['board']} boards
 
-**Privacy:** {p['mode']} DP, clip C = {p['clip']}, noise multiplier z = {p['noise_multiplier']}:
-ε = {eps} at δ = {p['delta']:g} after {report['rounds']} rounds.
+**Privacy:** {p['mode']} DP, clip C = {p['clip']}, noise multiplier z = {p['noise_multiplier']},
+{report['rounds']} rounds:
 
+{privacy_lines(p)}
 **Evaluation protocol.** {PROTOCOL_TEXT}
 
 ## Held-out users (never federated)

@@ -176,13 +176,14 @@ def _federate(config: DemoConfig, fed: list[DeviceData], clients: dict[int, Any]
     agg_config = AggregatorConfig(
         rounds=config.rounds, privacy=PrivacyMode(config.privacy),
         noise_multiplier=config.noise_multiplier, clip=config.clip, delta=config.delta,
-        lr=config.fed_lr, epochs=config.fed_epochs, batch=config.personal.batch,
-        seed=config.seed)
+        lr=config.fed_lr, epochs=config.fed_epochs, batch=config.personal.batch)
     store_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="demo-store-")))
     store = Store(store_dir / "aggregator.sqlite")
     stack.callback(store.close)
+    # The registered population: every federated wrist, enrolled under its user (two each).
+    enrollment = {clients[d.index].device_id: d.user for d in fed}
     aggregator = Aggregator(store, agg_config, [clients[d.index] for d in fed],
-                            initial_head=(w0, b0))
+                            initial_head=(w0, b0), enrollment=enrollment)
     fed_emb = np.concatenate([test_emb[d.index] for d in fed])
     fed_y = np.concatenate([d.test_y for d in fed])
     by_round: list[float] = []
@@ -192,8 +193,8 @@ def _federate(config: DemoConfig, fed: list[DeviceData], clients: dict[int, Any]
             row = aggregator.run_round()
             by_round.append(_host_accuracy(aggregator.w, aggregator.b, fed_emb, fed_y))
             progress.advance(bar)
-            console.log(f"round {row.round}: {len(row.updates)} updates, global acc "
-                        f"{by_round[-1]:.3f}, ε {row.epsilon:.2f}")
+            console.log(f"round {row.round}: {row.outcome}, {len(row.updates)} updates, "
+                        f"global acc {by_round[-1]:.3f}, ε {row.epsilon:.2f}")
     return aggregator, by_round
 
 
@@ -267,7 +268,10 @@ def _summary(config: DemoConfig, chosen: list[DeviceData], fed: list[DeviceData]
     fed_rows = [per_device[d.index] for d in fed]
     fed_test = sum(len(d.test_y) for d in fed)
     held_k = by_k[str(config.k)]
+    from tools.aggregator.report import privacy_summary
+
     epsilon_by_round = [r["epsilon"] for r in aggregator.store.rounds()]
+    summary = privacy_summary(aggregator.store)
     up = [c.transport.bytes_read for c in clients.values()]
     down = [c.transport.bytes_written for c in clients.values()]
     return {
@@ -275,15 +279,9 @@ def _summary(config: DemoConfig, chosen: list[DeviceData], fed: list[DeviceData]
         "rounds": config.rounds, "k": config.k,
         "config": {k: v for k, v in asdict(config).items() if k != "personal"}
         | {"personal": asdict(config.personal)},
-        "privacy": {
-            "mode": config.privacy, "clip": config.clip,
-            "noise_multiplier": config.noise_multiplier,
-            # z relative to the quantized update's L2 bound C + scale·√P (docs/PRIVACY.md)
-            "accounted_noise_multiplier": next(
-                (e.noise_multiplier for e in aggregator.store.events()), None),
-            "epsilon": None if config.privacy == "none" else epsilon_by_round[-1],
-            "delta": config.delta, "epsilon_by_round": epsilon_by_round,
-            "unit": "device (each wrist of a user is its own device)",
+        "privacy": summary | {
+            "epsilon": summary["epsilon_against_head_consumers"],
+            "epsilon_by_round": epsilon_by_round,
         },
         "held_out": {**held_k, "by_k": by_k, "devices": len(held)},
         "federated": {

@@ -174,6 +174,28 @@ def privatize(delta: np.ndarray, params: PrivacyParams, rng: Rng) -> tuple[np.nd
     return q_out, flags
 
 
+def privatize_many(
+    deltas: np.ndarray, params: PrivacyParams, rng: np.random.Generator
+) -> np.ndarray:
+    """Vectorized twin of `privatize` for the simulator, K×P → K×P int64: the same clip rule
+    (`clip_factor` per row), the same unbiased stochastic rounding and the same noise
+    distribution (discrete Gaussian with σ_int, by inverse CDF of `discrete_gaussian_pmf`),
+    saturated to the wire width. It is not the device's random stream, and a floating-point
+    CDF is not fit to protect a real release: host-side simulation only."""
+    params.check()
+    x = np.stack([clip_l2(row, params.clip)[0] for row in np.asarray(deltas, dtype=F32)])
+    y = x / F32(params.scale)
+    floor = np.floor(y)
+    q = floor.astype(np.int64) + (rng.random(y.shape) < (y - floor))
+    if params.sigma_int > 0:
+        support, pmf = discrete_gaussian_pmf(params.sigma_int)
+        cdf = np.cumsum(pmf)
+        picks = np.searchsorted(cdf, rng.random(q.shape) * cdf[-1], side="right")
+        q += support[np.minimum(picks, len(support) - 1)]
+    hi = (1 << (params.bits - 1)) - 1
+    return np.clip(q, -hi - 1, hi)
+
+
 def dequantize(q: np.ndarray, scale: float) -> np.ndarray:
     """The decode rule: value = q * scale (float32, as fc_dequantize)."""
     return np.asarray(q).astype(F32) * F32(scale)

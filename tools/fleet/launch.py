@@ -9,7 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,9 +89,12 @@ def start_host_device(
     state_path: Path | None = None,
     env: Mapping[str, str] | None = None,
     start_timeout: float = 10.0,
+    extra_args: Sequence[str] = (),
 ) -> VirtualDevice:
-    """Start the host firmware; returns once it printed the pty it serves."""
-    cmd = [str(firmware), "--id", str(device_id)]
+    """Start the host firmware; returns once it printed the pty it serves.
+
+    `extra_args` go to the firmware as they are (e.g. `--boot-delay-ms 1500`)."""
+    cmd = [str(firmware), "--id", str(device_id), *extra_args]
     if state_path is not None:
         cmd += ["--state", str(state_path)]
     log_path = Path(log_dir) / f"host-{device_id}.log"

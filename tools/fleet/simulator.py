@@ -1,10 +1,14 @@
 """`invoke simulate`: the federated loop for thousands of clients with the Python twins.
 
-Same algorithms as the devices and the aggregator, vectorized: every cohort client trains
-its head with tools/fedref/batch.train_many (proven equal to the per-client twin, which is
-proven equal to the C), its Δ is clipped with the twin's clip rule, the server adds central
-Gaussian noise with the aggregator's own function and counts ε with its own accountant.
-What is simulated is the fleet, not the arithmetic.
+Same mechanism as the devices and the aggregator, vectorized: the aggregator's Poisson
+sampling (CSPRNG, q = cohort / clients) picks each round's clients, a selected client drops
+out with probability `dropout`, every answering client trains its head with
+tools/fedref/batch.train_many (proven equal to the per-client twin, which is proven equal to
+the C), privatizes its Δ as the device does (clip, stochastic rounding to the grid, discrete
+Gaussian σ_local in distributed/local mode: tools/fedref/privacy.privatize_many), the server
+sums with the aggregator's `combine` (fixed denominator m), adds central noise with the
+aggregator's own sampler (central mode) and counts ε with the aggregator's accountant for
+the event that ran (dropouts included). What is simulated is the fleet, not the arithmetic.
 
 Clients of `kws` are simulated speakers synthesized with seeds the model never saw (new
 voices), in cached chunks; each client's embeddings are computed once by the TFLM runtime.
@@ -37,13 +41,15 @@ class SimConfig:
     cohort: int = 100
     clip: float = 0.5
     noise_multipliers: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    modes: tuple[str, ...] = ("central", "distributed")  # DP modes run for each z > 0
+    dropout: float = 0.0  # probability that a selected client does not answer
+    bits: int = 16  # UPDATE value width (the aggregator's default)
     delta: float = 1e-5
     k: int = 10
     lr: float = 0.1
     epochs: int = 2
     batch: int = 8
     seed: int = 0
-    bits: int = 8  # UPDATE value width (the aggregator's default); 0: unquantized float deltas
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,13 @@ class Clients:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
 def _kws_chunk_embeddings(chunk: int, speakers: int) -> dict[str, np.ndarray]:
@@ -71,22 +82,28 @@ def _kws_chunk_embeddings(chunk: int, speakers: int) -> dict[str, np.ndarray]:
     model = (paths.model_dir("kws") / paths.TFLITE_NAME).read_bytes()
     card = json.loads((paths.model_dir("kws") / paths.CARD_NAME).read_text())
     cache = paths.data_cache_dir() / (
-        f"sim-kws-{card['tflite_sha256'][:12]}-{DATA_SEED_BASE + chunk}-{speakers}.npz")
+        f"sim-kws-{card['tflite_sha256'][:12]}-{DATA_SEED_BASE + chunk}-{speakers}.npz"
+    )
     if cache.exists():
         with np.load(cache) as npz:
             return {k: npz[k] for k in npz.files}
     data = load_kws(speakers=speakers, seed=DATA_SEED_BASE + chunk)
     q = card["input_quantization"]
     x = quantize_windows(data.x, q["scale"], q["zero_point"])
-    arrays = {"emb": tflm_embeddings(model, x), "y": data.y, "client": data.device,
-              "part": data.part}
+    arrays = {
+        "emb": tflm_embeddings(model, x),
+        "y": data.y,
+        "client": data.device,
+        "part": data.part,
+    }
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **arrays)
     return arrays
 
 
-def _clients_from_rows(emb: np.ndarray, y: np.ndarray, client: np.ndarray, part: np.ndarray,
-                       k: int, seed: int) -> Clients:
+def _clients_from_rows(
+    emb: np.ndarray, y: np.ndarray, client: np.ndarray, part: np.ndarray, k: int, seed: int
+) -> Clients:
     rng = np.random.default_rng(seed)
     train_emb, train_y = [], []
     for c in np.unique(client):
@@ -115,8 +132,9 @@ def load_clients(config: SimConfig) -> Clients:
     chunks = -(-config.clients // SPEAKERS_PER_CHUNK)
     parts: list[dict[str, np.ndarray]] = []
     with _progress() as progress:
-        bar = progress.add_task("speakers: synthesize + TFLM embeddings (cached)",
-                                total=config.clients)
+        bar = progress.add_task(
+            "speakers: synthesize + TFLM embeddings (cached)", total=config.clients
+        )
         for chunk in range(chunks):
             size = min(SPEAKERS_PER_CHUNK, config.clients - chunk * SPEAKERS_PER_CHUNK)
             arrays = _kws_chunk_embeddings(chunk, size)
@@ -124,81 +142,116 @@ def load_clients(config: SimConfig) -> Clients:
             parts.append(arrays)
             progress.advance(bar, size)
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    return _clients_from_rows(merged["emb"], merged["y"], merged["client"], merged["part"],
-                              config.k, config.seed)
+    return _clients_from_rows(
+        merged["emb"], merged["y"], merged["client"], merged["part"], config.k, config.seed
+    )
 
 
-def _clip_all(deltas: np.ndarray, clip: float) -> np.ndarray:
-    from tools.fedref.privacy import clip_l2
-
-    return np.stack([clip_l2(d, clip)[0] for d in deltas])
-
-
-def _quantize_all(deltas: np.ndarray, clip: float, bits: int,
-                  rng: np.random.Generator) -> np.ndarray:
-    """What the host decodes: unbiased stochastic rounding to the aggregator's grid
-    (quantization_scale; central mode adds no device noise), saturated to `bits`."""
-    from tools.fedref.privacy import quantization_scale
-
-    if bits == 0:
-        return deltas
-    scale = np.float32(quantization_scale(clip, 0.0, bits))
-    y = deltas / scale
-    low = np.floor(y)
-    q = low + (rng.random(y.shape) < (y - low))
-    hi = (1 << (bits - 1)) - 1
-    return (np.clip(q, -hi - 1, hi) * scale).astype(np.float32)
+def simulate_one(
+    config: SimConfig,
+    clients: Clients,
+    z: float,
+    w0: np.ndarray,
+    b0: np.ndarray,
+    mode: str = "central",
+) -> dict[str, Any]:
+    """R rounds of DP-FedAvg in `mode` with noise multiplier z (0: privacy none); accuracy,
+    ε (the aggregator's accountant) and the number of updates received, by round."""
+    return federate(config, clients, z, w0, b0, mode)[0]
 
 
-def simulate_one(config: SimConfig, clients: Clients, z: float,
-                 w0: np.ndarray, b0: np.ndarray) -> dict[str, Any]:
-    """R rounds of DP-FedAvg with noise multiplier z (0: no noise); accuracy and ε by round."""
-    return federate(config, clients, z, w0, b0)[0]
-
-
-def federate(config: SimConfig, clients: Clients, z: float, w0: np.ndarray,
-             b0: np.ndarray) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+def federate(
+    config: SimConfig,
+    clients: Clients,
+    z: float,
+    w0: np.ndarray,
+    b0: np.ndarray,
+    mode: str = "central",
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """simulate_one's curves, and the final global head (w, b)."""
-    from tools.aggregator import privacy
-    from tools.aggregator.config import AggregatorConfig, PrivacyMode
+    import secrets
+
+    from tools.aggregator import privacy, sampling
+    from tools.aggregator.config import AggregatorConfig, PrivacyMode, PrivacyUnit
+    from tools.aggregator.core import FIXED_DENOMINATOR
+    from tools.aggregator.strategy import combine
     from tools.fedref.batch import train_many
     from tools.fedref.head import TrainParams
+    from tools.fedref.privacy import PrivacyParams, dequantize, privatize_many
     from tools.fedref.rng import Rng
 
-    mode = PrivacyMode.CENTRAL if z > 0 else PrivacyMode.NONE
-    agg = AggregatorConfig(privacy=mode, noise_multiplier=z or 1.0, clip=config.clip,
-                           delta=config.delta, bits=config.bits or 8)
+    agg = AggregatorConfig(
+        privacy=PrivacyMode(mode) if z > 0 else PrivacyMode.NONE,
+        noise_multiplier=z or 1.0,
+        clip=config.clip,
+        delta=config.delta,
+        cohort_size=config.cohort,
+        unit=PrivacyUnit.DEVICE,
+        bits=config.bits,
+    )
     params = TrainParams(lr=config.lr, epochs=config.epochs, batch=config.batch)
     n = len(clients.train_y)
-    cohort = min(config.cohort, n)
-    rng = np.random.default_rng([config.seed, int(z * 1000)])
+    population = sampling.Population.from_enrollment(
+        {c: f"client-{c}" for c in range(n)}, PrivacyUnit.DEVICE
+    )
+    plan = sampling.plan(agg, population)
+    sigma = privacy.device_noise_std(agg, plan.expected_devices)
+    scale = privacy.grid_scale(agg, sigma)
+    device = PrivacyParams(agg.clip, sigma, scale, agg.bits)
+    noise_rng = np.random.default_rng(secrets.randbits(128))
     w, b = w0.copy(), b0.copy()
-    accuracy, epsilon, events = [], [], []
+    accuracy, epsilon, received, events = [], [], [], []
     for round_id in range(1, config.rounds + 1):
-        chosen = rng.choice(n, size=cohort, replace=False)
-        streams = [Rng.from_u64(config.seed * 1_000_003 + round_id * 10_007 + int(c))
-                   for c in chosen]
-        wl, bl, _, _ = train_many(w, b, [clients.train_emb[c] for c in chosen],
-                                  [clients.train_y[c] for c in chosen], params, streams)
-        deltas = np.concatenate([(wl - w).reshape(cohort, -1), bl - b], axis=1)
-        sent = _quantize_all(_clip_all(deltas, config.clip), config.clip, config.bits, rng)
-        total = sent.astype(np.float64).sum(axis=0)
-        total += privacy.central_noise(agg, total.size)
-        mean = (total / cohort).astype(np.float32)
-        w = w + mean[: w.size].reshape(w.shape)
-        b = b + mean[w.size:]
-        event = privacy.round_event(agg, n, cohort, cohort, (w.size + b.size) * bool(config.bits))
-        if event is not None:
-            events.append(event)
-        epsilon.append(privacy.epsilon(events, config.delta) if events else None)
+        chosen = [
+            c
+            for c in sampling.poisson_sample(population, plan.q)
+            if noise_rng.random() >= config.dropout
+        ]
+        received.append(len(chosen))
+        if chosen:  # an empty round releases nothing and charges nothing
+            streams = [
+                Rng.from_u64(config.seed * 1_000_003 + round_id * 10_007 + c) for c in chosen
+            ]
+            wl, bl, _, _ = train_many(
+                w,
+                b,
+                [clients.train_emb[c] for c in chosen],
+                [clients.train_y[c] for c in chosen],
+                params,
+                streams,
+            )
+            deltas = np.concatenate([(wl - w).reshape(len(chosen), -1), bl - b], axis=1)
+            sent = dequantize(privatize_many(deltas, device, noise_rng), scale)
+            denominator = plan.expected_devices if agg.privacy in FIXED_DENOMINATOR else 0.0
+            mean = combine(
+                sent.astype(np.float64),
+                agg,
+                privacy.central_noise(agg, deltas.shape[1]),
+                denominator,
+            )
+            w = w + mean[: w.size].reshape(w.shape).astype(np.float32)
+            b = b + mean[w.size :].astype(np.float32)
+            event = privacy.round_event(
+                agg, plan.q, plan.expected_devices, len(chosen), deltas.shape[1]
+            )
+            events += [event] if event is not None else []
+        epsilon.append(privacy.ledger_epsilon(agg, events) if z > 0 else None)
         logits = clients.test_emb @ w + b
         accuracy.append(float(np.mean(np.argmax(logits, axis=1) == clients.test_y)))
-    curves = {"noise_multiplier": z, "accuracy_by_round": accuracy, "epsilon_by_round": epsilon}
+    curves = {
+        "mode": str(agg.privacy),
+        "noise_multiplier": z,
+        "sampling_q": plan.q,
+        "accuracy_by_round": accuracy,
+        "epsilon_by_round": epsilon,
+        "received_by_round": received,
+    }
     return curves, w, b
 
 
-def pooled_head_accuracy(clients: Clients, w0: np.ndarray, b0: np.ndarray,
-                         steps: int = 400, lr: float = 0.5) -> float:
+def pooled_head_accuracy(
+    clients: Clients, w0: np.ndarray, b0: np.ndarray, steps: int = 400, lr: float = 0.5
+) -> float:
     """What the best head on the frozen backbone reaches: every client's k-shot windows pooled
     in one place (no privacy, no federation), softmax regression from the pre-trained head by
     full-batch gradient descent in float64, scored on the same test windows. Federation of the
@@ -227,23 +280,35 @@ def run_simulation(config: SimConfig) -> dict[str, Any]:
     head = np.load(paths.model_dir(config.task) / paths.HEAD_NAME)
     w0, b0 = head["w"].astype(np.float32), head["b"].astype(np.float32)
     initial = float(np.mean(np.argmax(clients.test_emb @ w0 + b0, axis=1) == clients.test_y))
+    runs = [
+        (mode, z)
+        for z in config.noise_multipliers
+        for mode in (config.modes if z > 0 else ("none",))
+    ]
     curves = []
     with _progress() as progress:
-        bar = progress.add_task("noise multipliers", total=len(config.noise_multipliers))
-        for z in config.noise_multipliers:
-            curves.append(simulate_one(config, clients, z, w0, b0))
+        bar = progress.add_task("modes × noise multipliers", total=len(runs))
+        for mode, z in runs:
+            curves.append(simulate_one(config, clients, z, w0, b0, mode))
             last = curves[-1]
             eps = last["epsilon_by_round"][-1]
-            console.log(f"z = {z}: accuracy {last['accuracy_by_round'][-1]:.3f}, "
-                        f"ε = {'∞' if eps is None else f'{eps:.2f}'}")
+            console.log(
+                f"{mode} z = {z}: accuracy {last['accuracy_by_round'][-1]:.3f}, "
+                f"ε = {'∞' if eps is None else f'{eps:.2f}'} (device-level, "
+                f"q = {last['sampling_q']:.3g})"
+            )
             progress.advance(bar)
     ceiling = pooled_head_accuracy(clients, w0, b0)
     console.log(f"pooled-data head on the frozen backbone (ceiling of head federation): "
                 f"{ceiling:.3f}")
-    report = {"config": asdict(config), "initial_acc": initial, "curves": curves,
-              "pooled_head_acc": ceiling,
-              "test_windows": len(clients.test_y),
-              "wall_s": round(time.perf_counter() - started, 2)}
+    report = {
+        "config": asdict(config),
+        "initial_acc": initial,
+        "pooled_head_acc": ceiling,
+        "curves": curves,
+        "test_windows": len(clients.test_y),
+        "wall_s": round(time.perf_counter() - started, 2),
+    }
     write_report(report)
     return report
 
@@ -258,22 +323,32 @@ def write_report(report: dict[str, Any], out_dir: Path = REPORT_DIR) -> None:
     (out_dir / "simulate.json").write_text(json.dumps(report, indent=2) + "\n")
     cfg = report["config"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for index, curve in enumerate(report["curves"]):
-        label = f"z = {curve['noise_multiplier']}" if curve["noise_multiplier"] else "no noise"
-        color = f"C{index}"  # the same z has the same colour in both panels
-        left.plot(range(1, len(curve["accuracy_by_round"]) + 1), curve["accuracy_by_round"],
-                  label=label, color=color)
-        if curve["noise_multiplier"]:
-            right.plot(curve["epsilon_by_round"], curve["accuracy_by_round"], marker=".",
-                       label=label, color=color)
+    styles = {"central": "-", "distributed": "--", "local": ":", "none": "-"}
+    zs = sorted({c["noise_multiplier"] for c in report["curves"]})
+    for curve in report["curves"]:
+        z = curve["noise_multiplier"]
+        label = f"{curve['mode']} z = {z}" if z else "no noise"
+        style = {"label": label, "color": f"C{zs.index(z)}", "linestyle": styles[curve["mode"]]}
+        left.plot(
+            range(1, len(curve["accuracy_by_round"]) + 1), curve["accuracy_by_round"], **style
+        )
+        if z:
+            right.plot(curve["epsilon_by_round"], curve["accuracy_by_round"], marker=".", **style)
     left.axhline(report["initial_acc"], color="grey", linestyle=":", label="pre-trained")
     if "pooled_head_acc" in report:
-        left.axhline(report["pooled_head_acc"], color="black", linestyle="--",
-                     label="pooled-data head (ceiling)")
-    left.set(xlabel="round", ylabel="global accuracy (clients' test data)",
-             title=f"{cfg['task']}: {cfg['clients']} clients, cohort {cfg['cohort']}")
-    right.set(xlabel=f"ε at δ = {cfg['delta']:g}", ylabel="global accuracy",
-              title="privacy / utility (central DP-FedAvg)")
+        left.axhline(
+            report["pooled_head_acc"], color="black", linestyle="--", label="pooled-data head"
+        )
+    left.set(
+        xlabel="round",
+        ylabel="global accuracy (clients' test data)",
+        title=f"{cfg['task']}: {cfg['clients']} clients, cohort {cfg['cohort']}",
+    )
+    right.set(
+        xlabel=f"ε at δ = {cfg['delta']:g} (device-level, against head consumers)",
+        ylabel="global accuracy",
+        title="privacy / utility by mode (same colour: same z)",
+    )
     for ax in (left, right):
         ax.legend(fontsize=8)
     fig.tight_layout()

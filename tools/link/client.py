@@ -20,6 +20,7 @@ A client is used from one thread at a time.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,12 @@ from tools.link.transport import Transport, open_transport
 
 CHUNK_BYTES = MAX_PAYLOAD - 8  # MODEL_CHUNK / UPDATE_CHUNK carry u32 version/round + u32 offset
 _RESEND_CODES = {NackCode.BAD_CRC, NackCode.BAD_FRAME}
+# wait_ready: first wait for an answer to HELLO, doubled after each silent try up to the max.
+BOOT_FIRST_WAIT = 0.25
+BOOT_MAX_WAIT = 2.0
+# After a NACK for a damaged frame, how long the reply may still come before the request is
+# sent again (the NACK may be about earlier noise; the device answers in order).
+DAMAGE_GRACE = 0.1
 _Q_DTYPES = {8: "<i1", 16: "<i2", 32: "<i4"}
 
 
@@ -130,6 +137,50 @@ class DeviceClient:
         frame = self.request(m.Hello(), expect=MsgType.INFO)
         self.info = m.Info.unpack(frame.payload)
         return self.info
+
+    def wait_ready(self, within: float = 20.0) -> m.Info:
+        """HELLO until the device answers: for a board that is still starting.
+
+        A board just powered, reset or flashed (or reset by the port opening, as many ESP32
+        dev boards are) prints boot text and answers nothing for a while, about a second for
+        an ESP32. Sends HELLO and waits BOOT_FIRST_WAIT s, doubling the wait after each silent
+        try up to BOOT_MAX_WAIT s. An unsolicited boot INFO (or a reply to an earlier HELLO)
+        says the device is up; the wait then ends with the reply to the latest HELLO: the device
+        handles its input in order, so everything sent before (and any NACK for bytes cut during
+        the boot) has been answered by then and the next request starts on a quiet line.
+        Raises LinkTimeoutError after `within` s."""
+        deadline = time.monotonic() + within
+        wait = BOOT_FIRST_WAIT
+        self.counters.requests += 1
+        for attempt in itertools.count():
+            if attempt:
+                self.counters.retries += 1
+            seq = self._next_seq()
+            self.transport.write(encode_frame(Frame(MsgType.HELLO, b"", self.device_id, seq)))
+            if self._await_info_reply(seq, deadline, wait):
+                return self.info
+            if time.monotonic() >= deadline:
+                raise LinkTimeoutError(
+                    f"{self.transport.url}: no INFO within {within} s ({attempt + 1} HELLOs); "
+                    "is the board powered and running fedhead? `invoke build-flash --board "
+                    "esp32` flashes it, `invoke monitor --port …` shows what it prints"
+                )
+            wait = min(2 * wait, BOOT_MAX_WAIT)
+        raise AssertionError("unreachable")
+
+    def _await_info_reply(self, seq: int, deadline: float, wait: float) -> bool:
+        """True once the INFO reply to HELLO `seq` arrived (self.info holds it). Any other INFO
+        means the device is up: keep waiting for this reply up to `self.timeout` longer."""
+        answer_by = min(deadline, time.monotonic() + wait)
+        while True:
+            frame = self._await(lambda f: f.type == MsgType.INFO, answer_by)
+            if frame is None:
+                return False
+            info = _safe_unpack(m.Info, frame)
+            if frame.seq == seq and frame.flags & FLAG_REPLY and info is not None:
+                self.info = info
+                return True
+            answer_by = min(deadline, max(answer_by, time.monotonic() + self.timeout))
 
     def install_head(self, w: np.ndarray, b: np.ndarray, version: int) -> None:
         """Send a global head (MODEL_BEGIN, chunks, MODEL_COMMIT); returns once committed."""
@@ -288,7 +339,12 @@ class DeviceClient:
         )
 
     def _await_reply(self, seq: int, request: MsgType, expect: MsgType) -> Frame | None:
-        """The reply to `seq`, or None to resend (timeout, or the device saw a damaged frame)."""
+        """The reply to `seq`, or None to resend (timeout, or the device saw a damaged frame).
+
+        A NACK with ack_seq 0 (a frame the device could not read) may be about this request or
+        a leftover from noise before it (bytes cut during a boot). The device answers in order,
+        so the reply, if it comes, comes right behind such NACKs: wait DAMAGE_GRACE s more for it
+        before resending."""
 
         def answers(frame: Frame) -> bool:
             if frame.type == MsgType.NACK:
@@ -298,15 +354,21 @@ class DeviceClient:
                 )
             return frame.seq == seq and bool(frame.flags & FLAG_REPLY)
 
-        frame = self._await(answers, time.monotonic() + self.timeout)
-        if frame is None:
-            return None
-        if frame.type == MsgType.NACK:
+        deadline = time.monotonic() + self.timeout
+        damaged = False
+        while True:
+            frame = self._await(answers, deadline)
+            if frame is None:
+                return None
+            if frame.type != MsgType.NACK:
+                break
             nack = m.Nack.unpack(frame.payload)
             self.counters.nacks += 1
-            if nack.ack_seq == 0 and nack.code in _RESEND_CODES:
-                return None
-            raise NackError(request.name, nack.code, nack.code_name, nack.detail)
+            if nack.ack_seq != 0 or nack.code not in _RESEND_CODES:
+                raise NackError(request.name, nack.code, nack.code_name, nack.detail)
+            if not damaged:
+                damaged = True
+                deadline = min(deadline, time.monotonic() + DAMAGE_GRACE)
         if frame.type != expect:
             raise ProtocolError(
                 f"{request.name} answered with {_type_name(frame.type)}, expected {expect.name}"

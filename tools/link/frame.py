@@ -22,6 +22,8 @@ MAX_PAYLOAD = 2048
 MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + AUTH_SIZE + CRC_SIZE
 MAX_ENCODED = max_encoded_len(MAX_FRAME)
 BROADCAST_DEVICE = 0xFFFFFFFF
+# Frame starts tried inside one block of text (see _frame_after_text).
+MAX_FRAME_CANDIDATES = 32
 
 FLAG_REPLY = 0x01
 FLAG_AUTH = 0x02
@@ -124,10 +126,13 @@ class DecoderStats:
 
 @dataclass
 class StreamDecoder:
-    """Incremental frame decoder that resynchronises on every 0x00.
+    """Incremental frame decoder that resynchronises on every 0x00 and after any amount of text.
 
     `feed(data)` returns the frames completed by `data`. A block between delimiters that does not
     decode is counted and handed to `on_unframed` (it is usually boot text or a log line).
+    Unframed text longer than a frame (a panic dump, a boot log) never locks the decoder: it
+    keeps only the last MAX_ENCODED bytes (a frame can be no longer), hands the rest over at
+    once, and at the next delimiter still finds a frame that followed the text directly.
     """
 
     on_unframed: Callable[[bytes], None] | None = None
@@ -157,26 +162,25 @@ class StreamDecoder:
         """Hand text held without a delimiter to `on_unframed` (a monitor calls it after each
         read so log lines show at once); bytes from a possible frame start on stay buffered."""
         keep = _possible_frame_start(self._buffer)
-        if keep > 0 and not self._overflowed:
+        if keep > 0:
             self._emit_unframed(bytes(self._buffer[:keep]))
             del self._buffer[:keep]
 
     def _append(self, chunk: bytes) -> None:
-        if self._overflowed:
-            return
         self._buffer += chunk
-        if len(self._buffer) > MAX_ENCODED:
-            self._emit_unframed(bytes(self._buffer))
-            self._buffer.clear()
-            self._overflowed = True
+        excess = len(self._buffer) - MAX_ENCODED
+        if excess > 0:
+            # Longer than any frame: the head cannot belong to one. Counted once per block.
+            if not self._overflowed:
+                self._overflowed = True
+                self.stats.oversize += 1
+            self._emit_unframed(bytes(self._buffer[:excess]))
+            del self._buffer[:excess]
 
     def _finish_block(self) -> Frame | None:
         block = bytes(self._buffer)
         self._buffer.clear()
-        if self._overflowed:
-            self._overflowed = False
-            self.stats.oversize += 1
-            return None
+        overflowed, self._overflowed = self._overflowed, False
         if not block:
             return None  # back-to-back delimiters: idle line, not an error
         try:
@@ -184,7 +188,8 @@ class StreamDecoder:
         except FrameError as exc:
             prefix_and_frame = _frame_after_text(block)
             if prefix_and_frame is None:
-                setattr(self.stats, exc.kind, getattr(self.stats, exc.kind) + 1)
+                if not overflowed:  # an over-long block was counted as oversize already
+                    setattr(self.stats, exc.kind, getattr(self.stats, exc.kind) + 1)
                 self._emit_unframed(block)
                 return None
             prefix, frame = prefix_and_frame
@@ -214,12 +219,17 @@ def _frame_after_text(block: bytes) -> tuple[bytes, Frame] | None:
     """Find a valid frame at the end of a block that starts with text not ended by 0x00.
 
     A device that prints boot text and then sends a frame without a leading delimiter would
-    otherwise lose that frame. Candidates are the offsets whose next byte is the version byte
-    (the COBS code byte comes first); the CRC rejects false starts.
+    otherwise lose that frame. Candidates are the offsets whose byte is a COBS code byte of at
+    least 2 (the version byte that follows is non-zero) followed by the version byte; the CRC
+    rejects false starts. At most MAX_FRAME_CANDIDATES are tried, so hostile text costs little.
     """
+    tried = 0
     for start in range(1, len(block) - 1):
-        if block[start + 1] != PROTOCOL_VERSION:
+        if block[start + 1] != PROTOCOL_VERSION or block[start] < 2:
             continue
+        tried += 1
+        if tried > MAX_FRAME_CANDIDATES:
+            return None
         try:
             return block[:start], decode_frame(block[start:])
         except FrameError:

@@ -4,23 +4,33 @@
  * the host opens it with pyserial exactly like a USB serial port. Options:
  *   --id N        device id (default 1)
  *   --state PATH  persist storage as files PATH.<key> (default: RAM only, lost at exit)
+ *   --boot-delay-ms N  start like a slow real board: handle nothing for N ms (input waits
+ *                 in the pty, as in a UART driver's buffer) and print unframed boot text
+ *                 halfway, then start the device, which sends its boot INFO
  * It runs until killed (SIGTERM/SIGINT). */
 #define _GNU_SOURCE /* posix_openpt, ptsname, cfmakeraw */
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "../common/link_log.h"
 
 #include "fedcore/device.h"
 #include "fedcore/platform/clock.h"
+#include "fedcore/platform/log.h"
 #include "host_port.h"
 
+static unsigned long boot_delay_ms = 0;
+
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--id N] [--state PATH]\n", prog);
+    fprintf(stderr, "usage: %s [--id N] [--state PATH] [--boot-delay-ms N]\n", prog);
     exit(2);
 }
 
@@ -35,6 +45,12 @@ static void parse_args(int argc, char **argv) {
             host_port_set_id((uint32_t)id);
         } else if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
             host_port_set_state_path(argv[++i]);
+        } else if (strcmp(argv[i], "--boot-delay-ms") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            boot_delay_ms = strtoul(argv[++i], &end, 0);
+            if (*end != '\0' || boot_delay_ms > 60000ul) {
+                usage(argv[0]);
+            }
         } else {
             usage(argv[0]);
         }
@@ -71,12 +87,38 @@ static int open_pty(void) {
     return master;
 }
 
+static void sleep_ms(unsigned long ms) {
+    struct timespec pause = {.tv_sec = (time_t)(ms / 1000u),
+                             .tv_nsec = (long)(ms % 1000u) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+    }
+}
+
+/* What a real board does before its firmware runs: silence, ROM text on the link (halfway, so
+ * a host that opened the port at once sees it), silence again. The diagnostic below is
+ * dropped (the link is not ready) and counted in a LOG frame at start. */
+static void slow_boot(int uart_fd) {
+    static const char rom_text[] = "fedhead-host boot: ROM banner, not a frame\r\n"
+                                   "load:0x40078000,len:15576\r\nentry 0x4008064c\r\n";
+    sleep_ms(boot_delay_ms / 2u);
+    if (write(uart_fd, rom_text, sizeof rom_text - 1u) < 0) {
+        perror("boot text");
+    }
+    fc_platform_log("slow boot: input waits until the device is ready");
+    sleep_ms(boot_delay_ms - boot_delay_ms / 2u);
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     (void)fc_clock_us(); /* the first reading marks boot: uptime counts from here */
     parse_args(argc, argv);
-    host_port_set_uart_fd(open_pty());
+    int uart_fd = open_pty();
+    host_port_set_uart_fd(uart_fd);
+    if (boot_delay_ms > 0) {
+        slow_boot(uart_fd);
+    }
     fc_device_init();
+    link_log_start(); /* from here on diagnostics are LOG frames, as on the ESP32 */
     for (;;) {
         fc_device_poll();
     }

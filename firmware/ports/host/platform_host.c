@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/link_log.h"
 #include "../common/ram_store.h"
 #include "fedcore/platform/clock.h"
 #include "fedcore/platform/device_id.h"
@@ -17,6 +18,7 @@
 #include "fedcore/platform/log.h"
 #include "fedcore/platform/storage.h"
 #include "fedcore/platform/uart.h"
+#include "fedcore/protocol.h"
 #include "host_port.h"
 
 #define READ_WAIT_MS 50
@@ -49,7 +51,7 @@ size_t fc_uart_read(uint8_t *buf, size_t cap) {
     return n > 0 ? (size_t)n : 0;
 }
 
-void fc_uart_write(const uint8_t *buf, size_t len) {
+static void write_all(const uint8_t *buf, size_t len) {
     /* Set when the host stopped reading: later frames are dropped at once instead of stalling
      * the device (and its reading) for WRITE_WAIT_MS each, until a write goes through again. */
     static int congested = 0;
@@ -71,6 +73,12 @@ void fc_uart_write(const uint8_t *buf, size_t len) {
             return;
         }
     }
+}
+
+void fc_uart_write(const uint8_t *buf, size_t len) {
+    link_log_uart_enter(); /* a diagnostic now (congestion) must not start a frame inside one */
+    write_all(buf, len);
+    link_log_uart_leave();
 }
 
 /* ---- entropy, clock, log ---- */
@@ -107,7 +115,12 @@ static uint64_t boot_us(void) {
 uint32_t fc_clock_us(void) { return (uint32_t)(now_us() - boot_us()); }
 uint32_t fc_clock_ms(void) { return (uint32_t)((now_us() - boot_us()) / 1000u); }
 
-void fc_platform_log(const char *msg) { fprintf(stderr, "fedhead-host[%u]: %s\n", device_id, msg); }
+/* Like the ESP32 port: a LOG frame on the link (dropped while that is impossible, see
+ * ports/common/link_log.h), and a copy on stderr for the process log. */
+void fc_platform_log(const char *msg) {
+    fprintf(stderr, "fedhead-host[%u]: %s\n", device_id, msg);
+    link_log_text(FC_LOG_WARN, msg);
+}
 uint32_t fc_platform_free_ram(void) { return 0; }
 void fc_platform_reset(void) { fc_platform_log("reset: restarting in place"); }
 

@@ -57,3 +57,24 @@ def random_windows(rng: np.random.Generator, count: int, size: int) -> np.ndarra
     windows[0] = -128
     windows[min(1, count - 1)] = 127
     return windows.astype(np.int8)
+
+
+def m4_ref_outputs(work: Path, windows: np.ndarray, dim: int) -> np.ndarray:
+    """int8 embeddings of work/backbone_ref_model.c built for Cortex-M4 (the DSP path, SMLAD
+    kernels where the generator packed weights), run under unicorn, one row per window."""
+    from tools.bench.m4 import M4Machine, build_m4_elf
+
+    elf = build_m4_elf(
+        [work / "backbone_ref_model.c", KERNELS_DIR / "src" / "kernels.c"],
+        out=work / "backbone_m4.elf",
+        include_dirs=INCLUDES,
+        keep=["backbone_embed_int8"],
+    )
+    machine = M4Machine(elf, count_instructions=False)
+    src, dst = machine.alloc(windows.shape[1]), machine.alloc(dim)
+    rows = []
+    for window in windows.astype(np.int8):
+        machine.write(src, window.tobytes())
+        assert machine.call("backbone_embed_int8", src, dst).return_value == 0
+        rows.append(np.frombuffer(machine.read(dst, dim), np.int8))
+    return np.stack(rows)

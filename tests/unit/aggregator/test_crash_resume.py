@@ -19,7 +19,8 @@ from tools.link import messages as m
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _launch(peers: list[PyPeer], tmp_path: Path, rounds: int) -> subprocess.Popen:
+def _launch(peers: list[PyPeer], tmp_path: Path, rounds: int, *options: str) -> subprocess.Popen:
+    """`python -m tools.aggregator` over the peers' ptys, store and report in tmp_path."""
     args = [
         sys.executable,
         "-m",
@@ -37,6 +38,7 @@ def _launch(peers: list[PyPeer], tmp_path: Path, rounds: int) -> subprocess.Pope
         str(tmp_path / "report"),
         "--deadline",
         "10",
+        *options,
     ]
     for peer in peers:
         args += ["--port", peer.path]

@@ -12,6 +12,7 @@ import dp_accounting
 import pytest
 
 from tools.demo.run import DemoConfig, run_demo
+from tools.fedref.privacy import quantization_scale
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +50,27 @@ def test_numbers_agree_with_each_other(report: dict) -> None:
     assert report["bytes"]["up_per_device"] > 0 and report["bytes"]["down_per_device"] > 0
 
 
-def test_epsilon_is_what_dp_accounting_says(report: dict) -> None:
+def test_epsilon_is_user_level_and_what_dp_accounting_says(report: dict) -> None:
+    """Each watch user federates both wrists: sensitivity 2·C' with C' = C + s·√P (rounding),
+    every registered device every round (q = 1), add/remove. 30.13 without the rounding
+    term, which the 12.30 the demo printed before left out twice (units and rounding)."""
     p = report["privacy"]
+    assert (p["unit"], p["neighbouring_relation"]) == ("user-level", "add_or_remove_one")
+    n_params = 48 * 7 + 7  # watch head
+    sigma = p["noise_multiplier"] * p["clip"] / math.sqrt(6)  # distributed over 6 devices
+    scale = quantization_scale(p["clip"], sigma, 16)  # the grid rule of docs/PRIVACY.md
+    c_prime = p["clip"] + scale * math.sqrt(n_params)
+    assert p["sensitivity_per_update"] == pytest.approx(c_prime)
+    z_eff = p["noise_multiplier"] * p["clip"] / (2 * c_prime)
     accountant = dp_accounting.rdp.RdpAccountant()
-    # every device, every round; z relative to the 8-bit update's bound C + s·√P
-    assert p["accounted_noise_multiplier"] < p["noise_multiplier"]
-    event = dp_accounting.GaussianDpEvent(p["accounted_noise_multiplier"])
+    event = dp_accounting.GaussianDpEvent(z_eff)
     accountant.compose(dp_accounting.SelfComposedDpEvent(event, report["rounds"]))
     assert math.isclose(p["epsilon"], accountant.get_epsilon(p["delta"]), rel_tol=1e-9)
+    assert p["epsilon"] == pytest.approx(30.20, abs=0.01)  # 30.31 on the old grid C/4096
+    # the aggregator sees each update with σ = z·C/√6 only: weak on its own (no SecAgg)
+    assert isinstance(p["epsilon_against_aggregator_worst_unit"], float) and p["sampling_rate"] == 1
+    assert p["epsilon_against_aggregator_worst_unit"] > p["epsilon"]
+    assert isinstance(p["epsilon_device_ledger_max"], (float, str))
 
 
 def test_meets_the_bar(report: dict) -> None:

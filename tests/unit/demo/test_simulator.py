@@ -1,5 +1,6 @@
-"""The simulator runs the same loop as the aggregator with the vectorized twins: its ε is the
-accountant's, noise costs accuracy only as noise should, and no noise means no ε spent."""
+"""The simulator runs the mechanism that runs: Poisson sampling from the aggregator, dropouts,
+the device's quantization and discrete Gaussian in distributed mode, and the aggregator's own
+accountant — its ε is dp-accounting's for the event that ran; no noise means no ε."""
 
 from __future__ import annotations
 
@@ -7,30 +8,56 @@ import math
 
 import dp_accounting
 import numpy as np
+import pytest
 
 from tools.fedref.privacy import quantization_scale
 from tools.fleet.simulator import SimConfig, load_clients, simulate_one
 
 
-def test_watch_simulation_learns_and_accounts() -> None:
-    config = SimConfig(task="watch", rounds=6, cohort=5, noise_multipliers=(0.0, 1.0))
-    clients = load_clients(config)
+def _epsilon(q: float, z_eff: list[float], delta: float) -> float:
+    accountant = dp_accounting.rdp.RdpAccountant()
+    for z in z_eff:
+        gaussian = dp_accounting.GaussianDpEvent(z)
+        accountant.compose(gaussian if q >= 1 else dp_accounting.PoissonSampledDpEvent(q, gaussian))
+    return accountant.get_epsilon(delta)
+
+
+@pytest.fixture(scope="module")
+def watch() -> tuple:
     from model_gen import paths
 
+    config = SimConfig(task="watch", rounds=6, cohort=5, noise_multipliers=(0.0, 1.0), dropout=0.2)
+    clients = load_clients(config)
     head = np.load(paths.model_dir("watch") / paths.HEAD_NAME)
-    w0, b0 = head["w"].astype(np.float32), head["b"].astype(np.float32)
+    return config, clients, head["w"].astype(np.float32), head["b"].astype(np.float32)
+
+
+def test_no_noise_learns_and_spends_nothing(watch: tuple) -> None:
+    _, clients, w0, b0 = watch
     initial = float(np.mean(np.argmax(clients.test_emb @ w0 + b0, 1) == clients.test_y))
-    clean = simulate_one(config, clients, 0.0, w0, b0)
-    noisy = simulate_one(config, clients, 1.0, w0, b0)
+    clean = simulate_one(SimConfig(task="watch", rounds=6, cohort=0), clients, 0.0, w0, b0)
     assert clean["epsilon_by_round"] == [None] * 6
     assert clean["accuracy_by_round"][-1] > initial  # federated k-shot data helps the head
-    q = config.cohort / len(clients.train_y)
-    accountant = dp_accounting.rdp.RdpAccountant()
-    # z relative to the 8-bit update's L2 bound C + s·√P (docs/PRIVACY.md)
-    scale = quantization_scale(config.clip, 0.0, config.bits)
-    z = config.clip / (config.clip + scale * math.sqrt(w0.size + b0.size))
-    sampled = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z))
-    accountant.compose(dp_accounting.SelfComposedDpEvent(sampled, 6))
-    assert math.isclose(noisy["epsilon_by_round"][-1], accountant.get_epsilon(config.delta),
-                        rel_tol=1e-9)
-    assert all(0.0 <= a <= 1.0 for a in noisy["accuracy_by_round"])
+
+
+@pytest.mark.parametrize("mode", ["central", "distributed"])
+def test_epsilon_is_the_accountants_for_the_event_that_ran(watch: tuple, mode: str) -> None:
+    config, clients, w0, b0 = watch
+    run = simulate_one(config, clients, 1.0, w0, b0, mode)
+    n = len(clients.train_y)
+    q = config.cohort / n
+    assert run["sampling_q"] == q and run["mode"] == mode
+    n_params = w0.size + b0.size
+    m = q * n  # expected devices: the fixed denominator and the noise split
+    sigma = config.clip / math.sqrt(m) if mode == "distributed" else 0.0  # z = 1
+    scale = quantization_scale(config.clip, sigma, config.bits)  # docs/PRIVACY.md's rule
+    c_prime = config.clip + scale * math.sqrt(n_params)
+    z_eff = [
+        config.clip * (math.sqrt(k / m) if mode == "distributed" else 1.0) / c_prime
+        for k in run["received_by_round"]
+        if k > 0
+    ]
+    expected = _epsilon(q, z_eff, config.delta)
+    assert math.isclose(run["epsilon_by_round"][-1], expected, rel_tol=1e-9)
+    assert all(0.0 <= a <= 1.0 for a in run["accuracy_by_round"])
+    assert sum(run["received_by_round"]) < config.rounds * n  # sampling and dropouts happened

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.cbuild import REPO, build_c_program, run_c_program
+from tests.support.unframed_text import LOG_LINES, ROM_BOOT, panic_dump, with_zero_bytes
 from tools.link import frame as pyframe
 from tools.link.cobs import cobs_decode, cobs_encode
 from tools.link.messages import MsgType, NackCode
@@ -179,3 +180,20 @@ def test_c_constants_match_python_names() -> None:
     assert c_msgs == {f"FC_MSG_{m.name}" for m in MsgType}
     assert defines["FC_MAX_PAYLOAD"] == pyframe.MAX_PAYLOAD
     assert defines["FC_PROTO_VERSION"] == pyframe.PROTOCOL_VERSION
+
+
+@pytest.mark.parametrize("zeros", [False, True])
+def test_receiver_resynchronises_after_long_unframed_text(driver: Path, zeros: bool) -> None:
+    """ROM text, log lines and a panic dump longer than the receive buffer: the frame after the
+    next delimiter decodes; a frame glued to over-long text without a delimiter is lost (its
+    start was dropped with the text) and the one after it decodes."""
+    dump = panic_dump()
+    assert len(dump) > pyframe.MAX_ENCODED
+    noise = ROM_BOOT + LOG_LINES + (with_zero_bytes(dump) if zeros else dump)
+    stream = noise + b"\x00" + _py_frame(b"one", seq=1) + noise + _py_frame(b"lost", seq=2)
+    stream += _py_frame(b"three", seq=3)
+    events, counters = _rx(driver, stream)
+    frames = [int(e.split()[2]) for e in events if e.startswith("frame")]
+    assert frames == [1, 3]
+    assert counters[0] == 2
+    assert counters[4] == (0 if zeros else 2)  # each over-long text block counted as oversize

@@ -122,6 +122,364 @@ static void interior_range(int out_n, int stride, int pad, int k, int dil, int i
     }
 }
 
+/* ---------------------------------------------------------------- DSP path (SMLAD) */
+#if BR_DSP
+#include <arm_acle.h>
+#include <string.h>
+
+#define BR_INLINE static inline __attribute__((always_inline))
+
+/* SMMULR and PKHBT/PKHTB have no ACLE intrinsic in GCC 12; each is one instruction. */
+BR_INLINE int32_t smmulr(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+BR_INLINE int32_t pkhbt16(int32_t bottom, int32_t top) /* bottom.lo | top.lo << 16 */
+{
+    int32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(bottom), "r"(top));
+    return r;
+}
+
+BR_INLINE int32_t pkhtb16(int32_t top, int32_t bottom) /* top.hi | bottom.hi >> 16 */
+{
+    int32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(top), "r"(bottom));
+    return r;
+}
+
+BR_INLINE int32_t load_word(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v); /* one LDR: Cortex-M4 loads unaligned words */
+    return v;
+}
+
+BR_INLINE int32_t ror8(int32_t v)
+{
+    return (int32_t)(((uint32_t)v >> 8) | ((uint32_t)v << 24));
+}
+
+/* Which activation bounds are tighter than int8's (SSAT applies int8's): chosen once per
+ * layer, so each variant's per-output code has no test it does not need. */
+enum { CLAMP_NONE, CLAMP_LOW, CLAMP_BOTH };
+
+typedef struct {
+    int mode;
+    int32_t lo, hi;
+} dsp_clamp;
+
+static dsp_clamp clamp_of(int32_t act_min, int32_t act_max)
+{
+    const int mode = act_max < 127 ? CLAMP_BOTH : (act_min > -128 ? CLAMP_LOW : CLAMP_NONE);
+    return (dsp_clamp){mode, act_min, act_max};
+}
+
+/* MultiplyByQuantizedMultiplier + output offset + activation clamp for an accumulator already
+ * scaled by 2^pre_shift (see br_requant): SMMULR, two adds, one shift, SSAT. */
+BR_INLINE int8_t dsp_requant(int32_t acc, const br_requant *q, int mode, int32_t lo, int32_t hi)
+{
+    const int32_t v = smmulr(acc, q->multiplier);
+    int32_t out = __ssat((2 * v + q->round + (v >> 31)) >> q->post_shift, 8);
+    if (mode != CLAMP_NONE) {
+        out = out < lo ? lo : out;
+    }
+    if (mode == CLAMP_BOTH) {
+        out = out > hi ? hi : out;
+    }
+    return (int8_t)out;
+}
+
+/* Columns of two output pixels, interleaved as words: word 2*j + pixel holds elements 2j and
+ * 2j+1 of that pixel's window as a 16-bit pair, the pairing the packed weights use. */
+BR_INLINE void put_half(char *h, int32_t value)
+{
+    const int16_t v = (int16_t)value;
+    memcpy(h, &v, sizeof v);
+}
+
+/* Window elements [k, k + n) of one pixel's column: from src (sign-extended four at a time
+ * from word-aligned column positions), or the input zero point where src is NULL (a tap outside
+ * the input adds nothing to TFLM's sum, and w * (zp + input_offset) = 0 keeps the folded bias
+ * exact). Element k's halfword is at byte 8 * (k / 2) + 2 * (k % 2); the loops walk it. */
+static void col_put(int32_t *col, int32_t k, const int8_t *src, int32_t n, int8_t zp)
+{
+    char *h = (char *)col + 2 * ((k >> 1) * 4 + (k & 1));
+    int32_t i = 0;
+    if (src == NULL) {
+        for (; i < n; ++i, ++k) {
+            put_half(h, zp);
+            h += (k & 1) ? 6 : 2;
+        }
+        return;
+    }
+    if ((k & 1) && n > 0) {
+        put_half(h, src[0]);
+        h += 6;
+        i = 1;
+    }
+    for (; i + 4 <= n; i += 4, h += 16) {
+        const int32_t v = load_word(src + i);
+        const int32_t even = __sxtb16(v);      /* x0, x2 */
+        const int32_t odd = __sxtb16(ror8(v)); /* x1, x3 */
+        const int32_t lo = pkhbt16(even, odd); /* x0, x1 */
+        const int32_t hi = pkhtb16(odd, even); /* x2, x3 */
+        memcpy(h, &lo, sizeof lo);
+        memcpy(h + 8, &hi, sizeof hi);
+    }
+    for (k += i; i < n; ++i, ++k) {
+        put_half(h, src[i]);
+        h += (k & 1) ? 6 : 2;
+    }
+}
+
+/* The receptive field of output pixel (oy, ox) into one column slot (col + pixel). */
+static void dsp_gather(const br_conv_params *p, const int8_t *input, int oy, int ox, int32_t *col)
+{
+    const int iy0 = oy * p->stride_h - p->pad_top;
+    const int ix0 = ox * p->stride_w - p->pad_left;
+    const int8_t zp = (int8_t)-p->input_offset;
+    const int32_t run = (int32_t)p->k_w * p->in_c;
+    const int inside_x = p->dil_w == 1 && ix0 >= 0 && ix0 + p->k_w <= p->in_w;
+    int32_t k = 0;
+    for (int fy = 0; fy < p->k_h; ++fy, k += run) {
+        const int iy = iy0 + fy * p->dil_h;
+        const int8_t *row = input + (int32_t)iy * p->in_w * p->in_c;
+        if (iy < 0 || iy >= p->in_h) {
+            col_put(col, k, NULL, run, zp);
+        } else if (inside_x) {
+            col_put(col, k, row + (int32_t)ix0 * p->in_c, run, zp);
+        } else {
+            for (int fx = 0; fx < p->k_w; ++fx) {
+                const int ix = ix0 + fx * p->dil_w;
+                const int in = ix >= 0 && ix < p->in_w;
+                col_put(col, k + (int32_t)fx * p->in_c, in ? row + (int32_t)ix * p->in_c : NULL,
+                        p->in_c, zp);
+            }
+        }
+    }
+}
+
+/* Two pixels x four channels: per weight pair one LDRD of both pixels' columns, four weight
+ * words, eight SMLADs (16 MACs); two pairs per loop turn. */
+#define MAC_2X4_STEP                                                                           \
+    do {                                                                                       \
+        const int32_t xa = col[0], xb = col[1];                                                \
+        int32_t wv = w[0];                                                                     \
+        a0 = __smlad(xa, wv, a0);                                                              \
+        b0 = __smlad(xb, wv, b0);                                                              \
+        wv = w[1];                                                                             \
+        a1 = __smlad(xa, wv, a1);                                                              \
+        b1 = __smlad(xb, wv, b1);                                                              \
+        wv = w[2];                                                                             \
+        a2 = __smlad(xa, wv, a2);                                                              \
+        b2 = __smlad(xb, wv, b2);                                                              \
+        wv = w[3];                                                                             \
+        a3 = __smlad(xa, wv, a3);                                                              \
+        b3 = __smlad(xb, wv, b3);                                                              \
+        col += 2;                                                                              \
+        w += 4;                                                                                \
+    } while (0)
+
+BR_INLINE void block_2x4(const int32_t *col, const int32_t *w, int32_t pairs, const br_requant *q,
+                         int8_t *oa, int8_t *ob, int n, int mode, int32_t lo, int32_t hi)
+{
+    int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
+    int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+    const int32_t *end = col + 2 * pairs;
+    if (pairs & 1) {
+        MAC_2X4_STEP;
+    }
+    while (col < end) {
+        MAC_2X4_STEP;
+        MAC_2X4_STEP;
+    }
+    if (n == 4) {
+        oa[0] = dsp_requant(a0, &q[0], mode, lo, hi);
+        ob[0] = dsp_requant(b0, &q[0], mode, lo, hi);
+        oa[1] = dsp_requant(a1, &q[1], mode, lo, hi);
+        ob[1] = dsp_requant(b1, &q[1], mode, lo, hi);
+        oa[2] = dsp_requant(a2, &q[2], mode, lo, hi);
+        ob[2] = dsp_requant(b2, &q[2], mode, lo, hi);
+        oa[3] = dsp_requant(a3, &q[3], mode, lo, hi);
+        ob[3] = dsp_requant(b3, &q[3], mode, lo, hi);
+        return;
+    }
+    const int32_t acc[8] = {a0, a1, a2, a3, b0, b1, b2, b3};
+    for (int j = 0; j < n; ++j) { /* the last block of a channel count not a multiple of 4 */
+        oa[j] = dsp_requant(acc[j], &q[j], mode, lo, hi);
+        ob[j] = dsp_requant(acc[4 + j], &q[j], mode, lo, hi);
+    }
+}
+
+typedef struct {
+    const int32_t *packed;
+    const br_requant *requant;
+    int32_t k, out_c;
+    dsp_clamp clamp;
+} dsp_gemm;
+
+BR_INLINE void gemm_pair_mode(const dsp_gemm *g, const int32_t *col, int8_t *oa, int8_t *ob,
+                              int mode)
+{
+    const int32_t pairs = (g->k + 1) / 2, out_c = g->out_c;
+    const int32_t lo = g->clamp.lo, hi = g->clamp.hi;
+    const int32_t *w = g->packed;
+    const br_requant *q = g->requant;
+    for (int32_t oc = 0; oc < out_c; oc += 4, w += 4 * pairs, q += 4) {
+        const int n = out_c - oc < 4 ? (int)(out_c - oc) : 4;
+        block_2x4(col, w, pairs, q, oa + oc, ob + oc, n, mode, lo, hi);
+    }
+}
+
+/* All output channels of two pixels whose columns are in col (a lone pixel passes the same
+ * column twice, ob = oa: the second result overwrites the first with the same bytes). */
+static void gemm_pair(const dsp_gemm *g, const int32_t *col, int8_t *oa, int8_t *ob)
+{
+    switch (g->clamp.mode) {
+    case CLAMP_NONE:
+        gemm_pair_mode(g, col, oa, ob, CLAMP_NONE);
+        break;
+    case CLAMP_LOW:
+        gemm_pair_mode(g, col, oa, ob, CLAMP_LOW);
+        break;
+    default:
+        gemm_pair_mode(g, col, oa, ob, CLAMP_BOTH);
+        break;
+    }
+}
+
+/* Zero an odd K's padding element (its weight is 0, but it must be a number). */
+static void col_pad(int32_t *col, int32_t k)
+{
+    if (k & 1) {
+        col_put(col, k, NULL, 1, 0);
+        col_put(col + 1, k, NULL, 1, 0);
+    }
+}
+
+static void conv2d_dsp(const br_conv_params *p, const int8_t *input, int8_t *output)
+{
+    int32_t *col = p->scratch;
+    const dsp_gemm g = {p->packed, p->requant, (int32_t)p->k_h * p->k_w * p->in_c, p->out_c,
+                        clamp_of(p->act_min, p->act_max)};
+    col_pad(col, g.k);
+    const int32_t pixels = (int32_t)p->out_h * p->out_w;
+    for (int32_t i = 0; i < pixels; i += 2) {
+        const int32_t j = i + 1 < pixels ? i + 1 : i;
+        dsp_gather(p, input, i / p->out_w, i % p->out_w, col);
+        dsp_gather(p, input, j / p->out_w, j % p->out_w, col + 1);
+        gemm_pair(&g, col, output + i * p->out_c, output + j * p->out_c);
+    }
+}
+
+static void fully_connected_dsp(const br_fc_params *p, const int8_t *input, int8_t *output)
+{
+    int32_t *col = p->scratch;
+    const dsp_gemm g = {p->packed, p->requant, p->depth, p->out_c,
+                        clamp_of(p->act_min, p->act_max)};
+    col_pad(col, g.k);
+    for (int32_t b = 0; b < p->batches; b += 2) {
+        const int32_t c = b + 1 < p->batches ? b + 1 : b;
+        col_put(col, 0, input + b * p->depth, p->depth, 0);
+        col_put(col + 1, 0, input + c * p->depth, p->depth, 0);
+        gemm_pair(&g, col, output + b * p->out_c, output + c * p->out_c);
+    }
+}
+
+/* Depthwise (depth multiplier 1, channels a multiple of 4): four channels per word, split by
+ * SXTB16 into (c0, c2) and (c1, c3); weights packed per tap as the same pairs, so SMLABB and
+ * SMLATT take each channel's product from its half. Taps outside the input read the zero point
+ * (exact with the folded bias, as in the convolution). */
+#define DW_TAP(x, wp)                                                                          \
+    do {                                                                                       \
+        const int32_t even = __sxtb16(x), odd = __sxtb16(ror8(x));                             \
+        a0 = __smlabb(even, (wp)[0], a0);                                                      \
+        a2 = __smlatt(even, (wp)[0], a2);                                                      \
+        a1 = __smlabb(odd, (wp)[1], a1);                                                       \
+        a3 = __smlatt(odd, (wp)[1], a3);                                                       \
+    } while (0)
+
+BR_INLINE void dw_store(int8_t *out, const br_requant *q, int32_t a0, int32_t a1, int32_t a2,
+                        int32_t a3, const dsp_clamp *cl)
+{
+    out[0] = dsp_requant(a0, &q[0], cl->mode, cl->lo, cl->hi);
+    out[1] = dsp_requant(a1, &q[1], cl->mode, cl->lo, cl->hi);
+    out[2] = dsp_requant(a2, &q[2], cl->mode, cl->lo, cl->hi);
+    out[3] = dsp_requant(a3, &q[3], cl->mode, cl->lo, cl->hi);
+}
+
+/* A pixel whose whole window is inside the input: no tests, pointer steps only. */
+static void dw_pixel_inside(const br_conv_params *p, const int8_t *window, const dsp_clamp *cl,
+                            int8_t *out)
+{
+    const int32_t c = p->in_c, half = c / 2;
+    const int32_t x_step = (int32_t)p->dil_w * c, y_step = (int32_t)p->dil_h * p->in_w * c;
+    const int k_h = p->k_h, k_w = p->k_w;
+    for (int32_t g = 0; g < c; g += 4) {
+        const int32_t *w = p->packed + g / 2;
+        const br_requant *q = p->requant + g;
+        int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
+        const int8_t *row = window + g;
+        for (int fy = 0; fy < k_h; ++fy, row += y_step) {
+            const int8_t *x = row;
+            for (int fx = 0; fx < k_w; ++fx, x += x_step, w += half) {
+                const int32_t v = load_word(x);
+                DW_TAP(v, w);
+            }
+        }
+        dw_store(out + g, q, a0, a1, a2, a3, cl);
+    }
+}
+
+static void dw_pixel_border(const br_conv_params *p, const int8_t *input, int iy0, int ix0,
+                            const dsp_clamp *cl, int8_t *out)
+{
+    const int32_t zp = (int32_t)((uint32_t)(uint8_t)-p->input_offset * 0x01010101u);
+    const int32_t c = p->in_c;
+    for (int32_t g = 0; g < c; g += 4) {
+        const int32_t *w = p->packed + g / 2;
+        const br_requant *q = p->requant + g;
+        int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
+        for (int fy = 0; fy < p->k_h; ++fy) {
+            const int iy = iy0 + fy * p->dil_h;
+            const int row_in = iy >= 0 && iy < p->in_h;
+            for (int fx = 0; fx < p->k_w; ++fx, w += c / 2) {
+                const int ix = ix0 + fx * p->dil_w;
+                const int32_t v = row_in && ix >= 0 && ix < p->in_w
+                                      ? load_word(input + ((int32_t)iy * p->in_w + ix) * c + g)
+                                      : zp;
+                DW_TAP(v, w);
+            }
+        }
+        dw_store(out + g, q, a0, a1, a2, a3, cl);
+    }
+}
+
+static void depthwise_dsp(const br_conv_params *p, const int8_t *input, int8_t *output)
+{
+    const dsp_clamp cl = clamp_of(p->act_min, p->act_max);
+    int y_lo, y_hi, x_lo, x_hi;
+    interior_range(p->out_h, p->stride_h, p->pad_top, p->k_h, p->dil_h, p->in_h, &y_lo, &y_hi);
+    interior_range(p->out_w, p->stride_w, p->pad_left, p->k_w, p->dil_w, p->in_w, &x_lo, &x_hi);
+    for (int oy = 0; oy < p->out_h; ++oy) {
+        const int iy0 = oy * p->stride_h - p->pad_top;
+        for (int ox = 0; ox < p->out_w; ++ox) {
+            const int ix0 = ox * p->stride_w - p->pad_left;
+            int8_t *out = output + ((int32_t)oy * p->out_w + ox) * p->out_c;
+            if (oy >= y_lo && oy < y_hi && ox >= x_lo && ox < x_hi) {
+                dw_pixel_inside(p, input + ((int32_t)iy0 * p->in_w + ix0) * p->in_c, &cl, out);
+            } else {
+                dw_pixel_border(p, input, iy0, ix0, &cl, out);
+            }
+        }
+    }
+}
+#endif /* BR_DSP */
+
 /* ---------------------------------------------------------------- CONV_2D */
 
 /* Filter taps [*lo, *hi) that land inside the input for a window starting at `origin`. */
@@ -352,6 +710,12 @@ static void conv2d_dense(const br_conv_params *p, const int8_t *input, int8_t *o
 
 void br_conv2d(const br_conv_params *p, const int8_t *input, int8_t *output)
 {
+#if BR_DSP
+    if (p->packed != NULL) {
+        conv2d_dsp(p, input, output);
+        return;
+    }
+#endif
     if (conv_window_fits(p)) {
         conv2d_dense(p, input, output);
         return;
@@ -406,6 +770,12 @@ static void depthwise_pixel(const br_conv_params *p, const int8_t *input, int oy
 
 void br_depthwise_conv2d(const br_conv_params *p, const int8_t *input, int8_t *output)
 {
+#if BR_DSP
+    if (p->packed != NULL) {
+        depthwise_dsp(p, input, output);
+        return;
+    }
+#endif
     int y_lo, y_hi, x_lo, x_hi;
     interior_range(p->out_h, p->stride_h, p->pad_top, p->k_h, p->dil_h, p->in_h, &y_lo, &y_hi);
     interior_range(p->out_w, p->stride_w, p->pad_left, p->k_w, p->dil_w, p->in_w, &x_lo, &x_hi);
@@ -422,6 +792,12 @@ void br_depthwise_conv2d(const br_conv_params *p, const int8_t *input, int8_t *o
 
 void br_fully_connected(const br_fc_params *p, const int8_t *input, int8_t *output)
 {
+#if BR_DSP
+    if (p->packed != NULL) {
+        fully_connected_dsp(p, input, output);
+        return;
+    }
+#endif
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *x = input + b * p->depth;
         int8_t *out = output + b * p->out_c;

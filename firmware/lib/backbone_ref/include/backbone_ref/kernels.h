@@ -16,6 +16,39 @@
 extern "C" {
 #endif
 
+/* The DSP path: Arm cores with the DSP extension (Cortex-M4/M7/M33) run convolution and fully
+ * connected layers on 16-bit weight pairs packed at generation time (SMLAD, two MACs per
+ * instruction); every other target, or a build with -DBR_PORTABLE, runs the portable C path.
+ * Generated code emits the packed arrays only when BR_DSP is 1. */
+#if defined(__ARM_FEATURE_DSP) && !defined(BR_PORTABLE)
+#define BR_DSP 1
+#else
+#define BR_DSP 0
+#endif
+#if BR_DSP
+#define BR_DSP_ONLY(x) (x)
+#else
+#define BR_DSP_ONLY(x) NULL
+#endif
+
+/* Per output channel constants of the DSP path, padded to a multiple of 4 channels.
+ * The packed weights and the bias are pre-scaled by 2^pre, pre = 1 + max(shift, 0), so the
+ * accumulator is acc * 2^pre. With e = max(-shift, 0), TFLM's
+ *   MultiplyByQuantizedMultiplier(acc, multiplier, shift) + output_offset
+ * is exactly
+ *   v = (acc * 2^pre * multiplier + 2^31) >> 32                     (one SMMULR)
+ *   (2 * v + round - [v < 0]) >> post_shift,  round = 2^e + (output_offset << (e + 1)),
+ *                                             post_shift = e + 1
+ * for every accumulator the layer can produce: the generator (refgen.dsp_requant) proves that
+ * no intermediate leaves int32, or gives the layer no DSP kernel. */
+typedef struct {
+    int32_t bias;       /* (bias + input_offset * sum(filter of that channel)) * 2^pre */
+    int32_t multiplier;
+    int32_t round;
+    int8_t post_shift;
+    int8_t unused[3];
+} br_requant;
+
 /* gemmlowp SaturatingRoundingDoublingHighMul, as TFLM uses it. */
 int32_t br_srdhm(int32_t a, int32_t b);
 /* gemmlowp RoundingDivideByPOT: round half away from zero. */
@@ -42,6 +75,11 @@ typedef struct {
     const int32_t *tap_sums;       /* conv: [out_c][k_h * k_w] sum over in_c of the filter */
     const int32_t *multiplier;     /* [out_c] */
     const int8_t *shift;           /* [out_c], positive = left */
+    /* DSP path (NULL = portable path): filter as 16-bit pairs, [out_c/4][(K+1)/2][4] words,
+     * K = k_h*k_w*in_c (conv) or [k_h*k_w][out_c/2] channel pairs (depthwise); requant [out_c4] */
+    const int32_t *packed;
+    const br_requant *requant;
+    int32_t *scratch;              /* DSP conv: 2 * ((K+1)/2) words of the planned arena */
 } br_conv_params;
 
 void br_conv2d(const br_conv_params *p, const int8_t *input, int8_t *output);
@@ -56,6 +94,9 @@ typedef struct {
     const int32_t *bias_folded;    /* bias + input_offset * sum(filter row); filter zero point is 0 */
     const int32_t *multiplier;     /* [out_c] */
     const int8_t *shift;           /* [out_c] */
+    const int32_t *packed;         /* DSP path, as br_conv_params with K = depth; NULL = portable */
+    const br_requant *requant;
+    int32_t *scratch;              /* DSP path: 2 * ((depth+1)/2) words of the planned arena */
 } br_fc_params;
 
 void br_fully_connected(const br_fc_params *p, const int8_t *input, int8_t *output);
