@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tools.demo.device_eval import LocalTraining
 
@@ -289,16 +288,6 @@ def evaluate_heldout(
     return rows
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
 def run_crossval(config: EvalConfig) -> dict[str, Any]:
     """Every fold, then the statistics; returns the report (see write_report)."""
     from model_gen.datasets import load_task
@@ -309,6 +298,8 @@ def run_crossval(config: EvalConfig) -> dict[str, Any]:
     folds = fold_users(data.users(), config)
     rows: list[dict[str, Any]] = []
     fold_info = []
+    from tools.fleet.simulator import _progress  # the same bar as `invoke simulate`
+
     with _progress() as progress:
         bar = progress.add_task("folds (train backbone, federate, personalize)", total=len(folds))
         for index, users in enumerate(folds):
