@@ -1,10 +1,12 @@
 """Firmware builds and uploads through PlatformIO, one function per user action.
 
-Boards map to platformio.ini environments. Virtual boards (host, qemu_m4) use project-local
-platforms and build offline; real boards (esp32, esp32s3) use PlatformIO's registry platform,
-whose first build downloads a toolchain and ESP-IDF. We check that the registry answers before
-starting such a build, so a machine without access fails in seconds with a clear message
-instead of stalling in PlatformIO's retries.
+Boards map to platformio.ini environments, one per build profile (docs/ARCHITECTURE.md):
+`production` (no define; the default, what a real board runs) and `replay` (SAMPLE/INFER on
+host windows, SEED, seeded TRAIN: simulations, the demo, tests). Virtual boards (host, qemu_m4)
+use project-local platforms and build offline; real boards (esp32, esp32s3) use PlatformIO's
+registry platform, whose first build downloads a toolchain and ESP-IDF. We check that the
+registry answers before starting such a build, so a machine without access fails in seconds
+with a clear message instead of stalling in PlatformIO's retries.
 """
 
 from __future__ import annotations
@@ -24,29 +26,57 @@ ROOT = Path(__file__).resolve().parents[1]
 PIO = [sys.executable, "-m", "platformio"]
 
 
+PROFILES = ("production", "replay")
+
+
 @dataclass(frozen=True)
 class Board:
-    env: str
+    name: str
+    envs: dict[str, str]  # profile -> platformio.ini environment
     virtual: bool
     registry_platform: str | None = None
 
     @property
-    def build_dir(self) -> Path:
-        return ROOT / ".pio" / "build" / self.env
+    def default_profile(self) -> str:
+        """production where the board has it; else its only profile (qemu_m4: replay)."""
+        return "production" if "production" in self.envs else next(iter(self.envs))
 
-    @property
-    def firmware(self) -> Path:
-        name = {"host": "fedhead-host", "qemu_m4": "firmware.elf"}.get(self.env, "firmware.elf")
-        return self.build_dir / name
+    def env(self, profile: str | None = None) -> str:
+        profile = profile or self.default_profile
+        if profile not in PROFILES:
+            raise BoardError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        if profile not in self.envs:
+            why = " (QEMU has no entropy source)" if self.name == "qemu_m4" else ""
+            raise BoardError(
+                f"{self.name} has no {profile} build{why}: pass --profile "
+                + " or --profile ".join(self.envs)
+            )
+        return self.envs[profile]
+
+    def build_dir(self, profile: str | None = None) -> Path:
+        return ROOT / ".pio" / "build" / self.env(profile)
+
+    def firmware(self, profile: str | None = None) -> Path:
+        name = "fedhead-host" if self.name == "host" else "firmware.elf"
+        return self.build_dir(profile) / name
 
 
 BOARDS = {
-    "host": Board("host", virtual=True),
-    "qemu_m4": Board("qemu_m4", virtual=True),
-    "esp32": Board("esp32", virtual=False, registry_platform="espressif32"),
-    "esp32s3": Board("esp32s3", virtual=False, registry_platform="espressif32"),
-    # the replay profile on an ESP32, for the emulator HIL only (platformio.ini)
-    "esp32_replay": Board("esp32_replay", virtual=False, registry_platform="espressif32"),
+    "host": Board("host", {"production": "host", "replay": "host_replay"}, virtual=True),
+    "qemu_m4": Board("qemu_m4", {"replay": "qemu_m4_replay"}, virtual=True),
+    "esp32": Board(
+        "esp32",
+        {"production": "esp32", "replay": "esp32_replay"},
+        virtual=False,
+        registry_platform="espressif32",
+    ),
+    "esp32s3": Board(
+        "esp32s3", {"production": "esp32s3"}, virtual=False, registry_platform="espressif32"
+    ),
+    # the replay profile on an ESP32, for the emulator HIL only (= esp32 --profile replay)
+    "esp32_replay": Board(
+        "esp32_replay", {"replay": "esp32_replay"}, virtual=False, registry_platform="espressif32"
+    ),
 }
 
 
@@ -102,12 +132,12 @@ def ensure_registry_platform(b: Board) -> None:
     if registry_reachable():
         return
     raise BoardError(
-        f"The first {b.env} build downloads the {b.registry_platform} platform, the Xtensa "
+        f"The first {b.name} build downloads the {b.registry_platform} platform, the Xtensa "
         "toolchain and ESP-IDF (with the esp-tflite-micro component) from PlatformIO's "
         "registry, and the registry cannot be reached from this machine.\n"
-        f"Run `invoke build --board {b.env}` once on a machine with internet access (the "
+        f"Run `invoke build --board {b.name}` once on a machine with internet access (the "
         f"downloads are cached in {_core_dir()}), or build for a virtual board: "
-        "`invoke build --board host` or `--board qemu_m4`."
+        "`invoke build --board host` or `--board qemu_m4 --profile replay`."
     )
 
 
@@ -119,14 +149,17 @@ def run_pio(args: list[str]) -> None:
         raise BoardError(f"`pio {' '.join(args)}` failed (exit {result.returncode}); see above")
 
 
-def build(name: str, verbose: bool = False) -> Path:
-    """Build the firmware for a board and return the path of the image."""
+def build(name: str, verbose: bool = False, profile: str | None = None) -> Path:
+    """Build the firmware of a board in a profile (default: production where the board has
+    one) and return the path of the image."""
     b = board(name)
+    env = b.env(profile)
     ensure_registry_platform(b)
-    run_pio(["run", "-e", b.env, *(["-v"] if verbose else [])])
-    if not b.firmware.exists():
-        raise BoardError(f"build finished but {b.firmware} is missing")
-    return b.firmware
+    run_pio(["run", "-e", env, *(["-v"] if verbose else [])])
+    image = b.firmware(profile)
+    if not image.exists():
+        raise BoardError(f"build finished but {image} is missing")
+    return image
 
 
 # USB-serial bridges found on ESP32 boards: Silicon Labs CP210x, WCH CH340/CH9102, FTDI, and
@@ -161,16 +194,27 @@ def detect_port() -> str:
     raise BoardError(f"several serial ports could be the board: {names}; pass --port")
 
 
-def run_virtual(name: str, device_id: int = 1) -> None:
-    """Start a virtual board from its built image, print its port, keep it up until Ctrl-C."""
+def run_virtual(
+    name: str, device_id: int = 1, profile: str | None = None, sensor: Path | None = None
+) -> None:
+    """Start a virtual board from its built image, print its port, keep it up until Ctrl-C.
+    sensor: the host board's sensor file (labelled windows it collects at boot)."""
     from tools.fleet.launch import start_host_device, start_qemu_device
 
     b = board(name)
-    if not b.firmware.exists():
-        raise BoardError(f"{b.firmware} is missing: run `invoke build --board {name}` first")
+    profile = profile or b.default_profile
+    image = b.firmware(profile)
+    if not image.exists():
+        raise BoardError(
+            f"{image} is missing: run `invoke build --board {name} --profile {profile}` first"
+        )
     logs = Path(tempfile.mkdtemp(prefix=f"fedhead-{name}-"))
-    start = start_host_device if name == "host" else start_qemu_device
-    device = start(b.firmware, device_id, logs)
+    if name == "host":
+        device = start_host_device(image, device_id, logs, sensor_path=sensor)
+    elif sensor is not None:
+        raise BoardError("only the host board reads a sensor file; qemu_m4 takes SAMPLE frames")
+    else:
+        device = start_qemu_device(image, device_id, logs)
     print(f"{name} board running (pid {device.pid}) on {device.url}")
     print(f"  monitor: invoke monitor --port {device.url}    log: {logs}")
     print("  Ctrl-C stops it")
@@ -185,7 +229,7 @@ def run_virtual(name: str, device_id: int = 1) -> None:
             device.stop()
 
 
-def upload(name: str, port: str | None) -> str:
+def upload(name: str, port: str | None, profile: str | None = None) -> str:
     """Upload the built firmware to a real board; returns the port used."""
     b = board(name)
     if b.virtual:
@@ -197,10 +241,10 @@ def upload(name: str, port: str | None) -> str:
         raise BoardError(
             f"{port} is a network port (an emulator?): esptool flashes over a serial port only. "
             f"For an emulator, build with `invoke build --board {name}`, start the emulator "
-            f"with the image from {b.build_dir}, then test it with "
+            f"with the image from {b.build_dir(profile)}, then test it with "
             f"`invoke hil --port {port} --board {name}`."
         )
     ensure_registry_platform(b)
     port = port or detect_port()
-    run_pio(["run", "-e", b.env, "-t", "upload", "--upload-port", port])
+    run_pio(["run", "-e", b.env(profile), "-t", "upload", "--upload-port", port])
     return port

@@ -64,7 +64,14 @@ def replay() -> ReplayData:
 
 @pytest.fixture(scope="session")
 def host_firmware() -> Path:
-    return build_host_firmware()
+    """The replay profile: SAMPLE/INFER on host windows, SEED, seeded TRAIN (simulation)."""
+    return build_host_firmware("replay")
+
+
+@pytest.fixture(scope="session")
+def production_firmware() -> Path:
+    """The production profile, what real boards run (no define)."""
+    return build_host_firmware("production")
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,7 @@ def hil(target: str, request: pytest.FixtureRequest) -> Iterator[DeviceClient]:
         info = client.wait_ready(within=BOOT_WAIT_S)
         if info.model_sha256 != reference.model_sha256:
             pytest.fail(f"the board on {url} runs another model than build/model/watch: "
-                        "flash it with `invoke build-flash --board …` first")
+                        "flash it with `invoke build-flash --board … --profile replay` first")
         provision_entropy(client)  # QEMU has no entropy source (test-only seed)
         client.install_head(reference.w, reference.b, version=1)  # a known starting point
         client.clear()

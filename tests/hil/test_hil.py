@@ -15,21 +15,25 @@ from tools.aggregator.validation import Expected, validate
 from tools.fedref import head as ref_head
 from tools.link import messages as m
 from tools.link.client import CHUNK_BYTES, DeviceClient, head_blob, head_sha256
+from tools.link.frame import PROTOCOL_VERSION
 
 
 def _card() -> dict:
     return json.loads((paths.model_dir("watch") / paths.CARD_NAME).read_text())
 
 
-def test_boot_hello_describes_the_firmware(hil: DeviceClient, replay: ReplayData) -> None:
+def test_boot_hello_describes_the_firmware(hil: DeviceClient, replay: ReplayData,
+                                          profile: str) -> None:
     card = _card()
     info = hil.hello()
-    assert info.proto_version == 1
+    assert info.proto_version == PROTOCOL_VERSION
+    assert info.profile_name == profile, f"the board runs {info.profile_name}, not {profile}"
     assert (info.embed_dim, info.num_classes, info.input_len) == (
         card["embedding_dim"], card["num_classes"], card["input_len"])
     assert info.model_sha256.hex() == card["tflite_sha256"]
     assert info.board_name
-    assert info.has(m.Capability.SAMPLE) and info.has(m.Capability.TRAIN)
+    assert info.has(m.Capability.TRAIN) and info.has(m.Capability.LEDGER)
+    assert info.has(m.Capability.SAMPLE) == (profile == "replay")
 
 
 def test_model_install_switches_the_head(hil: DeviceClient, replay: ReplayData) -> None:
@@ -55,15 +59,18 @@ def test_training_round_returns_a_valid_update(hil: DeviceClient, replay: Replay
     for window, label in zip(replay.windows[:30], replay.labels[:30], strict=True):
         assert hil.sample(window, int(label)).stored == 1
     clip, noise, scale = 0.5, 0.05, 0.5 / 4096
-    params = m.Train(round=3, lr=0.1, epochs=2, batch=8, clip=clip, noise_std=noise,
+    round_id = hil.hello().last_round + 1  # one update per round: a board keeps its last
+    params = m.Train(round=round_id, lr=0.1, epochs=2, batch=8, clip=clip, noise_std=noise,
                      scale=scale, bits=16)
     hil.train(params)
-    update = hil.fetch_update(3, timeout=60)
+    update = hil.fetch_update(round_id, timeout=60)
     n_params = replay.w.size + replay.b.size
-    expected = Expected(3, 1, n_params, clip, float(np.float32(scale)), 16, noise)
+    head_version = hil.hello().head_version
+    expected = Expected(round_id, head_version, n_params, clip, float(np.float32(scale)), 16,
+                        noise)
     verdict = validate(update.ready, update.data, expected, set(), update.device_id)
     assert verdict.accepted, verdict.reason
-    assert update.ready.examples == 30
+    assert (update.ready.clip, update.ready.noise_std) == (np.float32(clip), np.float32(noise))
     assert verdict.norm > 0
 
 

@@ -1,8 +1,10 @@
 """Build the host and QEMU firmware for tests from the same sources PlatformIO compiles.
 
-The product builds go through platformio.ini (envs host, qemu_m4). Tests build here instead so
-that the host firmware runs under ASan/UBSan (through cbuild, like every C test) and so that a
-test session needs no PlatformIO. Both builds take the source list from `firmware_sources`.
+The product builds go through platformio.ini (envs host, host_replay, qemu_m4_replay). Tests
+build here instead so that the host firmware runs under ASan/UBSan (through cbuild, like every C
+test) and so that a test session needs no PlatformIO. Both builds take the source list from
+`firmware_sources`. Each caller names the profile it needs: "production" (no define: what real
+boards run) or "replay" (SAMPLE/INFER on host windows, SEED, seeded TRAIN; simulations).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from tests.support.cbuild import CACHE, REPO, build_c_program
 
 FIRMWARE = REPO / "firmware"
 TASK = "watch"
-DEFINES = ("FEDHEAD_TEST_BUILD=1",)
+PROFILE_DEFINES: dict[str, tuple[str, ...]] = {
+    "production": (),
+    "replay": ("FEDHEAD_PROFILE_REPLAY=1",),
+}
 # Head training is compared bit for bit with tools/fedref: no fused multiply-add contraction.
 COMMON_FLAGS = ("-ffp-contract=off",)
 ARM_FLAGS = (
@@ -64,16 +69,18 @@ def firmware_sources(port: str, generated: Path) -> tuple[list[Path], list[Path]
     return sources, includes
 
 
-def build_host_firmware() -> Path:
-    """The host firmware under ASan/UBSan (cached by content hash)."""
+def build_host_firmware(profile: str) -> Path:
+    """The host firmware of a profile under ASan/UBSan (cached by content hash)."""
     sources, includes = firmware_sources("host", generated_dir())
-    return build_c_program("fedhead-host", sources, includes, DEFINES, COMMON_FLAGS)
+    return build_c_program(f"fedhead-host-{profile}", sources, includes,
+                           PROFILE_DEFINES[profile], COMMON_FLAGS)
 
 
 def build_qemu_firmware() -> Path:
-    """The mps2-an386 ELF built with arm-none-eabi-gcc and newlib nano (cached)."""
+    """The mps2-an386 ELF, replay profile (QEMU has no entropy source: SEED provisions it),
+    built with arm-none-eabi-gcc and newlib nano (cached)."""
     sources, includes = firmware_sources("qemu_mps2", generated_dir())
-    flags = [*ARM_FLAGS, *COMMON_FLAGS, *(f"-D{d}" for d in DEFINES),
+    flags = [*ARM_FLAGS, *COMMON_FLAGS, *(f"-D{d}" for d in PROFILE_DEFINES["replay"]),
              *(f"-I{i}" for i in includes)]
     digest = hashlib.sha256(" ".join([*flags, *ARM_LINK]).encode())
     for path in [*sources, *(h for i in includes for h in sorted(Path(i).rglob("*.h")))]:

@@ -62,6 +62,9 @@ class AggregatorConfig:
     scale: float = 0.0  # quantization step; 0: from clip, noise and bits (quant_scale_for)
     deadline_s: float = 30.0  # per round, for TRAIN to UPDATE_READY and fetch
     min_updates: int = 1  # fewer accepted updates: the round commits without a new head
+    # Replay-profile boards (host windows, SEED, seeded TRAIN, no device privacy policy) take
+    # part only in a run declared a simulation; otherwise they are refused every round.
+    simulation: bool = False
 
     def check(self) -> None:
         """Raise ValueError naming the inconsistent option and what to change."""

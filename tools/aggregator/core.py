@@ -37,9 +37,13 @@ from tools.aggregator.strategy import ServerOptimizer, combine
 from tools.aggregator.validation import Expected, validate
 from tools.link.client import DeviceClient, FetchedUpdate, head_sha256
 from tools.link.errors import LinkError, PortGoneError
-from tools.link.messages import Train
+from tools.link.messages import Capability, Info, Train
 
 FIXED_DENOMINATOR = (PrivacyMode.CENTRAL, PrivacyMode.DISTRIBUTED)
+REPLAY_REFUSED = (
+    "replay_board: a replay-profile board (host windows, SEED, seeded TRAIN; no device privacy "
+    "policy) takes part only in a run declared a simulation (--simulation)"
+)
 
 
 @dataclass
@@ -81,7 +85,7 @@ class RoundEngine:
         config.check()
         self.store, self.config, self.holdout = store, config, holdout
         self.on_event = on_event or (lambda kind, detail: None)
-        self.device_ledger: dict[int, float] = {}  # ε the firmware reports in INFO (eps_spent)
+        self.device_ledger: dict[int, float] = {}  # ε each device's own ledger reports (INFO)
         self._resume_or_start(initial_head)
         if enrollment:
             self.store.enroll(enrollment)
@@ -106,6 +110,19 @@ class RoundEngine:
         if not self.store.enrollment():
             self.store.enroll({d: f"device-{d}" for d in device_ids})
             self.on_event("enrolled", {"devices": len(device_ids), "source": "connected"})
+
+    def admit_device(self, device_id: int, info: Info) -> str:
+        """Record the profile and own ledger a device announced in INFO; return why it may not
+        take part ("" when it may): replay-profile boards only in a declared simulation.
+        Every transport calls this with the device's INFO before it sends TRAIN."""
+        self.store.record_profile(
+            device_id, info.profile_name, info.epsilon_spent, info.epsilon_budget, info.releases
+        )
+        if info.has(Capability.LEDGER):
+            self.note_device_ledger(device_id, info)
+        if info.is_replay and not self.config.simulation:
+            return REPLAY_REFUSED
+        return ""
 
     def note_device_ledger(self, device_id: int, message: object) -> None:
         """Keep the ε a device reports from its own ledger (INFO and UPDATE_READY of firmware
@@ -382,7 +399,9 @@ class Aggregator(RoundEngine):
             self.store.record_device(
                 client.device_id, client.transport.url, info.board_name, info.model_sha256
             )
-            self.note_device_ledger(client.device_id, info)
+            refusal = self.admit_device(client.device_id, info)
+            if refusal:
+                return Outcome(device_id, error=refusal)
             if info.head_sha256 != head_sha256(self.w, self.b):
                 client.install_head(self.w, self.b, self.head_version)
                 self.on_event("head_pushed", {"device": client.device_id})
@@ -390,7 +409,8 @@ class Aggregator(RoundEngine):
             update = client.fetch_update(
                 params.round, timeout=max(0.0, deadline - time.monotonic())
             )
-            self.note_device_ledger(client.device_id, update.ready)
+            if info.has(Capability.LEDGER):
+                self.note_device_ledger(client.device_id, update.ready)
         except PortGoneError as exc:
             return Outcome(device_id, error=f"port_gone: {exc}")
         except LinkError as exc:

@@ -89,6 +89,15 @@ def privacy_summary(store: Store) -> dict[str, Any]:
     }
 
 
+def profile_counts(store: Store) -> dict[str, int]:
+    """How many devices ran each firmware profile (production / replay). Published as counts:
+    device ids and per-device ledgers stay in the store (operator-only)."""
+    counts: dict[str, int] = {}
+    for device in store.device_profiles():
+        counts[device["profile"]] = counts.get(device["profile"], 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def published_rounds(store: Store) -> list[dict[str, Any]]:
     """Per round: whether a head was released, ε after it, the holdout score of the head."""
     return [
@@ -116,6 +125,7 @@ def write_report(store: Store, report_dir: Path, extra: dict[str, Any] | None = 
         "privacy": summary,
         "rounds": rounds,
         "integrity_problems": store.integrity_check(),
+        "device_profiles": profile_counts(store),
         **(extra or {}),
     }
     path = report_dir / "aggregate.json"
@@ -150,9 +160,13 @@ def privacy_lines(p: dict[str, Any]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     p = report["privacy"]
     released = sum(r["released"] for r in report["rounds"])
+    profiles = report["device_profiles"]
+    seen = ", ".join(f"{n} {name}" for name, n in profiles.items()) or "none seen"
     return (
         f"# fedhead aggregate — {p['mode']} DP\n\n"
-        f"{report['rounds_committed']} rounds committed, {released} released a head.\n\n"
+        f"{report['rounds_committed']} rounds committed, {released} released a head.\n"
+        f"Device firmware: {seen}"
+        f"{' (replay boards: a declared simulation)' if 'replay' in profiles else ''}.\n\n"
         f"{privacy_lines(p)}\n"
         "![holdout accuracy](aggregate_accuracy.png)\n![epsilon](aggregate_epsilon.png)\n"
     )

@@ -169,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", type=Path, default=ROOT / "build/aggregator/aggregate.sqlite")
     p.add_argument("--report-dir", type=Path, default=ROOT / "build/report")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--simulation",
+        action="store_true",
+        help="declare the run a simulation: replay-profile boards may take part (else refused)",
+    )
     return p
 
 
@@ -191,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         lr=args.lr,
         epochs=args.epochs,
         deadline_s=args.deadline,
+        simulation=args.simulation,
     )
     model_dir = ROOT / "build/model" / args.task
     run_aggregate(

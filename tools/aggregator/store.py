@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS updates (
     bits INTEGER, scale REAL, flags INTEGER, crc32 INTEGER, q BLOB);
 CREATE UNIQUE INDEX IF NOT EXISTS one_accepted_per_device
     ON updates(round, device_id) WHERE accepted = 1;
+CREATE TABLE IF NOT EXISTS device_profiles (
+    device_id INTEGER PRIMARY KEY, profile TEXT NOT NULL, epsilon_spent REAL,
+    epsilon_budget REAL, releases INTEGER, last_seen REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS accountant (
     round INTEGER PRIMARY KEY REFERENCES rounds(round), sampling_q REAL NOT NULL,
     noise_multiplier REAL NOT NULL);
@@ -222,6 +225,39 @@ class Store:
                 "model_sha256=excluded.model_sha256, last_seen=excluded.last_seen",
                 (device_id, url, board, model_sha256, now, now),
             )
+
+    def record_profile(
+        self,
+        device_id: int,
+        profile: str,
+        epsilon_spent: float,
+        epsilon_budget: float,
+        releases: int,
+    ) -> None:
+        """The build profile a device announced and its own ledger (INFO), as last seen."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO device_profiles VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(device_id) "
+                "DO UPDATE SET profile=excluded.profile, epsilon_spent=excluded.epsilon_spent, "
+                "epsilon_budget=excluded.epsilon_budget, releases=excluded.releases, "
+                "last_seen=excluded.last_seen",
+                (device_id, profile, epsilon_spent, epsilon_budget, releases, time.time()),
+            )
+
+    def device_profiles(self) -> list[dict[str, Any]]:
+        """Every device seen: its profile and its own ledger (ε spent at its δ, releases)."""
+        rows = self.conn.execute(
+            "SELECT device_id, profile, epsilon_spent, epsilon_budget, releases "
+            "FROM device_profiles ORDER BY device_id"
+        ).fetchall()
+        keys = (
+            "device_id",
+            "profile",
+            "device_epsilon_spent",
+            "device_epsilon_budget",
+            "device_releases",
+        )
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def commit_round(self, row: RoundRow, new_head: tuple[np.ndarray, np.ndarray] | None) -> None:
         """Write the whole round in one transaction (or nothing, if anything fails)."""

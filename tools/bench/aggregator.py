@@ -28,7 +28,7 @@ def _updates(n_params: int, count: int, scale: float) -> list[FetchedUpdate]:
         v = rng.normal(size=n_params)
         q = np.round(v / np.linalg.norm(v) * 0.9 / scale).astype("<i2")
         data = q.tobytes()
-        ready = UpdateReady(1, 0, 10, n_params, 16, 0, scale, 0.5, 0.5, len(data), crc32(data), 0)
+        ready = UpdateReady(1, 0, n_params, 16, 0, scale, 1.0, 0.0, len(data), crc32(data), 0.0)
         out.append(FetchedUpdate(ready, data, device))
     return out
 
@@ -59,11 +59,12 @@ def round_s_host_devices(n: int = 32) -> float:
     """Wall time of one aggregator round (HELLO, head push, TRAIN, fetch) over n host devices."""
     import tempfile
 
+    from tools import boards
     from tools.aggregator.store import Store
     from tools.fleet.launch import host_fleet
     from tools.link.client import DeviceClient
 
-    firmware = ROOT / ".pio/build/host/fedhead-host"
+    firmware = boards.board("host").firmware("replay")  # built by `invoke bench` (link)
     model = ROOT / "build/model/watch"
     data, head = np.load(model / "devices.npz"), np.load(model / "head_init.npz")
     with host_fleet(firmware, n) as devices, tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +74,8 @@ def round_s_host_devices(n: int = 32) -> float:
                 for row in np.flatnonzero(data["device"] == i % len(data["device_name"]))[:10]:
                     client.sample(data["x"][row].ravel(), int(data["y"][row]))
             store = Store(Path(tmp) / "bench.sqlite")
-            aggregator = Aggregator(store, AggregatorConfig(), clients, (head["w"], head["b"]))
+            config = AggregatorConfig(simulation=True)  # replay-profile boards
+            aggregator = Aggregator(store, config, clients, (head["w"], head["b"]))
             aggregator.run_round()  # warm-up; the timed round then pushes its new head to all
             start = time.perf_counter()
             record = aggregator.run_round()

@@ -20,7 +20,7 @@ def image_sections(elf: Path) -> dict[str, int]:
 
 
 def measure(task: str) -> dict[str, Any]:
-    elf = boards.build("qemu_m4")
+    elf = boards.build("qemu_m4", profile="replay")
     sections = image_sections(elf)
     return {
         "qemu_text": sections["text"],

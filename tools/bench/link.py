@@ -109,8 +109,8 @@ def update_bytes_at(d: int, c: int, measured: bytes, measured_bytes: int, bits: 
 
 def measure(task: str = "watch") -> dict[str, Any]:
     with ExitStack() as stack:
-        host = stack.enter_context(host_fleet(boards.build("host"), 1))[0]
-        qemu = stack.enter_context(qemu_fleet(boards.build("qemu_m4"), 1))[0]
+        host = stack.enter_context(host_fleet(boards.build("host", profile="replay"), 1))[0]
+        qemu = stack.enter_context(qemu_fleet(boards.build("qemu_m4", profile="replay"), 1))[0]
         on_host = _one_round(host.url, task)
         on_qemu = _one_round(qemu.url, task)
     result: dict[str, Any] = {

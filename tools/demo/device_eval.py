@@ -29,7 +29,7 @@ class LocalTraining:
     """Optimizer settings of on-device personalization (and of the local-only baseline)."""
 
     lr: float = 0.1
-    epochs: int = 40
+    epochs: int = 30  # within the device policy's work limit (32 epochs of 256 examples)
     batch: int = 8
     imprint: bool = True  # personal head starts from global + class prototypes (TRAIN_IMPRINT)
 
@@ -64,9 +64,11 @@ def device_accuracy(client: DeviceClient, device: DeviceData, use_global: bool) 
     return accuracy(predictions(client, device.test_x, use_global), device.test_y)
 
 
-def personalize(client: DeviceClient, training: LocalTraining, round_id: int,
-                timeout_s: float) -> None:
-    """On-device training from the installed global head; the result is the personal head."""
+def personalize(client: DeviceClient, training: LocalTraining, timeout_s: float) -> None:
+    """On-device training from the installed global head; the result is the personal head.
+    Each call is a new round (the device releases one update per round and refuses older
+    rounds), numbered after the last round the device reports in INFO."""
+    round_id = max(PERSONALIZE_ROUND_BASE, client.hello().last_round + 1)
     client.train(training.train_message(round_id))
     client.wait_update_ready(round_id, timeout=timeout_s)
 

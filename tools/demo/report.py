@@ -99,6 +99,9 @@ def markdown(report: dict[str, Any]) -> str:
     rounds = ", ".join(f"{a:.3f}" for a in fed["global_acc_by_round"])
     return f"""# fedhead demo — {report['task']} on {report['devices']} {report['board']} boards
 
+**Boards:** {report['profile']} profile firmware (SAMPLE/INFER on host windows: a declared
+simulation; production boards refuse both and keep their own ε ledger, docs/PRIVACY.md).
+
 **Privacy:** {p['mode']} DP, clip C = {p['clip']}, noise multiplier z = {p['noise_multiplier']},
 {report['rounds']} rounds:
 

@@ -114,7 +114,7 @@ def run_demo(config: DemoConfig, report_dir: Path = REPORT_DIR) -> dict[str, Any
     phases, started = Phases(), time.perf_counter()
     with phases("prepare"):
         ensure_trained(config.task)
-        firmware = boards.build(config.board)
+        firmware = boards.build(config.board, profile="replay")
         data = load_fleet_data(paths.model_dir(config.task) / paths.DEVICES_NAME, config.task)
         head = np.load(paths.model_dir(config.task) / paths.HEAD_NAME)
         w0, b0 = head["w"].astype(np.float32), head["b"].astype(np.float32)
@@ -176,7 +176,8 @@ def _federate(config: DemoConfig, fed: list[DeviceData], clients: dict[int, Any]
     agg_config = AggregatorConfig(
         rounds=config.rounds, privacy=PrivacyMode(config.privacy),
         noise_multiplier=config.noise_multiplier, clip=config.clip, delta=config.delta,
-        lr=config.fed_lr, epochs=config.fed_epochs, batch=config.personal.batch)
+        lr=config.fed_lr, epochs=config.fed_epochs, batch=config.personal.batch,
+        simulation=True)  # replay boards: a declared simulation
     store_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="demo-store-")))
     store = Store(store_dir / "aggregator.sqlite")
     stack.callback(store.close)
@@ -209,8 +210,7 @@ def _personalize_all(config: DemoConfig, chosen: list[DeviceData], clients: dict
         client = clients[d.index]
         if client.hello().head_sha256 != head_sha256(w, b):
             client.install_head(w, b, version)
-        device_eval.personalize(client, config.personal,
-                                device_eval.PERSONALIZE_ROUND_BASE + config.k, timeout_s=120)
+        device_eval.personalize(client, config.personal, timeout_s=120)
         return {
             "name": d.name, "user": d.user, "split": d.split, "device_id": client.device_id,
             "own_windows": len(shots[d.index][1]), "test_windows": len(d.test_y),
@@ -240,8 +240,7 @@ def _held_out_sweep(config: DemoConfig, held: list[DeviceData], clients: dict[in
             client = clients[d.index]
             x, y = d.shots(k, config.seed)
             device_eval.provision(client, x, y)
-            device_eval.personalize(client, config.personal,
-                                    device_eval.PERSONALIZE_ROUND_BASE + k, timeout_s=120)
+            device_eval.personalize(client, config.personal, timeout_s=120)
             emb = device_eval.embeddings(client, x)
             rows.append({
                 "global_acc": per_device[d.index]["global_acc"],
@@ -274,8 +273,11 @@ def _summary(config: DemoConfig, chosen: list[DeviceData], fed: list[DeviceData]
     summary = privacy_summary(aggregator.store)
     up = [c.transport.bytes_read for c in clients.values()]
     down = [c.transport.bytes_written for c in clients.values()]
+    profiles = sorted({c.info.profile_name for c in clients.values() if c.info is not None})
     return {
         "task": config.task, "board": config.board, "devices": len(chosen),
+        # what every board ran: replay boards, so the run is declared a simulation
+        "profile": ", ".join(profiles), "simulation": True,
         "rounds": config.rounds, "k": config.k,
         "config": {k: v for k, v in asdict(config).items() if k != "personal"}
         | {"personal": asdict(config.personal)},

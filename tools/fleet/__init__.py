@@ -16,6 +16,7 @@ from tools.fleet.launch import (
     qemu_fleet,
     start_host_device,
     start_qemu_device,
+    write_sensor_file,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "qemu_fleet",
     "start_host_device",
     "start_qemu_device",
+    "write_sensor_file",
 ]

@@ -3,7 +3,7 @@
 The QEMU mps2-an386 board has no hardware random generator, so its firmware refuses to draw
 noise (NACK BAD_STATE) until the host provisions a 32-byte seed with SEED. That makes the
 noise known to the host: acceptable for emulated test boards only, which is why SEED exists
-only in test builds (docs/PRIVACY.md). Real boards and the host port seed themselves.
+only in replay-profile builds (docs/PRIVACY.md). Real boards and the host port seed themselves.
 """
 
 from __future__ import annotations

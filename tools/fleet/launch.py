@@ -90,13 +90,18 @@ def start_host_device(
     env: Mapping[str, str] | None = None,
     start_timeout: float = 10.0,
     extra_args: Sequence[str] = (),
+    sensor_path: Path | None = None,
 ) -> VirtualDevice:
     """Start the host firmware; returns once it printed the pty it serves.
 
-    `extra_args` go to the firmware as they are (e.g. `--boot-delay-ms 1500`)."""
+    `extra_args` go to the firmware as they are (e.g. `--boot-delay-ms 1500`).
+    sensor_path: the host board's sensor (labelled windows the firmware collects at boot, see
+    firmware/ports/host/main.c): how a production board gets examples without the link."""
     cmd = [str(firmware), "--id", str(device_id), *extra_args]
     if state_path is not None:
         cmd += ["--state", str(state_path)]
+    if sensor_path is not None:
+        cmd += ["--sensor", str(sensor_path)]
     log_path = Path(log_dir) / f"host-{device_id}.log"
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed by VirtualDevice.stop
     process = subprocess.Popen(
@@ -110,6 +115,17 @@ def start_host_device(
                          f"{device.log_text()[-2000:]}")
     device.url = line[len(PTY_LINE_PREFIX):]
     return device
+
+
+def write_sensor_file(path: Path, windows: object, labels: object) -> Path:
+    """The host board's sensor file: per example a u8 label then its int8 window."""
+    import numpy as np
+
+    rows = np.asarray(windows, dtype=np.int8).reshape(len(labels), -1)  # type: ignore[arg-type]
+    with open(path, "wb") as f:
+        for window, label in zip(rows, labels, strict=True):  # type: ignore[call-overload]
+            f.write(bytes([int(label)]) + window.tobytes())
+    return Path(path)
 
 
 def _free_port() -> int:

@@ -200,7 +200,8 @@ class DeviceClient:
                 raise
 
     def sample(self, window: bytes | np.ndarray, label: int | None = None) -> m.Result:
-        """SAMPLE: run the window; with a label the device stores (embedding, label)."""
+        """SAMPLE: run the window; with a label the device stores (embedding, label).
+        Replay-profile boards only: production boards answer NACK UNSUPPORTED."""
         data = _window_bytes(window)
         flags = m.SAMPLE_LABELLED if label is not None else 0
         frame = self.request(m.Sample(flags, label or 0, len(data), data), expect=MsgType.RESULT)
@@ -209,7 +210,8 @@ class DeviceClient:
     def infer(
         self, window: bytes | np.ndarray, use_global: bool = False, want_embedding: bool = False
     ) -> m.Result:
-        """INFER: prediction of the personal head (or the global one) for a window."""
+        """INFER: prediction of the personal head (or the global one) for a window.
+        Replay-profile boards only: production boards answer NACK UNSUPPORTED."""
         data = _window_bytes(window)
         flags = (m.INFER_USE_GLOBAL if use_global else 0) | (
             m.INFER_WANT_EMBEDDING if want_embedding else 0
@@ -218,7 +220,9 @@ class DeviceClient:
         return m.Result.unpack(frame.payload)
 
     def train(self, params: m.Train) -> None:
-        """TRAIN: the device ACKs at once and later sends UPDATE_READY (see fetch_update)."""
+        """TRAIN: the device ACKs at once and later sends UPDATE_READY (see fetch_update).
+        The same round again yields the same update; the device's policy and budget may
+        refuse it (NACK POLICY_*, BUDGET, ROUND_OLD: PROTOCOL.md §2.4)."""
         self._ready.pop(params.round, None)
         self.request(params, expect=MsgType.ACK)
 
@@ -242,7 +246,7 @@ class DeviceClient:
         return self.info
 
     def seed(self, seed: bytes) -> None:
-        """SEED (test builds only; others NACK UNSUPPORTED)."""
+        """SEED (replay-profile builds only; production boards NACK UNSUPPORTED)."""
         self.request(m.Seed(seed), expect=MsgType.ACK)
 
     # ---- updates ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from tools.link.cobs import CobsError, cobs_decode, cobs_encode, max_encoded_len
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 HEADER_SIZE = 12
 AUTH_SIZE = 24
 CRC_SIZE = 4

@@ -51,6 +51,13 @@ class NackCode(IntEnum):
     INCOMPLETE = 13
     STORAGE = 14
     MISMATCH = 15
+    # 16-23: the device's own privacy policy and ledger
+    POLICY_NOISE = 16
+    POLICY_CLIP = 17
+    POLICY_QUANT = 18
+    POLICY_WORK = 19
+    BUDGET = 20
+    ROUND_OLD = 21
 
 
 class Capability(IntEnum):
@@ -61,6 +68,27 @@ class Capability(IntEnum):
     DISCRETE_GAUSSIAN = 1 << 2
     SEED = 1 << 3
     PERSISTENT_STORAGE = 1 << 4
+    REPLAY = 1 << 5  # replay profile: SAMPLE/INFER on host windows, SEED, seeded TRAIN
+    LEDGER = 1 << 6  # the device enforces its policy and accounts every release
+
+
+class Profile(IntEnum):
+    """INFO.profile: what the firmware was built as (docs/ARCHITECTURE.md, build profiles)."""
+
+    PRODUCTION = 0
+    REPLAY = 1
+
+
+class ResetReason(IntEnum):
+    """INFO.reset_reason (fc_platform_reset_reason)."""
+
+    UNKNOWN = 0
+    POWER_ON = 1
+    SOFTWARE = 2
+    WATCHDOG = 3
+    PANIC = 4
+    BROWNOUT = 5
+    EXTERNAL = 6
 
 
 UPDATE_GET_READY_OFFSET = 0xFFFFFFFF  # UPDATE_GET at this offset asks for UPDATE_READY again
@@ -72,8 +100,7 @@ CLEAR_PERSONAL_HEAD = 0x02
 TRAIN_USE_SEED = 0x01
 TRAIN_IMPRINT = 0x02  # personalization: start from global + class prototypes (strength 1)
 TRAIN_IMPRINT_STRENGTH = 1.0
-UPDATE_CLIPPED = 0x01
-UPDATE_SATURATED = 0x02
+UPDATE_SATURATED = 0x02  # bit0 (formerly CLIPPED) is reserved: it was a bit about the data
 
 
 class MessageError(ValueError):
@@ -145,7 +172,7 @@ class Reset(Empty):
 @dataclass(frozen=True)
 class Info(_Fixed):
     TYPE: ClassVar[MsgType] = MsgType.INFO
-    FORMAT: ClassVar[struct.Struct] = _fmt("HB15s32s32sIHHHIIHH")
+    FORMAT: ClassVar[struct.Struct] = _fmt("HB15s32s32sIHHHIIHHBBBBfffIIffIf")
     fw_version: int
     proto_version: int
     board: bytes
@@ -157,12 +184,37 @@ class Info(_Fixed):
     input_len: int
     capabilities: int
     free_ram: int
-    examples: int
+    examples: int  # labelled examples held; always 0 on a production board (data-derived)
     capacity: int
+    profile: int = Profile.PRODUCTION
+    reset_reason: int = ResetReason.UNKNOWN
+    policy_bits_mask: int = 0  # allowed wire widths: 1 = 8 bits, 2 = 16, 4 = 32
+    reserved: int = 0
+    epsilon_spent: float = 0.0  # the device's own ledger, at `delta`
+    epsilon_budget: float = 0.0  # lifetime budget (inf: none)
+    delta: float = 0.0
+    releases: int = 0  # updates released over the device's life
+    last_round: int = 0  # round id of the last release
+    policy_z_min: float = 0.0  # noise_std >= z_min * clip
+    policy_clip_max: float = 0.0
+    policy_max_work: int = 0  # epochs * example capacity
+    policy_scale_min_rel: float = 0.0  # scale >= this * clip
 
     @property
     def board_name(self) -> str:
         return self.board.rstrip(b"\x00").decode("utf-8", "replace")
+
+    @property
+    def profile_name(self) -> str:
+        try:
+            return Profile(self.profile).name.lower()
+        except ValueError:
+            return f"unknown-{self.profile}"
+
+    @property
+    def is_replay(self) -> bool:
+        """A replay (simulation) build: host windows, SEED, seeded TRAIN, no privacy policy."""
+        return self.profile != Profile.PRODUCTION or self.has(Capability.REPLAY)
 
     def has(self, capability: Capability) -> bool:
         return bool(self.capabilities & capability)
@@ -299,19 +351,18 @@ class Train(_Fixed):
 @dataclass(frozen=True)
 class UpdateReady(_Fixed):
     TYPE: ClassVar[MsgType] = MsgType.UPDATE_READY
-    FORMAT: ClassVar[struct.Struct] = _fmt("IIIHBBfffIII")
+    FORMAT: ClassVar[struct.Struct] = _fmt("IIHBBfffIIf")
     round: int
     head_version: int
-    examples: int
     n_params: int
     bits: int
     flags: int
     scale: float
-    train_loss: float
-    train_acc: float
+    clip: float  # the privatization parameters the device applied
+    noise_std: float
     total_len: int
     crc32: int
-    train_us: int
+    epsilon_spent: float  # the device's ledger after this release
 
 
 @dataclass(frozen=True)
@@ -363,7 +414,7 @@ class Nack(_Fixed):
 @dataclass(frozen=True)
 class Stats(_Fixed):
     TYPE: ClassVar[MsgType] = MsgType.STATS
-    FORMAT: ClassVar[struct.Struct] = _fmt("17I")
+    FORMAT: ClassVar[struct.Struct] = _fmt("10I")
     frames_ok: int = 0
     bad_cobs: int = 0
     bad_crc: int = 0
@@ -371,16 +422,9 @@ class Stats(_Fixed):
     oversize: int = 0
     unknown_type: int = 0
     nacks: int = 0
-    samples: int = 0
-    inferences: int = 0
-    trains: int = 0
     models_installed: int = 0
     models_rejected: int = 0
     uptime_ms: int = 0
-    backbone_us_last: int = 0
-    head_forward_us_last: int = 0
-    train_us_last: int = 0
-    train_examples_last: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

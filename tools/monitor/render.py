@@ -34,6 +34,8 @@ def _body(frame: Frame) -> str:
             f" D={message.embed_dim} C={message.num_classes} head_v={message.head_version}"
             f" head={message.head_sha256.hex()[:12]} model={message.model_sha256.hex()[:12]}"
             f" examples={message.examples}/{message.capacity} free_ram={message.free_ram}"
+            f" profile={message.profile_name} ε={message.epsilon_spent:.3g}"
+            f"/{message.epsilon_budget:.3g} releases={message.releases}"
         )
     if isinstance(message, m.Nack):
         return f"{message.code_name} for #{message.ack_seq} ({_name(message.ack_type)})"
@@ -41,9 +43,9 @@ def _body(frame: Frame) -> str:
         return f"#{message.ack_seq} ({_name(message.ack_type)}) value={message.value}"
     if isinstance(message, m.UpdateReady):
         return (
-            f"round={message.round} examples={message.examples} bits={message.bits} "
-            f"loss={message.train_loss:.4f} acc={message.train_acc:.3f} "
-            f"train_us={message.train_us}"
+            f"round={message.round} bits={message.bits} scale={message.scale:.3g} "
+            f"clip={message.clip:.3g} noise_std={message.noise_std:.3g} "
+            f"ε={message.epsilon_spent:.3g}"
         )
     if isinstance(message, m.ModelChunk | m.UpdateChunk):
         first = message.head_version if isinstance(message, m.ModelChunk) else message.round

@@ -4,6 +4,10 @@
  * the host opens it with pyserial exactly like a USB serial port. Options:
  *   --id N        device id (default 1)
  *   --state PATH  persist storage as files PATH.<key> (default: RAM only, lost at exit)
+ *   --sensor PATH the host board's sensor: labelled windows the application collects at boot
+ *                 (records of u8 label + fc_device_input_len() int8 values, back to back).
+ *                 This is how a production host board gets the user's data: from its own
+ *                 "sensor" through fc_device_add_example, never over the link.
  *   --boot-delay-ms N  start like a slow real board: handle nothing for N ms (input waits
  *                 in the pty, as in a UART driver's buffer) and print unframed boot text
  *                 halfway, then start the device, which sends its boot INFO
@@ -27,11 +31,41 @@
 #include "fedcore/platform/log.h"
 #include "host_port.h"
 
+static const char *sensor_path = NULL;
 static unsigned long boot_delay_ms = 0;
 
 static void usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--id N] [--state PATH] [--boot-delay-ms N]\n", prog);
+    fprintf(stderr, "usage: %s [--id N] [--state PATH] [--sensor PATH] [--boot-delay-ms N]\n",
+            prog);
     exit(2);
+}
+
+/* The application's data collection: every labelled window of the sensor file, in order. */
+static void read_sensor(const char *path) {
+    static int8_t window[65536];
+    size_t n = fc_device_input_len();
+    FILE *f = fopen(path, "rb");
+    if (f == NULL || n > sizeof window) {
+        perror("--sensor");
+        exit(1);
+    }
+    unsigned char label = 0;
+    unsigned added = 0, refused = 0, right = 0;
+    float logits[256];
+    while (fread(&label, 1, 1, f) == 1 && fread(window, 1, n, f) == n) {
+        /* The application's own use of the personal head, on the device (console only). */
+        right += fc_device_predict(window, logits) == (int)label;
+        if (fc_device_add_example(window, label) == 0) {
+            added++;
+        } else {
+            refused++;
+        }
+    }
+    fclose(f);
+    fprintf(stderr, "fedhead-host: sensor %s: %u examples kept, %u refused\n", path, added,
+            refused);
+    fprintf(stderr, "fedhead-host: application: personal head right on %u of %u windows\n",
+            right, added + refused);
 }
 
 static void parse_args(int argc, char **argv) {
@@ -45,6 +79,8 @@ static void parse_args(int argc, char **argv) {
             host_port_set_id((uint32_t)id);
         } else if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
             host_port_set_state_path(argv[++i]);
+        } else if (strcmp(argv[i], "--sensor") == 0 && i + 1 < argc) {
+            sensor_path = argv[++i];
         } else if (strcmp(argv[i], "--boot-delay-ms") == 0 && i + 1 < argc) {
             char *end = NULL;
             boot_delay_ms = strtoul(argv[++i], &end, 0);
@@ -118,6 +154,9 @@ int main(int argc, char **argv) {
         slow_boot(uart_fd);
     }
     fc_device_init();
+    if (sensor_path != NULL) {
+        read_sensor(sensor_path); /* console (stderr) only: nothing of it goes on the link */
+    }
     link_log_start(); /* from here on diagnostics are LOG frames, as on the ESP32 */
     for (;;) {
         fc_device_poll();

@@ -17,6 +17,7 @@
 #include "fedcore/platform/entropy.h"
 #include "fedcore/platform/log.h"
 #include "fedcore/platform/storage.h"
+#include "fedcore/platform/system.h"
 #include "fedcore/platform/uart.h"
 #include "fedcore/protocol.h"
 #include "host_port.h"
@@ -122,7 +123,15 @@ void fc_platform_log(const char *msg) {
     link_log_text(FC_LOG_WARN, msg);
 }
 uint32_t fc_platform_free_ram(void) { return 0; }
-void fc_platform_reset(void) { fc_platform_log("reset: restarting in place"); }
+/* The process start is the power-on; RESET restarts in place (a software reset). */
+static uint8_t reset_reason = FC_RESET_POWER_ON;
+
+void fc_platform_reset(void) {
+    fc_platform_log("reset: restarting in place");
+    reset_reason = FC_RESET_SOFTWARE;
+}
+
+uint8_t fc_platform_reset_reason(void) { return reset_reason; }
 
 /* ---- storage: RAM, mirrored to PATH.<key> files when --state is given ---- */
 

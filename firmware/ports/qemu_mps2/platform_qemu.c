@@ -15,7 +15,9 @@
 #include "fedcore/platform/entropy.h"
 #include "fedcore/platform/log.h"
 #include "fedcore/platform/storage.h"
+#include "fedcore/platform/system.h"
 #include "fedcore/platform/uart.h"
+#include "fedcore/protocol.h"
 #include "qemu_port.h"
 
 #define REG(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
@@ -152,4 +154,9 @@ uint32_t fc_platform_free_ram(void) {
     return sp - (uint32_t)(uintptr_t)&__bss_end;
 }
 
-void fc_platform_reset(void) {} /* restart in place: fc_device_init runs again */
+/* QEMU starting the guest is the power-on; RESET restarts in place (a software reset). */
+static uint8_t reset_reason = FC_RESET_POWER_ON;
+
+void fc_platform_reset(void) { reset_reason = FC_RESET_SOFTWARE; } /* fc_device_init runs again */
+
+uint8_t fc_platform_reset_reason(void) { return reset_reason; }

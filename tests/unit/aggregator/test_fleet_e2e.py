@@ -23,7 +23,7 @@ PLAN = FaultPlan(drop=0.05, corrupt=0.05)
 
 
 def test_faulty_links_lose_nothing_and_count_nothing_twice(tmp_path: Path) -> None:
-    firmware = build_host_firmware()  # the ASan/UBSan build, from the trained model's C
+    firmware = build_host_firmware("replay")  # the ASan/UBSan build, from the trained model's C
     data = np.load(MODEL / "devices.npz")
     head = np.load(MODEL / "head_init.npz")
     with host_fleet(firmware, 8, first_id=1) as devices:
@@ -38,7 +38,10 @@ def test_faulty_links_lose_nothing_and_count_nothing_twice(tmp_path: Path) -> No
                 for row in rows:
                     client.sample(data["x"][row].ravel(), int(data["y"][row]))
             aggregator = Aggregator(
-                store, AggregatorConfig(deadline_s=20, lr=0.1), clients, (head["w"], head["b"])
+                store,
+                AggregatorConfig(deadline_s=20, lr=0.1, simulation=True),
+                clients,
+                (head["w"], head["b"]),
             )
             for round_id in range(1, 11):
                 before = np.concatenate([aggregator.w.ravel(), aggregator.b]).astype(np.float64)

@@ -29,7 +29,7 @@ def _update(
 ) -> FetchedUpdate:
     data = q.astype("<i2").tobytes()
     n = len(q) if n_params is None else n_params
-    ready = UpdateReady(round_id, head, 10, n, 16, 0, scale, 0.3, 0.9, len(data), crc32(data), 5)
+    ready = UpdateReady(round_id, head, n, 16, 0, scale, 1.0, 0.0, len(data), crc32(data), 0.0)
     return FetchedUpdate(ready, data, device)
 
 

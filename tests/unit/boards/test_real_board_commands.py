@@ -1,8 +1,9 @@
 """The real-board commands without a real board: `invoke build-flash`'s port detection says
 what to do when no board is plugged in, and `invoke hil --port P --board esp32` runs the HIL
-suite against whatever answers on P. Here P is the host firmware on a pty, started like a
-real board that is still booting when the port opens (ROM text first, slow start): the suite
-waits for it, runs the production-profile checks and skips the replay-only ones, saying why."""
+suite against whatever answers on P. Here P is the production host firmware on a pty, started
+like a real board that is still booting when the port opens (ROM text first, slow start): the
+suite waits for it, runs the production-profile checks and skips the replay-only ones, saying
+why."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from pathlib import Path
 import pytest
 from serial.tools import list_ports
 
-from tests.firmware.conftest import assert_clean_exit, host_firmware  # noqa: F401 - fixture
+from tests.firmware.conftest import (  # noqa: F401 - fixtures
+    assert_clean_exit,
+    production_firmware,
+)
 from tests.support.cbuild import SANITIZER_ENV
 from tools import boards
 from tools.fleet import start_host_device
@@ -40,11 +44,15 @@ def test_flashing_an_emulator_socket_says_how_to_test_it_instead() -> None:
 
 
 def test_invoke_hil_on_a_port_runs_the_production_checks_and_skips_replay_only(
-    host_firmware: Path,  # noqa: F811 - the shared fixture
-    tmp_path: Path,
+    production_firmware: Path,  # noqa: F811 - the shared fixture: a production build, like a
+    tmp_path: Path,  # real board's
 ) -> None:
     board = start_host_device(
-        host_firmware, 0x77, tmp_path, env=SANITIZER_ENV, extra_args=["--boot-delay-ms", "1000"]
+        production_firmware,
+        0x77,
+        tmp_path,
+        env=SANITIZER_ENV,
+        extra_args=["--boot-delay-ms", "1000"],
     )
     try:
         result = subprocess.run(

@@ -34,6 +34,7 @@ def test_report_has_the_keys_of_issue_7(report: dict) -> None:
     assert set(report["federated"]) >= {"pretrain_acc", "global_acc_by_round", "personal_acc"}
     assert set(report["bytes"]) == {"up_per_device", "down_per_device"}
     assert (report["task"], report["board"]) == ("watch", "host")
+    assert (report["profile"], report["simulation"]) == ("replay", True)
 
 
 def test_numbers_agree_with_each_other(report: dict) -> None:

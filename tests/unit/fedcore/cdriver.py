@@ -15,7 +15,10 @@ from tools.fedref.privacy import PrivacyParams
 
 FEDCORE = REPO / "firmware" / "lib" / "fedcore"
 DRIVER = Path(__file__).with_name("fedcore_driver.c")
-SOURCES = [FEDCORE / "src" / f"{name}.c" for name in ("rng", "examples", "head", "privacy")]
+SOURCES = [
+    FEDCORE / "src" / f"{name}.c"
+    for name in ("rng", "examples", "head", "privacy", "ledger", "policy", "crc32")
+]
 
 
 @cache
@@ -123,3 +126,34 @@ def train(
     return CTrainResult(
         status, loss, acc, examples, steps, arr[: d * c].reshape(d, c), arr[d * c : d * c + c]
     )
+
+
+@dataclass(frozen=True)
+class LedgerRun:
+    """fc_ledger over a sequence of releases, and its storage record read back."""
+
+    rhos: np.ndarray
+    total_rho: float
+    epsilon: float
+    decode_status: int  # 0: intact record read back, and a flipped bit refused
+    decoded: tuple[int, int, float]  # releases, last_round, rho
+
+
+def ledger(releases: list[tuple[float, float, float, int, int]], delta: float) -> LedgerRun:
+    """releases: (clip, noise_std, scale, n_params, round) each."""
+    stdin = struct.pack("<I", len(releases)) + b"".join(
+        struct.pack("<fffII", *r) for r in releases
+    )
+    out = run(["ledger", repr(delta)], stdin)
+    n = len(releases)
+    rhos = np.frombuffer(out, dtype="<f8", count=n)
+    total, eps = struct.unpack_from("<dd", out, 8 * n)
+    status, count, last, rho = struct.unpack_from("<IIId", out, 8 * n + 16)
+    return LedgerRun(rhos, total, eps, status, (count, last, rho))
+
+
+def policy_verdicts(queries: list[tuple[float, float, float, int, int, int]]) -> list[int]:
+    """fc_policy_check of the production policy: (clip, noise_std, scale, bits, epochs,
+    capacity) each; 0 = allowed, else the NACK code."""
+    stdin = b"".join(struct.pack("<fffBHH", *q) for q in queries)
+    return list(run(["policy"], stdin))

@@ -7,6 +7,8 @@
 
 #include "fedcore/examples.h"
 #include "fedcore/head.h"
+#include "fedcore/ledger.h"
+#include "fedcore/policy.h"
 #include "fedcore/privacy.h"
 #include "fedcore/rng.h"
 
@@ -246,10 +248,72 @@ static int cmd_train(int argc, char **argv)
     return 0;
 }
 
+/* ledger DELTA: stdin u32 count, then per release f32 clip, noise_std, scale, u32 n_params,
+ * u32 round. Out: f64 rho of each release, then f64 total rho and f64 epsilon at DELTA, then a
+ * decode of the encoded ledger (u32 status, u32 releases, u32 last_round, f64 rho). */
+static int cmd_ledger(int argc, char **argv)
+{
+    if (argc < 3) {
+        return 2;
+    }
+    double delta = strtod(argv[2], NULL);
+    uint32_t count = 0;
+    read_exact(&count, sizeof count);
+    fc_ledger_t ledger = {0};
+    for (uint32_t i = 0; i < count; i++) {
+        fc_privacy_params_t p = {0};
+        uint32_t n_params = 0, round = 0;
+        read_exact(&p.clip, 4);
+        read_exact(&p.noise_std, 4);
+        read_exact(&p.scale, 4);
+        read_exact(&n_params, 4);
+        read_exact(&round, 4);
+        double rho = fc_ledger_release_rho(&p, n_params);
+        fc_ledger_add(&ledger, round, rho);
+        write_all(&rho, sizeof rho);
+    }
+    double eps = fc_ledger_epsilon(ledger.rho, delta);
+    write_all(&ledger.rho, sizeof ledger.rho);
+    write_all(&eps, sizeof eps);
+    uint8_t blob[FC_LEDGER_BLOB_LEN];
+    fc_ledger_encode(&ledger, blob);
+    fc_ledger_t back = {0};
+    uint32_t status = (uint32_t)fc_ledger_decode(blob, sizeof blob, &back);
+    blob[13] ^= 1u; /* one flipped bit must be caught */
+    fc_ledger_t ignored = {0};
+    status |= fc_ledger_decode(blob, sizeof blob, &ignored) == 0 ? 2u : 0u;
+    write_all(&status, sizeof status);
+    write_all(&back.releases, sizeof back.releases);
+    write_all(&back.last_round, sizeof back.last_round);
+    write_all(&back.rho, sizeof back.rho);
+    return 0;
+}
+
+/* policy: stdin f32 clip, noise_std, scale, u8 bits, u16 epochs, u16 capacity per query (until
+ * EOF); out one u8 verdict (0 or the NACK code) per query, under this build's policy. */
+static int cmd_policy(void)
+{
+    uint8_t rec[17];
+    while (fread(rec, 1, sizeof rec, stdin) == sizeof rec) {
+        fc_privacy_params_t p;
+        fc_train_params_t t = {0};
+        uint16_t capacity;
+        memcpy(&p.clip, rec, 4);
+        memcpy(&p.noise_std, rec + 4, 4);
+        memcpy(&p.scale, rec + 8, 4);
+        p.bits = rec[12];
+        memcpy(&t.epochs, rec + 13, 2);
+        memcpy(&capacity, rec + 15, 2);
+        uint8_t verdict = fc_policy_check(fc_policy(), &t, &p, capacity);
+        write_all(&verdict, 1);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s rng|u01|below|chacha|sround|dgauss|privatize|clip|train|explog ...\n",
+        fprintf(stderr, "usage: %s rng|u01|below|chacha|sround|dgauss|privatize|clip|train|explog|ledger|policy ...\n",
                 argv[0]);
         return 2;
     }
@@ -264,6 +328,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "clip")) return cmd_clip();
     if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
     if (!strcmp(cmd, "explog")) return cmd_explog();
+    if (!strcmp(cmd, "ledger")) return cmd_ledger(argc, argv);
+    if (!strcmp(cmd, "policy")) return cmd_policy();
     fprintf(stderr, "unknown command %s\n", cmd);
     return 2;
 }

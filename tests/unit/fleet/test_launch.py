@@ -34,7 +34,7 @@ def _hello_all(devices: list[VirtualDevice]) -> list[int]:
 def test_host_fleet_ids_ports_and_cleanup_on_error(tmp_path: Path) -> None:
     pids: list[int] = []
     with pytest.raises(RuntimeError, match="body failed"):  # noqa: SIM117 - the raise is the point
-        with host_fleet(build_host_firmware(), 3, first_id=100, state_dir=tmp_path,
+        with host_fleet(build_host_firmware("replay"), 3, first_id=100, state_dir=tmp_path,
                         env=SANITIZER_ENV) as devices:
             pids = [d.pid for d in devices]
             assert len({d.url for d in devices}) == 3

@@ -204,16 +204,15 @@ class PyPeer:
         ready = m.UpdateReady(
             round_id,
             self.head_version,
-            5,
             n_params,
             train.bits,
             0,
             scale,
-            0.5,
-            0.8,
+            train.clip,
+            train.noise_std,
             len(data),
             crc32(data),
-            1234,
+            0.0,
         )
         self._ack(frame)
         self._update = None

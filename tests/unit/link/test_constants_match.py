@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tools.link import frame, messages
-from tools.link.messages import Capability, MsgType, NackCode
+from tools.link.messages import Capability, MsgType, NackCode, Profile, ResetReason
 
 HEADER = Path(__file__).resolve().parents[3] / "firmware/lib/fedcore/include/fedcore/protocol.h"
 
@@ -31,7 +31,6 @@ SCALARS = {
     "FC_INFER_USE_GLOBAL": messages.INFER_USE_GLOBAL,
     "FC_INFER_WANT_EMBEDDING": messages.INFER_WANT_EMBEDDING,
     "FC_TRAIN_USE_SEED": messages.TRAIN_USE_SEED,
-    "FC_UPDATE_CLIPPED": messages.UPDATE_CLIPPED,
     "FC_UPDATE_SATURATED": messages.UPDATE_SATURATED,
     "FC_CLEAR_EXAMPLES": messages.CLEAR_EXAMPLES,
     "FC_CLEAR_PERSONAL_HEAD": messages.CLEAR_PERSONAL_HEAD,
@@ -48,10 +47,17 @@ SCALARS = {
     "FC_ACK_LEN": messages.Ack.FORMAT.size,
     "FC_SEED_LEN": messages.Seed.FORMAT.size,
     "FC_STATS_LEN": messages.Stats.FORMAT.size,
+    "FC_STATS_COUNTERS": len(messages.Stats.FORMAT.unpack(bytes(messages.Stats.FORMAT.size))),
     "FC_BOARD_NAME_LEN": 15,
 }
 
-ENUMS = {"FC_MSG_": MsgType, "FC_NACK_": NackCode, "FC_CAP_": Capability}
+ENUMS = {
+    "FC_MSG_": MsgType,
+    "FC_NACK_": NackCode,
+    "FC_CAP_": Capability,
+    "FC_INFO_PROFILE_": Profile,
+    "FC_RESET_": ResetReason,
+}
 
 
 def _defines() -> dict[str, int]:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from tools.link.cobs import CobsError, cobs_decode, cobs_encode, max_encoded_len
 from tools.link.frame import (
     MAX_PAYLOAD,
+    PROTOCOL_VERSION,
     Frame,
     FrameError,
     StreamDecoder,
@@ -61,7 +62,7 @@ def test_bad_crc_and_version_are_named() -> None:
         decode_frame(bytes(wire))
     assert err.value.kind in ("bad_crc", "bad_cobs")
     with pytest.raises(FrameError) as err:
-        decode_frame(encode_frame(Frame(1, b"", version=2)))
+        decode_frame(encode_frame(Frame(1, b"", version=PROTOCOL_VERSION + 1)))
     assert err.value.kind == "bad_version"
 
 

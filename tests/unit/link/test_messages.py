@@ -24,6 +24,19 @@ EXAMPLES = [
         123456,
         10,
         64,
+        1,
+        2,
+        0b110,
+        0,
+        3.5,
+        16.0,
+        2.0**-17,
+        4,
+        12,
+        1.0,
+        4.0,
+        4096,
+        2.0**-16,
     ),
     m.Log(2, "héllo".encode()),
     m.ModelBegin(4, 1820, 64, 7, b"\x03" * 32),
@@ -33,12 +46,12 @@ EXAMPLES = [
     m.Infer(3, 0, 2, b"\x7f\x80"),
     m.Result(2, 1, (0.5, -1.25, 3.0), (1.0, 2.0), 1, 777),
     m.Train(9, 0.25, 2, 16, 0.5, 0.125, 0.0, 1.5, 0.75, 0.0078125, 16, 1, 0, 2**63 + 5),
-    m.UpdateReady(9, 4, 30, 455, 16, 3, 0.0078125, 0.5, 0.75, 910, 0xDEADBEEF, 12345),
+    m.UpdateReady(9, 4, 455, 16, 2, 0.0078125, 0.5, 0.75, 910, 0xDEADBEEF, 2.5),
     m.UpdateGet(9, m.UPDATE_GET_READY_OFFSET, 0),
     m.UpdateChunk(9, 0, b"\xaa" * 100),
     m.Ack(17, m.MsgType.MODEL_CHUNK, 0, 4096),
     m.Nack(17, m.MsgType.TRAIN, m.NackCode.BAD_PARAM, 2),
-    m.Stats(*range(17)),
+    m.Stats(*range(10)),
     m.Clear(m.CLEAR_EXAMPLES),
     m.Seed(bytes(range(32))),
 ]
@@ -70,7 +83,7 @@ def test_unknown_type_is_refused() -> None:
 
 def test_documented_sizes() -> None:
     assert len(m.Train(1).pack()) == 48
-    assert len(EXAMPLES[3].pack()) == 104  # INFO
-    assert m.UpdateReady.FORMAT.size == 40
-    assert len(m.Stats().pack()) == 17 * 4
+    assert len(EXAMPLES[3].pack()) == 144  # INFO
+    assert m.UpdateReady.FORMAT.size == 36
+    assert len(m.Stats().pack()) == 10 * 4
     assert m.Nack(1, 2, 99).code_name == "UNKNOWN_NACK_99"

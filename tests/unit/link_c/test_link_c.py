@@ -143,7 +143,7 @@ def test_receiver_classifies_every_failure(driver: Path) -> None:
     raw = pyframe.frame_to_raw(pyframe.Frame(0x01, b"abc", 7, 9))
     bad_crc = cobs_encode(raw[:-1] + bytes([raw[-1] ^ 1])) + b"\x00"
     short = cobs_encode(raw[:10]) + b"\x00"
-    v2 = pyframe.encode_frame(pyframe.Frame(0x01, b"", 7, 9, version=2))
+    v2 = pyframe.encode_frame(pyframe.Frame(0x01, b"", 7, 9, version=pyframe.PROTOCOL_VERSION + 1))
     lying_length = bytearray(raw[:-4])
     lying_length[10] = 200
     lying = cobs_encode(bytes(lying_length) + zlib.crc32(lying_length).to_bytes(4, "little"))

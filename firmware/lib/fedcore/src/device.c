@@ -2,7 +2,12 @@
  *
  * Single-threaded and heap-free: every buffer is static and sized from the generated
  * model_config.h; every length read from the link is checked before use. Each refused input
- * gets a NACK and a counter and leaves all accepted state as it was. */
+ * gets a NACK and a counter and leaves all accepted state as it was.
+ *
+ * This file dispatches; the decisions live in their own modules: what a build may serve
+ * (fedcore/profile.h), which TRAIN requests are private enough (fedcore/policy.h) and what the
+ * released updates cost (fedcore/ledger.h). Replay-only handlers are compiled out of production
+ * builds (#if FC_PROFILE_IS_REPLAY). */
 #include "fedcore/version.h" /* defines FEDCORE_GENERATED_API_EXPECTED before model_config.h */
 
 #include "model_config.h"
@@ -19,14 +24,18 @@
 #include "fedcore/device.h"
 #include "fedcore/examples.h"
 #include "fedcore/head.h"
+#include "fedcore/ledger.h"
 #include "fedcore/link.h"
 #include "fedcore/platform/clock.h"
 #include "fedcore/platform/device_id.h"
 #include "fedcore/platform/entropy.h"
 #include "fedcore/platform/log.h"
 #include "fedcore/platform/storage.h"
+#include "fedcore/platform/system.h"
 #include "fedcore/platform/uart.h"
+#include "fedcore/policy.h"
 #include "fedcore/privacy.h"
+#include "fedcore/profile.h"
 #include "fedcore/protocol.h"
 #include "fedcore/sha256.h"
 #include "head_init.h"
@@ -49,11 +58,16 @@
 
 #define STORAGE_KEY_GLOBAL "fh_global"
 #define STORAGE_KEY_PERSONAL "fh_personal"
+/* The ledger and the update it paid for, in one blob: committed before the update can be
+ * fetched, so a restart can neither forget a release nor re-noise its round. */
+#define STORAGE_KEY_RELEASE "fh_release"
+#define RELEASE_META_OFFSET FC_LEDGER_BLOB_LEN
+#define RELEASE_Q_OFFSET (FC_LEDGER_BLOB_LEN + FC_UPDATE_READY_LEN)
+#define RELEASE_MAX_LEN (RELEASE_Q_OFFSET + 4u * N_PARAMS)
 
-/* Counters of STATS, in wire order after the link's own. */
+/* Counters of STATS, in wire order after the link's own: health only, none data-derived. */
 typedef struct {
-    uint32_t unknown_type, nacks, samples, inferences, trains, models_installed, models_rejected;
-    uint32_t backbone_us_last, head_forward_us_last, train_us_last, train_examples_last;
+    uint32_t unknown_type, nacks, models_installed, models_rejected;
 } device_counters_t;
 
 /* A head transfer in progress (MODEL_BEGIN .. MODEL_COMMIT). */
@@ -65,13 +79,12 @@ typedef struct {
     uint8_t blob[HEAD_BLOB_LEN];
 } model_transfer_t;
 
-/* The last privatized update, kept until the next TRAIN. */
+/* The last released update: the persisted release blob (ledger | UPDATE_READY | q bytes). */
 typedef struct {
     int ready;
-    uint8_t meta[FC_UPDATE_READY_LEN]; /* UPDATE_READY payload */
     uint32_t round;
     uint32_t total_len;
-    uint8_t q[4u * N_PARAMS];
+    uint8_t blob[RELEASE_MAX_LEN];
 } update_t;
 
 static struct {
@@ -87,6 +100,9 @@ static struct {
     int rng_ready;
     model_transfer_t transfer;
     update_t update;
+    fc_ledger_t ledger;
+    int ledger_ok; /* 0: the stored ledger is unreadable, so nothing more is released */
+    uint8_t reset_reason;
 } dev;
 
 /* Large scratch, not part of the state a reset clears. */
@@ -98,6 +114,10 @@ static float embedding[D];
 static uint8_t tx_payload[FC_MAX_PAYLOAD];
 static uint8_t tx_wire[FC_LINK_MAX_WIRE];
 static uint8_t storage_buf[STORED_GLOBAL_LEN];
+static uint8_t staged_release[RELEASE_MAX_LEN]; /* a release until its commit succeeds */
+#if FC_PROFILE_IS_REPLAY
+static uint32_t replay_backbone_us; /* RESULT.backbone_us of the last SAMPLE/INFER */
+#endif
 
 /* ---- sending ------------------------------------------------------------------------------ */
 
@@ -201,12 +221,41 @@ static void load_heads(void) {
     update_head_hash();
 }
 
+/* Make the update current from a release blob (after its commit, or loaded at boot). */
+static void adopt_release(const uint8_t *blob, size_t len) {
+    memcpy(dev.update.blob, blob, len);
+    dev.update.round = fc_get_u32(blob + RELEASE_META_OFFSET);
+    dev.update.total_len = fc_get_u32(blob + RELEASE_META_OFFSET + 24);
+    dev.update.ready = 1;
+}
+
+/* The persisted ledger and last update; no blob yet means a fresh device. */
+static void load_release(void) {
+    size_t len = 0;
+    memset(&dev.ledger, 0, sizeof dev.ledger);
+    dev.ledger_ok = 1;
+    if (fc_storage_load(STORAGE_KEY_RELEASE, staged_release, sizeof staged_release, &len) != 0) {
+        return; /* no blob: this device never released an update */
+    }
+    if (len < RELEASE_Q_OFFSET || fc_ledger_decode(staged_release, len, &dev.ledger) != 0 ||
+        len != RELEASE_Q_OFFSET + fc_get_u32(staged_release + RELEASE_META_OFFSET + 24)) {
+        memset(&dev.ledger, 0, sizeof dev.ledger);
+        dev.ledger_ok = 0; /* fail closed: TRAIN answers NACK STORAGE */
+        return;
+    }
+    uint32_t q_len = (uint32_t)(len - RELEASE_Q_OFFSET);
+    if (fc_crc32(staged_release + RELEASE_Q_OFFSET, q_len) ==
+        fc_get_u32(staged_release + RELEASE_META_OFFSET + 28)) {
+        adopt_release(staged_release, len); /* else the ledger stands, the update is lost */
+    }
+}
+
 /* ---- INFO and STATS ----------------------------------------------------------------------- */
 
 static uint32_t capabilities(void) {
-    uint32_t caps = FC_CAP_SAMPLE | FC_CAP_TRAIN | FC_CAP_DISCRETE_GAUSSIAN;
-#ifdef FEDHEAD_TEST_BUILD
-    caps |= FC_CAP_SEED;
+    uint32_t caps = FC_CAP_TRAIN | FC_CAP_DISCRETE_GAUSSIAN | FC_CAP_LEDGER;
+#if FC_PROFILE_IS_REPLAY
+    caps |= FC_CAP_SAMPLE | FC_CAP_SEED | FC_CAP_REPLAY;
 #endif
     if (fc_storage_persistent()) {
         caps |= FC_CAP_PERSISTENT_STORAGE;
@@ -214,8 +263,18 @@ static uint32_t capabilities(void) {
     return caps;
 }
 
+/* Examples held: data-derived, so only a replay (simulation) board reports it. */
+static uint16_t reported_example_count(void) {
+#if FC_PROFILE_IS_REPLAY
+    return fc_examples_count(&dev.examples);
+#else
+    return 0;
+#endif
+}
+
 static size_t build_info(uint8_t *p) {
     static const uint8_t kModelSha[FC_SHA256_LEN] = FEDHEAD_MODEL_SHA256_BYTES;
+    const fc_policy_t *policy = fc_policy();
     memset(p, 0, FC_INFO_LEN);
     fc_put_u16(p, FEDCORE_FW_VERSION);
     p[2] = FC_PROTO_VERSION;
@@ -230,22 +289,37 @@ static size_t build_info(uint8_t *p) {
     fc_put_u16(p + 90, FEDHEAD_INPUT_LEN);
     fc_put_u32(p + 92, capabilities());
     fc_put_u32(p + 96, fc_platform_free_ram());
-    fc_put_u16(p + 100, fc_examples_count(&dev.examples));
+    fc_put_u16(p + 100, reported_example_count());
     fc_put_u16(p + 102, dev.examples.capacity);
+    p[104] = FC_PROFILE_ID;
+    p[105] = dev.reset_reason;
+    p[106] = policy->bits_mask;
+    /* an unreadable ledger spent an unknown amount: report it as everything */
+    double spent = (double)INFINITY;
+    if (dev.ledger_ok) {
+        spent = fc_ledger_epsilon(dev.ledger.rho, policy->delta);
+    }
+    fc_put_f32(p + 108, (float)spent);
+    fc_put_f32(p + 112, (float)policy->epsilon_budget);
+    fc_put_f32(p + 116, (float)policy->delta);
+    fc_put_u32(p + 120, dev.ledger.releases);
+    fc_put_u32(p + 124, dev.ledger.last_round);
+    fc_put_f32(p + 128, (float)policy->z_min);
+    fc_put_f32(p + 132, (float)policy->clip_max);
+    fc_put_u32(p + 136, policy->max_work);
+    fc_put_f32(p + 140, (float)policy->scale_min_rel);
     return FC_INFO_LEN;
 }
 
 static void handle_stats(const fc_header_t *req) {
     const fc_link_counters_t *l = &dev.rx.counters;
     const device_counters_t *c = &dev.counters;
-    const uint32_t values[FC_STATS_COUNTERS + FC_STATS_TIMINGS] = {
-        l->frames_ok,        l->bad_cobs,          l->bad_crc,          l->bad_version,
-        l->oversize,         c->unknown_type,      c->nacks,            c->samples,
-        c->inferences,       c->trains,            c->models_installed, c->models_rejected,
-        fc_clock_ms(),       c->backbone_us_last,  c->head_forward_us_last,
-        c->train_us_last,    c->train_examples_last,
+    const uint32_t values[FC_STATS_COUNTERS] = {
+        l->frames_ok,    l->bad_cobs,        l->bad_crc,          l->bad_version,
+        l->oversize,     c->unknown_type,    c->nacks,            c->models_installed,
+        c->models_rejected, fc_clock_ms(),
     };
-    for (size_t i = 0; i < FC_STATS_COUNTERS + FC_STATS_TIMINGS; i++) {
+    for (size_t i = 0; i < FC_STATS_COUNTERS; i++) {
         fc_put_u32(tx_payload + 4u * i, values[i]);
     }
     send_reply(req, FC_MSG_STATS, tx_payload, FC_STATS_LEN);
@@ -334,7 +408,38 @@ static void handle_model_commit(const fc_header_t *req, const uint8_t *p) {
     send_ack(req, dev.head_version);
 }
 
-/* ---- SAMPLE and INFER --------------------------------------------------------------------- */
+/* ---- the application's examples (on the device, never over the link) ------------------------ */
+
+/* Run the backbone on one input window into `embedding`; 0 when it is ready and finite. */
+static int embed_input(const int8_t *window) {
+    int rc = backbone_embed(window, embedding);
+    for (size_t i = 0; rc == 0 && i < D; i++) {
+        rc = isfinite(embedding[i]) ? 0 : 1;
+    }
+    return rc;
+}
+
+size_t fc_device_input_len(void) { return FEDHEAD_INPUT_LEN; }
+
+int fc_device_add_example(const int8_t *window, uint8_t label) {
+    if (label >= C) {
+        return FC_ERR_PARAM;
+    }
+    if (embed_input(window) != 0) {
+        return FC_ERR_NONFINITE;
+    }
+    return fc_examples_add(&dev.examples, embedding, label);
+}
+
+int fc_device_predict(const int8_t *window, float *logits) {
+    if (embed_input(window) != 0) {
+        return FC_ERR_NONFINITE;
+    }
+    return fc_head_predict(&dev.personal, embedding, logits);
+}
+
+#if FC_PROFILE_IS_REPLAY
+/* ---- SAMPLE and INFER on host-supplied windows (replay profile only) ---------------------- */
 
 /* Run the backbone on the window of a SAMPLE/INFER payload; 0 when the embedding is ready. */
 static int embed_window(const fc_header_t *req, const uint8_t *p, size_t len) {
@@ -348,11 +453,8 @@ static int embed_window(const fc_header_t *req, const uint8_t *p, size_t len) {
         return -1;
     }
     uint32_t t0 = fc_clock_us();
-    int rc = backbone_embed((const int8_t *)(p + FC_WINDOW_HDR_LEN), embedding);
-    dev.counters.backbone_us_last = fc_clock_us() - t0;
-    for (size_t i = 0; rc == 0 && i < D; i++) {
-        rc = isfinite(embedding[i]) ? 0 : 1;
-    }
+    int rc = embed_input((const int8_t *)(p + FC_WINDOW_HDR_LEN));
+    replay_backbone_us = fc_clock_us() - t0;
     if (rc != 0) {
         send_nack(req, FC_NACK_BAD_STATE, (uint32_t)rc);
         return -1;
@@ -363,9 +465,7 @@ static int embed_window(const fc_header_t *req, const uint8_t *p, size_t len) {
 static void send_result(const fc_header_t *req, const fc_head_t *head, int personal,
                         int with_embedding, int stored) {
     float logits[C];
-    uint32_t t0 = fc_clock_us();
     uint8_t predicted = fc_head_predict(head, embedding, logits);
-    dev.counters.head_forward_us_last = fc_clock_us() - t0;
     uint8_t *p = tx_payload;
     p[0] = predicted;
     p[1] = (uint8_t)personal;
@@ -380,7 +480,7 @@ static void send_result(const fc_header_t *req, const fc_head_t *head, int perso
         fc_put_f32(p, embedding[j]);
     }
     fc_put_u16(p, (uint16_t)stored);
-    fc_put_u32(p + 2, dev.counters.backbone_us_last);
+    fc_put_u32(p + 2, replay_backbone_us);
     p += 6;
     send_reply(req, FC_MSG_RESULT, tx_payload, (size_t)(p - tx_payload));
 }
@@ -395,7 +495,6 @@ static void handle_sample(const fc_header_t *req, const uint8_t *p, size_t len) 
         return;
     }
     int stored = labelled && fc_examples_add(&dev.examples, embedding, p[1]) == FC_OK;
-    dev.counters.samples++;
     send_result(req, &dev.personal, 1, 0, stored);
 }
 
@@ -404,10 +503,10 @@ static void handle_infer(const fc_header_t *req, const uint8_t *p, size_t len) {
         return;
     }
     int use_global = p[0] & FC_INFER_USE_GLOBAL;
-    dev.counters.inferences++;
     send_result(req, use_global ? &dev.global : &dev.personal, !use_global,
                 p[0] & FC_INFER_WANT_EMBEDDING, 0);
 }
+#endif /* FC_PROFILE_IS_REPLAY */
 
 /* ---- TRAIN and UPDATE --------------------------------------------------------------------- */
 
@@ -435,8 +534,17 @@ static void parse_train(const uint8_t *p, train_request_t *r) {
     r->seed = fc_get_u64(p + 40);
 }
 
-/* NACK code for a TRAIN request that must be refused, 0 when it is acceptable. */
-static uint8_t check_train(const train_request_t *r, const uint8_t *p) {
+static int wants_seeded_noise(const train_request_t *r) {
+#if FC_PROFILE_IS_REPLAY
+    return (r->flags & FC_TRAIN_USE_SEED) != 0;
+#else
+    (void)r;
+    return 0;
+#endif
+}
+
+/* NACK code for a malformed TRAIN (or one this profile cannot serve), 0 when well formed. */
+static uint8_t check_train_fields(const train_request_t *r, const uint8_t *p) {
     int rc = fc_train_params_check(&r->train);
     if (rc == FC_OK) {
         rc = fc_privacy_params_check(&r->privacy);
@@ -444,20 +552,46 @@ static uint8_t check_train(const train_request_t *r, const uint8_t *p) {
     if (rc == FC_ERR_NONFINITE) {
         return FC_NACK_NONFINITE;
     }
-    if (rc != FC_OK || fc_get_u16(p + 38) != 0 || (r->flags & ~(FC_TRAIN_USE_SEED | FC_TRAIN_IMPRINT)) != 0) {
+    if (rc != FC_OK || fc_get_u16(p + 38) != 0 ||
+        (r->flags & ~(FC_TRAIN_USE_SEED | FC_TRAIN_IMPRINT)) != 0) {
         return FC_NACK_BAD_PARAM;
     }
-#ifndef FEDHEAD_TEST_BUILD
-    if (r->flags & FC_TRAIN_USE_SEED) {
-        return FC_NACK_UNSUPPORTED;
+    if ((r->flags & FC_TRAIN_USE_SEED) && !FC_PROFILE_IS_REPLAY) {
+        return FC_NACK_UNSUPPORTED; /* seeded noise is known noise: replay profile only */
     }
-#endif
-    if (!(r->flags & FC_TRAIN_USE_SEED) && !dev.rng_ready) {
+    return 0;
+}
+
+/* NACK code when the device's own policy or ledger refuses this release, 0 when it may go. */
+static uint8_t check_train_privacy(const train_request_t *r) {
+    const fc_policy_t *policy = fc_policy();
+    if (!dev.ledger_ok) {
+        return FC_NACK_STORAGE; /* an unreadable ledger: never release without accounting */
+    }
+    if (dev.ledger.releases > 0 && r->round <= dev.ledger.last_round) {
+        /* older, or the last round whose update is gone: never noise a round twice */
+        return FC_NACK_ROUND_OLD;
+    }
+    uint8_t code = fc_policy_check(policy, &r->train, &r->privacy, dev.examples.capacity);
+    if (code != 0) {
+        return code;
+    }
+    double rho = fc_ledger_release_rho(&r->privacy, N_PARAMS);
+    if (fc_ledger_epsilon(dev.ledger.rho + rho, policy->delta) > policy->epsilon_budget) {
+        return FC_NACK_BUDGET;
+    }
+    return 0;
+}
+
+static uint8_t check_train_resources(const train_request_t *r) {
+    if (!wants_seeded_noise(r) && !dev.rng_ready) {
         return FC_NACK_BAD_STATE; /* no entropy yet: never privatize with predictable noise */
     }
+#if FC_PROFILE_IS_REPLAY
     if (fc_examples_count(&dev.examples) == 0) {
-        return FC_NACK_NO_DATA;
+        return FC_NACK_NO_DATA; /* production trains anyway: the refusal would tell the count */
     }
+#endif
     return 0;
 }
 
@@ -470,77 +604,144 @@ static void pack_q(const int32_t *q, uint8_t bits, uint8_t *out) {
     }
 }
 
-static void build_update_meta(const train_request_t *r, const fc_train_result_t *res,
-                              uint8_t flags, uint32_t train_us) {
-    uint8_t *m = dev.update.meta;
-    fc_put_u32(m, r->round);
-    fc_put_u32(m + 4, dev.head_version);
-    fc_put_u32(m + 8, res->examples);
-    fc_put_u16(m + 12, N_PARAMS);
-    m[14] = r->privacy.bits;
-    m[15] = flags;
-    fc_put_f32(m + 16, r->privacy.scale);
-    fc_put_f32(m + 20, res->loss);
-    fc_put_f32(m + 24, res->acc);
-    fc_put_u32(m + 28, dev.update.total_len);
-    fc_put_u32(m + 32, fc_crc32(dev.update.q, dev.update.total_len));
-    fc_put_u32(m + 36, train_us);
+/* SATURATED from the released integers alone (some q at the edge of the wire width): a
+ * function of the update, so it tells nothing the update does not. */
+static uint8_t released_flags(const int32_t *q, uint8_t bits) {
+    int64_t hi = (int64_t)((UINT64_C(1) << (bits - 1u)) - 1u);
+    for (size_t i = 0; i < N_PARAMS; i++) {
+        if ((int64_t)q[i] >= hi || (int64_t)q[i] <= -hi - 1) {
+            return FC_UPDATE_SATURATED;
+        }
+    }
+    return 0;
 }
 
-/* Train from the global head, privatize the delta; 0 on success or a NACK code. */
-static uint8_t run_training(const train_request_t *r) {
-    fc_rng_t seeded;
+static void build_update_meta(uint8_t *m, const train_request_t *r, uint8_t flags,
+                              uint32_t total_len, uint32_t crc, double epsilon) {
+    fc_put_u32(m, r->round);
+    fc_put_u32(m + 4, dev.head_version);
+    fc_put_u16(m + 8, N_PARAMS);
+    m[10] = r->privacy.bits;
+    m[11] = flags;
+    fc_put_f32(m + 12, r->privacy.scale);
+    fc_put_f32(m + 16, r->privacy.clip);
+    fc_put_f32(m + 20, r->privacy.noise_std);
+    fc_put_u32(m + 24, total_len);
+    fc_put_u32(m + 28, crc);
+    fc_put_f32(m + 32, (float)epsilon);
+}
+
+/* Train from the global head into local_head and scratch_params (the delta); 0 or a NACK
+ * code; *trained says whether local_head is a new personal head. Production releases a noised
+ * zero delta when there is nothing to learn from or training diverged: a refusal there would be
+ * an un-noised bit about the user's data. */
+static uint8_t train_delta(const train_request_t *r, fc_rng_t *rng, int *trained) {
+    fc_train_result_t res;
+    memset(scratch_params, 0, sizeof scratch_params);
+    *trained = 0;
+    if (fc_examples_count(&dev.examples) == 0) {
+        return 0;
+    }
+    local_head = dev.global;
+    int rc = FC_OK;
+    if (r->flags & FC_TRAIN_IMPRINT) { /* personalization: global + class prototypes first */
+        rc = fc_head_imprint(&local_head, &dev.examples, FC_TRAIN_IMPRINT_STRENGTH, &train_ws);
+    }
+    if (rc == FC_OK) {
+        rc = fc_head_train(&local_head, &dev.examples, &r->train, rng, &train_ws, &res);
+    }
+    size_t n = rc == FC_OK ? fc_head_delta(&local_head, &dev.global, scratch_params) : 0;
+    for (size_t i = 0; n == N_PARAMS && i < n; i++) {
+        n = isfinite(scratch_params[i]) ? n : 0;
+    }
+    if (n != N_PARAMS) {
+        memset(scratch_params, 0, sizeof scratch_params);
+        return FC_PROFILE_IS_REPLAY ? FC_NACK_NONFINITE : 0;
+    }
+    *trained = 1;
+    return 0;
+}
+
+/* Train, privatize, account, persist: 0 once the update can be fetched, else a NACK code. */
+static uint8_t release_update(const train_request_t *r) {
     fc_rng_t *rng = &dev.rng;
-    if (r->flags & FC_TRAIN_USE_SEED) {
+#if FC_PROFILE_IS_REPLAY
+    fc_rng_t seeded;
+    if (wants_seeded_noise(r)) {
         fc_rng_seed_u64(&seeded, r->seed); /* shuffles, then rounding and noise, one stream */
         rng = &seeded;
     }
-    fc_train_result_t res;
-    uint8_t flags = 0;
-    uint32_t t0 = fc_clock_us();
-    local_head = dev.global;
-    if ((r->flags & FC_TRAIN_IMPRINT) &&
-        fc_head_imprint(&local_head, &dev.examples, FC_TRAIN_IMPRINT_STRENGTH, &train_ws) != FC_OK) {
-        return FC_NACK_NONFINITE;
+#endif
+    int trained = 0;
+    uint8_t code = train_delta(r, rng, &trained);
+    uint8_t priv_flags = 0;
+    if (code == 0 &&
+        fc_privatize(scratch_params, N_PARAMS, &r->privacy, rng, scratch_q, &priv_flags) != FC_OK) {
+        code = FC_NACK_NONFINITE;
     }
-    if (fc_head_train(&local_head, &dev.examples, &r->train, rng, &train_ws, &res) != FC_OK) {
-        return FC_NACK_NONFINITE;
+    if (code != 0) {
+        return code;
     }
-    size_t n = fc_head_delta(&local_head, &dev.global, scratch_params);
-    if (n != N_PARAMS ||
-        fc_privatize(scratch_params, n, &r->privacy, rng, scratch_q, &flags) != FC_OK) {
-        return FC_NACK_NONFINITE;
+    if (trained) {
+        dev.personal = local_head; /* after privatizing: saving reuses scratch_params */
+        (void)save_personal();
     }
-    uint32_t train_us = fc_clock_us() - t0;
-    dev.personal = local_head;
-    (void)save_personal();
-    dev.update.round = r->round;
-    dev.update.total_len = N_PARAMS * (r->privacy.bits / 8u);
-    pack_q(scratch_q, r->privacy.bits, dev.update.q);
-    build_update_meta(r, &res, flags, train_us);
-    dev.update.ready = 1;
-    dev.counters.train_us_last = train_us;
-    dev.counters.train_examples_last = res.examples;
+    fc_ledger_t next = dev.ledger;
+    fc_ledger_add(&next, r->round, fc_ledger_release_rho(&r->privacy, N_PARAMS));
+    uint32_t total_len = N_PARAMS * (r->privacy.bits / 8u);
+    uint8_t *q_bytes = staged_release + RELEASE_Q_OFFSET;
+    pack_q(scratch_q, r->privacy.bits, q_bytes);
+    fc_ledger_encode(&next, staged_release);
+    double epsilon = fc_ledger_epsilon(next.rho, fc_policy()->delta);
+    build_update_meta(staged_release + RELEASE_META_OFFSET, r,
+                      released_flags(scratch_q, r->privacy.bits), total_len,
+                      fc_crc32(q_bytes, total_len), epsilon);
+    size_t blob_len = RELEASE_Q_OFFSET + total_len;
+    if (fc_storage_save(STORAGE_KEY_RELEASE, staged_release, blob_len) != 0) {
+        return FC_NACK_STORAGE; /* not accounted, so never fetchable */
+    }
+    dev.ledger = next;
+    adopt_release(staged_release, blob_len);
     return 0;
+}
+
+static void send_update_ready(const fc_header_t *req) {
+    const uint8_t *meta = dev.update.blob + RELEASE_META_OFFSET;
+    if (req) {
+        send_reply(req, FC_MSG_UPDATE_READY, meta, FC_UPDATE_READY_LEN);
+    } else {
+        send_unsolicited(FC_MSG_UPDATE_READY, meta, FC_UPDATE_READY_LEN);
+    }
 }
 
 static void handle_train(const fc_header_t *req, const uint8_t *p) {
     train_request_t r;
     parse_train(p, &r);
-    uint8_t code = check_train(&r, p);
+    uint8_t code = check_train_fields(&r, p);
+    if (code == 0 && dev.update.ready && dev.ledger.releases > 0 &&
+        r.round == dev.ledger.last_round) {
+        /* One update per round: a repeated TRAIN gets the same bytes, never fresh noise. */
+        send_ack(req, r.round);
+        send_update_ready(NULL);
+        return;
+    }
+    if (code == 0) {
+        code = check_train_privacy(&r);
+    }
+    if (code == 0) {
+        code = check_train_resources(&r);
+    }
     if (code != 0) {
         send_nack(req, code, 0);
         return;
     }
-    dev.update.ready = 0; /* the old update is replaced by this round's */
-    dev.counters.trains++;
     send_ack(req, r.round);
-    code = run_training(&r);
+    code = release_update(&r);
     if (code != 0) {
-        send_nack(req, code, r.round); /* a second answer to the same seq: training failed */
+        send_nack(req, code, r.round); /* a second answer to the same seq: no update */
         return;
     }
-    send_unsolicited(FC_MSG_UPDATE_READY, dev.update.meta, FC_UPDATE_READY_LEN);
+    send_update_ready(NULL);
 }
 
 static void handle_update_get(const fc_header_t *req, const uint8_t *p) {
@@ -556,7 +757,7 @@ static void handle_update_get(const fc_header_t *req, const uint8_t *p) {
         return;
     }
     if (offset == FC_UPDATE_GET_READY) {
-        send_reply(req, FC_MSG_UPDATE_READY, dev.update.meta, FC_UPDATE_READY_LEN);
+        send_update_ready(req);
         return;
     }
     if (offset > dev.update.total_len || max_len == 0) {
@@ -569,7 +770,7 @@ static void handle_update_get(const fc_header_t *req, const uint8_t *p) {
     n = n < cap ? n : cap;
     fc_put_u32(tx_payload, round);
     fc_put_u32(tx_payload + 4, offset);
-    memcpy(tx_payload + FC_UPDATE_CHUNK_HDR_LEN, dev.update.q + offset, n);
+    memcpy(tx_payload + FC_UPDATE_CHUNK_HDR_LEN, dev.update.blob + RELEASE_Q_OFFSET + offset, n);
     send_reply(req, FC_MSG_UPDATE_CHUNK, tx_payload, FC_UPDATE_CHUNK_HDR_LEN + n);
 }
 
@@ -593,20 +794,18 @@ static void handle_clear(const fc_header_t *req, const uint8_t *p) {
     send_ack(req, p[0]);
 }
 
+#if FC_PROFILE_IS_REPLAY
+/* SEED: whoever sends it knows the noise, so replay profile only (QEMU has no entropy). */
 static void handle_seed(const fc_header_t *req, const uint8_t *p) {
-#ifdef FEDHEAD_TEST_BUILD
     fc_rng_seed(&dev.rng, p);
     dev.rng_ready = 1;
     send_ack(req, 0);
-#else
-    (void)p;
-    send_nack(req, FC_NACK_UNSUPPORTED, 0);
-#endif
 }
+#endif
 
 static void handle_reset(const fc_header_t *req) {
     send_ack(req, 0);
-    fc_platform_reset();
+    fc_platform_reset(); /* ports that restart in place now report FC_RESET_SOFTWARE */
     /* The port restarts in place: forget RAM state, boot again from storage. */
     memset(&dev, 0, sizeof dev);
     fc_device_init();
@@ -642,12 +841,18 @@ static void dispatch(const fc_header_t *h, const uint8_t *p) {
     case FC_MSG_MODEL_BEGIN: handle_model_begin(h, p); break;
     case FC_MSG_MODEL_CHUNK: handle_model_chunk(h, p, h->length); break;
     case FC_MSG_MODEL_COMMIT: handle_model_commit(h, p); break;
+#if FC_PROFILE_IS_REPLAY
     case FC_MSG_SAMPLE: handle_sample(h, p, h->length); break;
     case FC_MSG_INFER: handle_infer(h, p, h->length); break;
+    case FC_MSG_SEED: handle_seed(h, p); break;
+#else
+    case FC_MSG_SAMPLE: /* host windows: replay profile only */
+    case FC_MSG_INFER:
+    case FC_MSG_SEED: send_nack(h, FC_NACK_UNSUPPORTED, 0); break;
+#endif
     case FC_MSG_TRAIN: handle_train(h, p); break;
     case FC_MSG_UPDATE_GET: handle_update_get(h, p); break;
     case FC_MSG_CLEAR: handle_clear(h, p); break;
-    case FC_MSG_SEED: handle_seed(h, p); break;
     default: break;
     }
 }
@@ -716,10 +921,12 @@ void fc_device_init(void) {
         dev.rng_ready = 1;
     }
     memset(seed, 0, sizeof seed);
+    dev.reset_reason = fc_platform_reset_reason();
+    load_release();
     load_heads();
     int rc = backbone_init();
     send_unsolicited(FC_MSG_INFO, tx_payload, build_info(tx_payload));
     if (rc != 0) {
-        fc_device_log(FC_LOG_ERROR, "backbone_init failed: SAMPLE and INFER will be refused");
+        fc_device_log(FC_LOG_ERROR, "backbone_init failed: examples cannot be embedded");
     }
 }

@@ -95,6 +95,10 @@ static inline void fc_put_u32(uint8_t *p, uint32_t v) {
     p[2] = (uint8_t)(v >> 16);
     p[3] = (uint8_t)(v >> 24);
 }
+static inline void fc_put_u64(uint8_t *p, uint64_t v) {
+    fc_put_u32(p, (uint32_t)v);
+    fc_put_u32(p + 4, (uint32_t)(v >> 32));
+}
 float fc_get_f32(const uint8_t *p);
 void fc_put_f32(uint8_t *p, float v);
 

@@ -1,10 +1,10 @@
-/* Link protocol constants, version 1. The specification is docs/PROTOCOL.md; the Python twin
+/* Link protocol constants, version 2. The specification is docs/PROTOCOL.md; the Python twin
  * (tools/link) defines the same names (MsgType.HELLO <-> FC_MSG_HELLO, NackCode.BAD_CRC <->
  * FC_NACK_BAD_CRC) and a test compares both. All integers on the wire are little-endian. */
 #ifndef FEDCORE_PROTOCOL_H
 #define FEDCORE_PROTOCOL_H
 
-#define FC_PROTO_VERSION 1u
+#define FC_PROTO_VERSION 2u
 
 /* Framing sizes (bytes, before COBS). */
 #define FC_HEADER_LEN 12u
@@ -58,6 +58,13 @@
 #define FC_NACK_INCOMPLETE 13u
 #define FC_NACK_STORAGE 14u
 #define FC_NACK_MISMATCH 15u
+/* 16-23: the device's own privacy policy and ledger (fedcore/policy.h, fedcore/ledger.h). */
+#define FC_NACK_POLICY_NOISE 16u /* noise_std below z_min * clip */
+#define FC_NACK_POLICY_CLIP 17u  /* clip 0 (no bound) or above the policy's maximum */
+#define FC_NACK_POLICY_QUANT 18u /* bits or scale outside the policy */
+#define FC_NACK_POLICY_WORK 19u  /* epochs x examples above the policy's work limit */
+#define FC_NACK_BUDGET 20u       /* this release would take epsilon past the lifetime budget */
+#define FC_NACK_ROUND_OLD 21u    /* round id below the last round that released an update */
 
 /* INFO capabilities. */
 #define FC_CAP_SAMPLE 0x01u
@@ -65,6 +72,21 @@
 #define FC_CAP_DISCRETE_GAUSSIAN 0x04u
 #define FC_CAP_SEED 0x08u
 #define FC_CAP_PERSISTENT_STORAGE 0x10u
+#define FC_CAP_REPLAY 0x20u /* replay profile: SAMPLE/INFER on host windows, SEED, seeded TRAIN */
+#define FC_CAP_LEDGER 0x40u /* the device enforces its policy and accounts every release */
+
+/* INFO.profile. */
+#define FC_INFO_PROFILE_PRODUCTION 0u
+#define FC_INFO_PROFILE_REPLAY 1u
+
+/* INFO.reset_reason (fc_platform_reset_reason). */
+#define FC_RESET_UNKNOWN 0u
+#define FC_RESET_POWER_ON 1u
+#define FC_RESET_SOFTWARE 2u
+#define FC_RESET_WATCHDOG 3u
+#define FC_RESET_PANIC 4u
+#define FC_RESET_BROWNOUT 5u
+#define FC_RESET_EXTERNAL 6u
 
 /* LOG levels. */
 #define FC_LOG_DEBUG 0u
@@ -82,8 +104,9 @@
 #define FC_TRAIN_IMPRINT 0x02u /* start from global + class prototypes (fc_head_imprint) */
 #define FC_TRAIN_IMPRINT_STRENGTH 1.0f
 
-/* UPDATE_READY flags. */
-#define FC_UPDATE_CLIPPED 0x01u
+/* UPDATE_READY flags. bit0 (was CLIPPED) is reserved: whether the un-noised delta exceeded the
+ * clip is a bit about the user's data, so it is never sent. SATURATED is computed from the
+ * released integers themselves (some q at the edge of the wire width): post-processing. */
 #define FC_UPDATE_SATURATED 0x02u
 
 /* CLEAR bits. */
@@ -95,19 +118,19 @@
 
 /* Fixed payload sizes (bytes). */
 #define FC_BOARD_NAME_LEN 15u
-#define FC_INFO_LEN 104u
+#define FC_INFO_LEN 144u
 #define FC_MODEL_BEGIN_LEN 44u
 #define FC_MODEL_CHUNK_HDR_LEN 8u
 #define FC_MODEL_COMMIT_LEN 4u
 #define FC_WINDOW_HDR_LEN 4u
 #define FC_TRAIN_LEN 48u
-#define FC_UPDATE_READY_LEN 40u
+#define FC_UPDATE_READY_LEN 36u
 #define FC_UPDATE_GET_LEN 10u
 #define FC_UPDATE_CHUNK_HDR_LEN 8u
 #define FC_ACK_LEN 8u
 #define FC_SEED_LEN 32u
-#define FC_STATS_COUNTERS 13u
-#define FC_STATS_TIMINGS 4u
-#define FC_STATS_LEN (4u * (FC_STATS_COUNTERS + FC_STATS_TIMINGS))
+/* STATS: link and health counters only, none derived from the user's data. */
+#define FC_STATS_COUNTERS 10u
+#define FC_STATS_LEN (4u * FC_STATS_COUNTERS)
 
 #endif /* FEDCORE_PROTOCOL_H */
