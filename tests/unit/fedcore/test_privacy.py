@@ -206,3 +206,10 @@ def test_rule_scale_sums_exactly_modulo_2_to_the_bits(noise_std):
     recovered = np.where(wrapped >= 128, wrapped - 256, wrapped)
     assert np.array_equal(recovered, true_sum)
     assert np.abs(true_sum).max() <= 127
+
+
+def test_32_bit_words_use_the_16_bit_grid_inside_the_samplers_range():
+    fine = privacy.quantization_scale(1.0, 2.0, 32)
+    assert fine == privacy.quantization_scale(1.0, 2.0, 16)
+    PrivacyParams(clip=1.0, noise_std=2.0, scale=fine, bits=32).check()  # sigma/scale <= 2^20
+    assert fine >= 2.0**-16  # the production policy's smallest scale, relative to C
