@@ -182,7 +182,7 @@ def clean(c: Context) -> None:
 
 
 @task(
-    iterable=["port"],
+    iterable=["port", "node_key"],
     auto_shortflags=False,  # 17 options: automatic letters collide (-h would mean --epochs)
     help={
         "port": "pyserial URL of a device (/dev/ttyUSB0, /dev/pts/N, socket://127.0.0.1:P); repeat",
@@ -210,6 +210,14 @@ def clean(c: Context) -> None:
         "store": "SQLite store (default build/aggregator/aggregate.sqlite)",
         "simulation": "declare the run a simulation: replay-profile boards may take part "
         "(without it they are refused)",
+        "engine": "builtin (boards on this machine, --port) | flower (boards behind gateways "
+        "of a Flower SuperLink; docs/DEPLOYMENT.md)",
+        "superlink": "flower: SuperLink HOST:PORT (default 127.0.0.1:9091; started here unless "
+        "--connect)",
+        "connect": "flower: use a running SuperLink instead of starting one",
+        "boards": "flower: boards to wait for before round 1 (default 1)",
+        "node_key": "flower: a gateway's SuperNode public key (.pub); enables SuperNode "
+        "authentication; repeat",
     },
 )
 def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "none",
@@ -218,13 +226,17 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
               strategy: str = "fedavg", server_lr: float = 1.0, server_optimizer: str = "sgd",
               lr: float = 0.05, epochs: int = 1, deadline: float = 30.0, task: str = "watch",
               store: str = "", unit: str = "user", enrollment: str = "",
-              simulation: bool = False) -> None:
+              simulation: bool = False, engine: str = "builtin",
+              superlink: str = "127.0.0.1:9091", connect: bool = False, boards: int = 1,
+              node_key: list[str] | None = None) -> None:
     """Run DP federated rounds over devices; writes build/report/aggregate.json and PNGs."""
     from tools.aggregator.run import main
 
-    if not port:
+    if not port and engine != "flower":
         raise SystemExit("give at least one --port (e.g. --port /dev/ttyUSB0)")
-    argv = [f"--port={p}" for p in port] + [
+    flower = [f"--engine={engine}", f"--superlink={superlink}", f"--boards={boards}"] + (
+        ["--connect"] if connect else []) + [f"--node-key={k}" for k in node_key or []]
+    argv = flower + [f"--port={p}" for p in port] + [
         f"--rounds={rounds}", f"--privacy={privacy}", f"--noise-multiplier={noise_multiplier}",
         f"--clip={clip}", f"--delta={delta}", f"--epsilon-budget={epsilon_budget}",
         f"--cohort={cohort}", f"--population={population}", f"--strategy={strategy}",
@@ -233,6 +245,31 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
     ] + ([f"--store={store}"] if store else []) + (
         [f"--enrollment={enrollment}"] if enrollment else []) + (
         ["--simulation"] if simulation else [])
+    main(argv)
+
+
+@task(
+    iterable=["port"],
+    help={
+        "port": "pyserial URL of a board on this machine; repeat (one SuperNode per board)",
+        "superlink": "the SuperLink's HOST:PORT",
+        "root_certificates": "the deployment's CA certificate (PEM); default "
+        "build/flower/keys/ca.crt",
+        "auth_keys": "folder of SuperNode key pairs, made if missing (node authentication)",
+        "insecure": "plain HTTP to the SuperLink: loopback tests only",
+    },
+)
+def gateway(c: Context, port: list[str], superlink: str = "", root_certificates: str = "",
+            auth_keys: str = "", insecure: bool = False) -> None:
+    """Serve boards on this machine as Flower SuperNodes of a SuperLink (docs/DEPLOYMENT.md)."""
+    from tools.flower.gateway import main
+
+    if not port or not superlink:
+        raise SystemExit("give --port URL (repeatable) and --superlink HOST:PORT")
+    ca = root_certificates or str(ROOT / "build/flower/keys/ca.crt")
+    argv = [f"--port={p}" for p in port] + [f"--superlink={superlink}"]
+    argv += ["--insecure"] if insecure else [f"--root-certificates={ca}"]
+    argv += [f"--auth-keys={auth_keys}"] if auth_keys else []
     main(argv)
 
 
@@ -314,13 +351,15 @@ def hil(c: Context, port: str = "", board: str = "esp32", profile: str = "") -> 
         "privacy": "comma-separated DP modes run for each z > 0: central, distributed, local "
         "(default central,distributed)",
         "dropout": "probability that a selected client does not answer (default 0)",
+        "engine": "builtin (numpy, one process) | flower (one Flower virtual SuperNode per "
+        "client in Flower's simulation runtime; docs/DEPLOYMENT.md)",
         "bits": "UPDATE value width 8/16/32, scale from docs/PRIVACY.md's rule (default 16)",
     }
 )
 def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 20,
              cohort: int = 100, noise: str = "0,0.5,1,2", clip: float = 0.5,
              privacy: str = "central,distributed", dropout: float = 0.0,
-             bits: int = 16) -> None:
+             engine: str = "builtin", bits: int = 16) -> None:
     """Simulate thousands of clients with the vectorized twins: accuracy vs ε curves per mode.
 
     Distributed mode quantizes and adds the device's discrete Gaussian; ε comes from the
@@ -331,7 +370,15 @@ def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 2
                        noise_multipliers=tuple(float(z) for z in noise.split(",")),
                        modes=tuple(m.strip() for m in privacy.split(",")), dropout=dropout,
                        bits=bits)
-    report = run_simulation(config)
+    if engine == "flower":
+        import json
+
+        from tools.flower.simulation import run_flower_simulation
+
+        path = run_flower_simulation(config, ROOT / "build/report")
+        report = json.loads(path.read_text())
+    else:
+        report = run_simulation(config)
     print(f"{report['config']['clients']} clients, initial accuracy {report['initial_acc']:.3f}; "
           f"see build/report/simulate.png ({report['wall_s']:.0f} s)")
 
@@ -378,3 +425,22 @@ def bench(c: Context, task: str = "watch", only: str = "") -> None:
 
     ensure_trained(task)
     run(task, tuple(s for s in only.split(",") if s))
+
+
+@task(
+    help={
+        "seconds": "fuzzing time per target (default 60)",
+        "target": "decoder, device-replay or device-production (default: all three)",
+        "seeds": "rewrite the seed corpus in tests/fuzz/corpus/ from tools/link first",
+    }
+)
+def fuzz(c: Context, seconds: int = 60, target: str = "", seeds: bool = False) -> None:
+    """Fuzz the frame decoder and the device message handler (libFuzzer, ASan/UBSan).
+
+    Builds each target with clang -fsanitize=fuzzer,address,undefined, starts from
+    tests/fuzz/corpus/<target>/, prints executions and crashes; crash inputs are kept in
+    build/fuzz/<target>/crashes/ (add a fixed one to the corpus as a reproducer)."""
+    from tools.fuzz.run import fuzz_targets
+
+    if not fuzz_targets(seconds, [target] if target else [], rewrite_seeds=seeds):
+        raise SystemExit(1)

@@ -14,6 +14,7 @@ The generated file defines `backbone_init`, `backbone_embed` (fedcore/backbone.h
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import shutil
 import subprocess
@@ -280,13 +281,14 @@ def pack_pairs(weights: np.ndarray) -> np.ndarray:
 
 
 def pack_depthwise(weights: np.ndarray) -> np.ndarray:
-    """[taps][c] 16-bit values (c a multiple of 4) -> int32 words [taps][c/2]: per group of 4
-    channels g, word g/2 = (w[g], w[g+2]) and word g/2+1 = (w[g+1], w[g+3]), SXTB16's pairing."""
+    """[taps][c] 16-bit values (c a multiple of 4) -> int32 words [c/4][taps][2]: for the
+    group of channels g..g+3 and each tap, (w[g], w[g+2]) then (w[g+1], w[g+3]), SXTB16's
+    pairing, so the kernel reads one group's taps in order."""
     taps, c = weights.shape
-    w = weights.astype(np.int64).reshape(taps, c // 4, 4)
+    w = weights.astype(np.int64).reshape(taps, c // 4, 4).transpose(1, 0, 2)
     lo = w[:, :, [0, 1]] & 0xFFFF
     hi = w[:, :, [2, 3]] & 0xFFFF
-    return (lo | (hi << 16)).reshape(taps, c // 2).astype(np.uint32).view(np.int32)
+    return (lo | (hi << 16)).astype(np.uint32).view(np.int32)
 
 
 def _c_requant(name: str, bias: np.ndarray, rq: list[tuple[int, int, int, int]]) -> str:
@@ -341,6 +343,10 @@ def _use_dsp(
         requant=f"BR_DSP_ONLY({prefix}_requant)",
         scratch="NULL",  # render() points it into the arena when scratch_bytes > 0
     )
+    # A DSP build never runs this layer's portable kernel: its int8 constants stay out of flash.
+    for key in ("filter", "bias", "bias_folded", "tap_sums", "multiplier", "shift"):
+        if layer.params_fields.get(key, "NULL") != "NULL":
+            layer.params_fields[key] = f"BR_PORTABLE_ONLY({layer.params_fields[key]})"
 
 
 def _lower_conv(op: Op, graph: Graph, depthwise: bool) -> Layer:
@@ -429,7 +435,8 @@ def _lower_conv(op: Op, graph: Graph, depthwise: bool) -> Layer:
         # The DSP depthwise kernel reads 4 channels of one input pixel per word.
         fits = dsp is not None and multiplier == 1 and out_c % 4 == 0
         packed = pack_depthwise(dsp[0].T) if fits else None
-        _use_dsp(layer, prefix, packed, folded, dsp and dsp[1], 0)
+        window = -(-k_h * k_w * out_c // 4) * 4  # a border pixel's zero-point-filled window
+        _use_dsp(layer, prefix, packed, folded, dsp and dsp[1], window)
     else:
         k = k_h * k_w * in_c
         packed = pack_pairs(dsp[0]) if dsp else None
@@ -577,34 +584,90 @@ class Buffer:
     offset: int = -1
 
 
+@dataclass
+class Band:
+    """A producer layer whose output the next layer (the consumer) reads as it is made: only
+    `rows` rows of it exist at once (br_conv_banded), so the pair is one kernel call."""
+
+    producer: Layer
+    consumer: Layer
+    rows: int
+    row_bytes: int
+
+    @property
+    def size(self) -> int:
+        return self.rows * self.row_bytes
+
+
+BANDABLE = ("br_conv2d", "br_depthwise_conv2d")
+
+
+def find_bands(graph: Graph, layers: list[Layer]) -> list[Band]:
+    """Conv/depthwise pairs where the consumer is the only reader of the producer's output and
+    a band of the consumer's filter height is smaller than the whole tensor."""
+    readers: dict[int, list[int]] = {}
+    for op in graph.ops:
+        for src in op.inputs:
+            readers.setdefault(src, []).append(op.index)
+    bands: list[Band] = []
+    for producer, consumer in itertools.pairwise(layers):
+        tensor = producer.op.outputs[0]
+        if bands and bands[-1].consumer is producer:
+            continue  # a layer is in one band at most
+        if producer.kernel not in BANDABLE or consumer.kernel not in BANDABLE:
+            continue
+        if consumer.op.inputs[0] != tensor or readers.get(tensor) != [consumer.op.index]:
+            continue
+        if tensor == graph.output:
+            continue
+        f = consumer.params_fields
+        rows = (int(f["k_h"]) - 1) * int(f["dil_h"]) + 1
+        row_bytes = int(f["in_w"]) * int(f["in_c"])
+        if rows < int(f["in_h"]):
+            bands.append(Band(producer, consumer, rows, row_bytes))
+    return bands
+
+
 def plan_arena(
-    graph: Graph, scratch: dict[int, int] | None = None
+    graph: Graph, scratch: dict[int, int] | None = None, bands: list[Band] | None = None
 ) -> tuple[dict[int, Buffer | None], int]:
     """Greedy offsets (largest first) so buffers with overlapping lifetimes never overlap.
 
     Returns tensor index -> Buffer (None for the caller's input) and the arena size.
     Alias ops (RESHAPE, ...) put their output in their input's buffer. `scratch` maps an op
     index to the bytes its kernel needs while it runs (placed as buffers with no tensor, keyed
-    in the result by -1 - op index).
+    in the result by -1 - op index). A band shrinks its tensor to the band and makes its two
+    ops one stage: everything either op touches is live for the whole stage.
     """
+    bands = bands or []
+    band_size = {b.producer.op.outputs[0]: b.size for b in bands}
+    stage = {}  # op index -> (first, last) op index of the kernel call it runs in
+    for b in bands:
+        stage[b.producer.op.index] = stage[b.consumer.op.index] = (
+            b.producer.op.index,
+            b.consumer.op.index,
+        )
     where: dict[int, Buffer | None] = {graph.input: None}
     buffers: list[Buffer] = []
     for op_index, size in (scratch or {}).items():
         if size > 0:
-            where[-1 - op_index] = Buffer([], size, op_index, op_index)
+            first, last = stage.get(op_index, (op_index, op_index))
+            where[-1 - op_index] = Buffer([], size, first, last)
             buffers.append(where[-1 - op_index])
     for op in graph.ops:
+        first, last = stage.get(op.index, (op.index, op.index))
         out = op.outputs[0]
         if op.name in ALIAS_OPS:
             where[out] = where[op.inputs[0]]
             if where[out] is not None:
                 where[out].tensors.append(out)
         else:
-            where[out] = Buffer([out], graph.tensors[out].size, op.index, op.index)
+            size = band_size.get(out, graph.tensors[out].size)
+            where[out] = Buffer([out], size, first, first)
             buffers.append(where[out])
         for src in op.inputs:
             if where.get(src) is not None:
-                where[src].last = max(where[src].last, op.index)
+                where[src].last = max(where[src].last, last)
     if where.get(graph.output) is not None:
         where[graph.output].last = len(graph.ops)
     placed: list[Buffer] = []
@@ -640,6 +703,50 @@ def _check_model(graph: Graph) -> None:
         raise UnsupportedModelError("backbone output is its input")
 
 
+def _stages(layers: list[Layer], bands: list[Band], where: dict) -> list[dict]:
+    """The kernel calls in order: one per layer, one per banded pair."""
+    band_of = {b.producer.op.index: b for b in bands}
+    banded = {b.consumer.op.index for b in bands}
+    stages = []
+    for layer in layers:
+        if layer.op.index in banded:
+            continue
+        band = band_of.get(layer.op.index)
+        if band is None:
+            stages.append(
+                dict(
+                    name=f"{layer.op.index} {layer.op.name}",
+                    kernel=layer.kernel,
+                    params=f"l{layer.op.index}_params",
+                    src=_buffer_expr(where, layer.op.inputs[0]),
+                    dst=_buffer_expr(where, layer.op.outputs[0]),
+                    layers=[layer],
+                    band=None,
+                )
+            )
+            continue
+        consumer = band.consumer
+        stages.append(
+            dict(
+                name=f"{layer.op.index} {layer.op.name} + {consumer.op.index} {consumer.op.name}",
+                kernel="br_conv_banded",
+                params=f"l{layer.op.index}_band",
+                src=_buffer_expr(where, layer.op.inputs[0]),
+                dst=_buffer_expr(where, consumer.op.outputs[0]),
+                layers=[layer, consumer],
+                band=dict(
+                    producer=f"l{layer.op.index}_params",
+                    producer_kernel=layer.kernel,
+                    consumer=f"l{consumer.op.index}_params",
+                    consumer_kernel=consumer.kernel,
+                    buffer=_buffer_expr(where, layer.op.outputs[0]),
+                    rows=band.rows,
+                ),
+            )
+        )
+    return stages
+
+
 def _buffer_expr(where: dict[int, Buffer | None], tensor: int) -> str:
     buf = where[tensor]
     return "input" if buf is None else f"&ARENA[{buf.offset}]"
@@ -650,7 +757,9 @@ def render(graph: Graph, header_line: str) -> tuple[str, dict]:
     and per kernel call: name, kernel, whether it has a DSP kernel, MACs, DSP bytes)."""
     _check_model(graph)
     layers = [lower(op, graph) for op in graph.ops if op.name not in ALIAS_OPS]
-    where, arena_bytes = plan_arena(graph, {la.op.index: la.scratch_bytes for la in layers})
+    bands = find_bands(graph, layers)
+    scratch = {la.op.index: la.scratch_bytes for la in layers}
+    where, arena_bytes = plan_arena(graph, scratch, bands)
     for layer in layers:
         if layer.scratch_bytes:
             word = where[-1 - layer.op.index].offset // 4
@@ -667,6 +776,7 @@ def render(graph: Graph, header_line: str) -> tuple[str, dict]:
         )
         for layer in layers
     ]
+    stages = _stages(layers, bands, where)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -675,6 +785,7 @@ def render(graph: Graph, header_line: str) -> tuple[str, dict]:
     text = env.get_template("backbone_ref_model.c.j2").render(
         header_line=header_line,
         calls=calls,
+        stages=stages,
         arena_bytes=max(arena_bytes, ARENA_ALIGN),
         input_len=graph.tensors[graph.input].size,
         output_len=out.size,
@@ -690,13 +801,13 @@ def render(graph: Graph, header_line: str) -> tuple[str, dict]:
     }
     numbers["layers"] = [
         dict(
-            name=f"{layer.op.index} {layer.op.name}",
-            kernel=layer.kernel,
-            dsp=bool(layer.dsp_arrays),
-            macs=layer.macs,
-            dsp_const_bytes=layer.dsp_const_bytes,
+            name=stage["name"],
+            kernel=stage["kernel"],
+            dsp=all(bool(la.dsp_arrays) for la in stage["layers"]),
+            macs=sum(la.macs for la in stage["layers"]),
+            dsp_const_bytes=sum(la.dsp_const_bytes for la in stage["layers"]),
         )
-        for layer in layers
+        for stage in stages
     ]
     return text, numbers
 

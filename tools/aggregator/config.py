@@ -65,6 +65,7 @@ class AggregatorConfig:
     # Replay-profile boards (host windows, SEED, seeded TRAIN, no device privacy policy) take
     # part only in a run declared a simulation; otherwise they are refused every round.
     simulation: bool = False
+    train_seed: int = 0  # replay profile only: seeded TRAIN (device noise reproducible); 0 off
 
     def check(self) -> None:
         """Raise ValueError naming the inconsistent option and what to change."""

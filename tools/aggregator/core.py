@@ -22,10 +22,12 @@ transports; `Aggregator` drives it over serial DeviceClients.
 
 from __future__ import annotations
 
+import hashlib
+import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,7 +39,7 @@ from tools.aggregator.strategy import ServerOptimizer, combine
 from tools.aggregator.validation import Expected, validate
 from tools.link.client import DeviceClient, FetchedUpdate, head_sha256
 from tools.link.errors import LinkError, PortGoneError
-from tools.link.messages import Capability, Info, Train
+from tools.link.messages import TRAIN_USE_SEED, Capability, Info, Train
 
 FIXED_DENOMINATOR = (PrivacyMode.CENTRAL, PrivacyMode.DISTRIBUTED)
 REPLAY_REFUSED = (
@@ -54,6 +56,60 @@ class Outcome:
     update: FetchedUpdate | None = None
     error: str = ""
     late: bool = False
+
+
+@dataclass
+class DeviceRound:
+    """One device's part of a round over its own serial link (see `device_round`)."""
+
+    info: Info | None = None
+    update: FetchedUpdate | None = None
+    error: str = ""
+    late: bool = False
+    head_pushed: bool = False
+
+
+def device_seed(round_seed: int, device_id: int) -> int:
+    """The u64 seed of one device's seeded TRAIN: distinct per device, reproducible per round."""
+    digest = hashlib.sha256(struct.pack("<QI", round_seed, device_id)).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def device_round(
+    client: DeviceClient,
+    w: np.ndarray,
+    b: np.ndarray,
+    head_version: int,
+    params: Train,
+    deadline: float,
+    admit: Callable[[Info], str] | None = None,
+) -> DeviceRound:
+    """HELLO, ask `admit(info)` (a refusal ends the round for this device before TRAIN), push
+    the head if the device's hash differs, TRAIN, fetch the update by `deadline`
+    (time.monotonic). The one implementation of the device side of a round: the built-in engine
+    runs it in a thread per port, a Flower gateway (tools/flower/bridge.py) next to its board."""
+    result = DeviceRound()
+    try:
+        result.info = client.hello()
+        refusal = admit(result.info) if admit is not None else ""
+        if refusal:
+            result.error = refusal
+            return result
+        if result.info.head_sha256 != head_sha256(w, b):
+            client.install_head(w, b, head_version)
+            result.head_pushed = True
+        if params.flags & TRAIN_USE_SEED:  # replay profile: per-device reproducible noise
+            params = replace(params, seed=device_seed(params.seed, client.device_id))
+        client.train(params)
+        result.update = client.fetch_update(
+            params.round, timeout=max(0.0, deadline - time.monotonic())
+        )
+    except PortGoneError as exc:
+        result.error = f"port_gone: {exc}"
+    except LinkError as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.late = result.update is not None and time.monotonic() > deadline
+    return result
 
 
 @dataclass(frozen=True)
@@ -239,6 +295,8 @@ class RoundEngine:
             noise_std=noise_std,
             scale=privacy.grid_scale(c, noise_std),
             bits=c.bits,
+            flags=TRAIN_USE_SEED if c.train_seed else 0,
+            seed=device_seed(c.train_seed, round_id) if c.train_seed else 0,
         )
 
     def _expected(self, params: Train) -> Expected:
@@ -392,27 +450,18 @@ class Aggregator(RoundEngine):
         return outcomes
 
     def _work(self, client: DeviceClient, params: Train, deadline: float) -> Outcome:
-        """One device: refresh INFO, push the head if its hash differs, TRAIN, fetch."""
+        """One device: refresh INFO, admit it, push the head if its hash differs, TRAIN, fetch."""
         device_id = client.device_id
-        try:
-            info = client.hello()
-            self.store.record_device(
-                client.device_id, client.transport.url, info.board_name, info.model_sha256
-            )
-            refusal = self.admit_device(client.device_id, info)
-            if refusal:
-                return Outcome(device_id, error=refusal)
-            if info.head_sha256 != head_sha256(self.w, self.b):
-                client.install_head(self.w, self.b, self.head_version)
-                self.on_event("head_pushed", {"device": client.device_id})
-            client.train(params)
-            update = client.fetch_update(
-                params.round, timeout=max(0.0, deadline - time.monotonic())
-            )
-            if info.has(Capability.LEDGER):
-                self.note_device_ledger(client.device_id, update.ready)
-        except PortGoneError as exc:
-            return Outcome(device_id, error=f"port_gone: {exc}")
-        except LinkError as exc:
-            return Outcome(device_id, error=f"{type(exc).__name__}: {exc}")
-        return Outcome(device_id, update, late=time.monotonic() > deadline)
+
+        def admit(info: Info) -> str:
+            self.store.record_device(device_id, client.transport.url, info.board_name,
+                                     info.model_sha256)  # fmt: skip
+            return self.admit_device(device_id, info)
+
+        result = device_round(client, self.w, self.b, self.head_version, params, deadline, admit)
+        if result.head_pushed:
+            self.on_event("head_pushed", {"device": device_id})
+        ledger = result.info is not None and result.info.has(Capability.LEDGER)
+        if result.update is not None and ledger:
+            self.note_device_ledger(device_id, result.update.ready)
+        return Outcome(device_id, result.update, result.error, result.late)

@@ -144,7 +144,7 @@ def _drive(
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.aggregator", description=__doc__)
-    p.add_argument("--port", action="append", required=True, help="pyserial URL; repeat")
+    p.add_argument("--port", action="append", default=[], help="pyserial URL; repeat")
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--privacy", choices=[m.value for m in PrivacyMode], default="none")
     p.add_argument("--noise-multiplier", type=float, default=1.0)
@@ -174,12 +174,39 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="declare the run a simulation: replay-profile boards may take part (else refused)",
     )
+    p.add_argument(
+        "--engine",
+        choices=["builtin", "flower"],
+        default="builtin",
+        help="builtin: boards on this machine (--port); flower: boards behind "
+        "gateways (`invoke gateway`) of a Flower SuperLink (docs/DEPLOYMENT.md)",
+    )
+    p.add_argument(
+        "--superlink",
+        default="127.0.0.1:9091",
+        help="flower: the SuperLink's HOST:PORT (started here unless --connect)",
+    )
+    p.add_argument(
+        "--connect",
+        action="store_true",
+        help="flower: use a running SuperLink instead of starting one",
+    )
+    p.add_argument(
+        "--boards", type=int, default=1, help="flower: wait for this many boards before round 1"
+    )
+    p.add_argument(
+        "--node-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="flower: a gateway's SuperNode public key; enables SuperNode "
+        "authentication (only registered keys may join); repeat",
+    )
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    config = AggregatorConfig(
+def config_from_args(args: argparse.Namespace) -> AggregatorConfig:
+    return AggregatorConfig(
         rounds=args.rounds,
         cohort_size=args.cohort,
         privacy=PrivacyMode(args.privacy),
@@ -198,7 +225,19 @@ def main(argv: list[str] | None = None) -> None:
         deadline_s=args.deadline,
         simulation=args.simulation,
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
     model_dir = ROOT / "build/model" / args.task
+    if args.engine == "flower":
+        from tools.flower.engine import run_from_args
+
+        run_from_args(args, config, model_dir)
+        return
+    if not args.port:
+        raise SystemExit("give at least one --port (e.g. --port /dev/ttyUSB0)")
     run_aggregate(
         args.port,
         config,

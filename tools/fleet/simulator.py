@@ -147,6 +147,72 @@ def load_clients(config: SimConfig) -> Clients:
     )
 
 
+@dataclass(frozen=True)
+class SimSetup:
+    """What every round of one curve shares: the aggregator config of (mode, z), the client
+    population, its sampling plan and the devices' privacy parameters."""
+
+    agg: Any  # AggregatorConfig
+    population: Any  # sampling.Population
+    plan: Any  # sampling.SamplingPlan
+    device: Any  # tools.fedref.privacy.PrivacyParams
+    scale: float
+
+
+def sim_setup(config: SimConfig, z: float, mode: str, n: int) -> SimSetup:
+    from tools.aggregator import privacy, sampling
+    from tools.aggregator.config import AggregatorConfig, PrivacyMode, PrivacyUnit
+    from tools.fedref.privacy import PrivacyParams
+
+    agg = AggregatorConfig(
+        privacy=PrivacyMode(mode) if z > 0 else PrivacyMode.NONE,
+        noise_multiplier=z or 1.0,
+        clip=config.clip,
+        delta=config.delta,
+        cohort_size=config.cohort,
+        unit=PrivacyUnit.DEVICE,
+        bits=config.bits,
+    )
+    population = sampling.Population.from_enrollment(
+        {c: f"client-{c}" for c in range(n)}, PrivacyUnit.DEVICE
+    )
+    plan = sampling.plan(agg, population)
+    sigma = privacy.device_noise_std(agg, plan.expected_devices)
+    scale = privacy.grid_scale(agg, sigma)
+    return SimSetup(agg, population, plan, PrivacyParams(agg.clip, sigma, scale, agg.bits), scale)
+
+
+def client_stream_seed(config: SimConfig, round_id: int, client: int) -> int:
+    """The seed of a client's ChaCha20 shuffle stream in a round."""
+    return config.seed * 1_000_003 + round_id * 10_007 + client
+
+
+def server_step(
+    setup: SimSetup, w: np.ndarray, b: np.ndarray, sent: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The server half of a round (also the Flower simulation's, tools/flower/simulation.py):
+    combine the devices' dequantized updates `sent` (central noise, fixed denominator in
+    central/distributed mode), apply, and return the accountant's event for the round."""
+    from tools.aggregator import privacy
+    from tools.aggregator.core import FIXED_DENOMINATOR
+    from tools.aggregator.strategy import combine
+
+    agg, plan = setup.agg, setup.plan
+    denominator = plan.expected_devices if agg.privacy in FIXED_DENOMINATOR else 0.0
+    mean = combine(
+        sent.astype(np.float64), agg, privacy.central_noise(agg, sent.shape[1]), denominator
+    )
+    w = w + mean[: w.size].reshape(w.shape).astype(np.float32)
+    b = b + mean[w.size :].astype(np.float32)
+    event = privacy.round_event(agg, plan.q, plan.expected_devices, len(sent), sent.shape[1])
+    return w, b, event
+
+
+def accuracy_of(clients: Clients, w: np.ndarray, b: np.ndarray) -> float:
+    logits = clients.test_emb @ w + b
+    return float(np.mean(np.argmax(logits, axis=1) == clients.test_y))
+
+
 def simulate_one(
     config: SimConfig,
     clients: Clients,
@@ -172,46 +238,27 @@ def federate(
     import secrets
 
     from tools.aggregator import privacy, sampling
-    from tools.aggregator.config import AggregatorConfig, PrivacyMode, PrivacyUnit
-    from tools.aggregator.core import FIXED_DENOMINATOR
-    from tools.aggregator.strategy import combine
     from tools.fedref.batch import train_many
     from tools.fedref.head import TrainParams
-    from tools.fedref.privacy import PrivacyParams, dequantize, privatize_many
+    from tools.fedref.privacy import dequantize, privatize_many
     from tools.fedref.rng import Rng
 
-    agg = AggregatorConfig(
-        privacy=PrivacyMode(mode) if z > 0 else PrivacyMode.NONE,
-        noise_multiplier=z or 1.0,
-        clip=config.clip,
-        delta=config.delta,
-        cohort_size=config.cohort,
-        unit=PrivacyUnit.DEVICE,
-        bits=config.bits,
-    )
     params = TrainParams(lr=config.lr, epochs=config.epochs, batch=config.batch)
     n = len(clients.train_y)
-    population = sampling.Population.from_enrollment(
-        {c: f"client-{c}" for c in range(n)}, PrivacyUnit.DEVICE
-    )
-    plan = sampling.plan(agg, population)
-    sigma = privacy.device_noise_std(agg, plan.expected_devices)
-    scale = privacy.grid_scale(agg, sigma)
-    device = PrivacyParams(agg.clip, sigma, scale, agg.bits)
+    setup = sim_setup(config, z, mode, n)
+    agg, plan = setup.agg, setup.plan
     noise_rng = np.random.default_rng(secrets.randbits(128))
     w, b = w0.copy(), b0.copy()
     accuracy, epsilon, received, events = [], [], [], []
     for round_id in range(1, config.rounds + 1):
         chosen = [
             c
-            for c in sampling.poisson_sample(population, plan.q)
+            for c in sampling.poisson_sample(setup.population, plan.q)
             if noise_rng.random() >= config.dropout
         ]
         received.append(len(chosen))
         if chosen:  # an empty round releases nothing and charges nothing
-            streams = [
-                Rng.from_u64(config.seed * 1_000_003 + round_id * 10_007 + c) for c in chosen
-            ]
+            streams = [Rng.from_u64(client_stream_seed(config, round_id, c)) for c in chosen]
             wl, bl, _, _ = train_many(
                 w,
                 b,
@@ -221,23 +268,11 @@ def federate(
                 streams,
             )
             deltas = np.concatenate([(wl - w).reshape(len(chosen), -1), bl - b], axis=1)
-            sent = dequantize(privatize_many(deltas, device, noise_rng), scale)
-            denominator = plan.expected_devices if agg.privacy in FIXED_DENOMINATOR else 0.0
-            mean = combine(
-                sent.astype(np.float64),
-                agg,
-                privacy.central_noise(agg, deltas.shape[1]),
-                denominator,
-            )
-            w = w + mean[: w.size].reshape(w.shape).astype(np.float32)
-            b = b + mean[w.size :].astype(np.float32)
-            event = privacy.round_event(
-                agg, plan.q, plan.expected_devices, len(chosen), deltas.shape[1]
-            )
+            sent = dequantize(privatize_many(deltas, setup.device, noise_rng), setup.scale)
+            w, b, event = server_step(setup, w, b, sent)
             events += [event] if event is not None else []
         epsilon.append(privacy.ledger_epsilon(agg, events) if z > 0 else None)
-        logits = clients.test_emb @ w + b
-        accuracy.append(float(np.mean(np.argmax(logits, axis=1) == clients.test_y)))
+        accuracy.append(accuracy_of(clients, w, b))
     curves = {
         "mode": str(agg.privacy),
         "noise_multiplier": z,

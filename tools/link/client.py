@@ -95,6 +95,21 @@ def head_sha256(w: np.ndarray, b: np.ndarray) -> bytes:
     return hashlib.sha256(head_blob(w, b)).digest()
 
 
+def head_bound_error(w: np.ndarray, b: np.ndarray) -> str | None:
+    """Why the device would refuse this head at MODEL_COMMIT (twin of fc_params_within_bound
+    with FC_HEAD_MAX_ABS / FC_HEAD_MAX_L2), or None when it is within the bound."""
+    values = np.concatenate([np.ravel(w), np.ravel(b)]).astype(np.float32).astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        return "a value is NaN or infinite"
+    largest = float(np.max(np.abs(values)))
+    if largest > m.HEAD_MAX_ABS:
+        return f"|value| {largest:g} > HEAD_MAX_ABS {m.HEAD_MAX_ABS}"
+    norm = float(np.sqrt(np.sum(values * values)))
+    if norm > m.HEAD_MAX_L2:
+        return f"L2 norm {norm:g} > HEAD_MAX_L2 {m.HEAD_MAX_L2}"
+    return None
+
+
 @dataclass
 class DeviceClient:
     """Request/response client for one device. See the module docstring for an example."""
@@ -184,6 +199,9 @@ class DeviceClient:
 
     def install_head(self, w: np.ndarray, b: np.ndarray, version: int) -> None:
         """Send a global head (MODEL_BEGIN, chunks, MODEL_COMMIT); returns once committed."""
+        problem = head_bound_error(w, b)
+        if problem is not None:
+            raise ValueError(f"the device would refuse this head (NACK HEAD_NORM): {problem}")
         blob = head_blob(w, b)
         digest = hashlib.sha256(blob).digest()
         d, c = np.shape(w)
@@ -201,10 +219,15 @@ class DeviceClient:
 
     def sample(self, window: bytes | np.ndarray, label: int | None = None) -> m.Result:
         """SAMPLE: run the window; with a label the device stores (embedding, label).
-        Replay-profile boards only: production boards answer NACK UNSUPPORTED."""
+
+        Replay-profile boards only: production boards answer NACK UNSUPPORTED. Retries resend
+        the same frame (same seq): the device answers a retried labelled SAMPLE with the RESULT
+        it already sent and stores the example once (PROTOCOL.md, SAMPLE retries)."""
         data = _window_bytes(window)
         flags = m.SAMPLE_LABELLED if label is not None else 0
-        frame = self.request(m.Sample(flags, label or 0, len(data), data), expect=MsgType.RESULT)
+        frame = self.request(
+            m.Sample(flags, label or 0, len(data), data), expect=MsgType.RESULT, same_seq=True
+        )
         return m.Result.unpack(frame.payload)
 
     def infer(
@@ -319,17 +342,27 @@ class DeviceClient:
 
     # ---- request/response core ----------------------------------------------------------------
 
-    def request(self, message: m.Message, expect: MsgType, retries: int | None = None) -> Frame:
+    def request(
+        self,
+        message: m.Message,
+        expect: MsgType,
+        retries: int | None = None,
+        same_seq: bool = False,
+    ) -> Frame:
         """Send `message` and return the reply frame of type `expect` (REPLY, same seq).
+
+        With `same_seq`, retries resend the identical frame (the device recognises the retry).
 
         Raises NackError when the device refuses, LinkTimeoutError when nothing valid comes back
         after the retries, PortGoneError when the port disappears."""
         attempts = (self.retries if retries is None else retries) + 1
         self.counters.requests += 1
+        seq = 0
         for attempt in range(attempts):
             if attempt:
                 self.counters.retries += 1
-            seq = self._next_seq()
+            if attempt == 0 or not same_seq:
+                seq = self._next_seq()
             self.transport.write(
                 encode_frame(Frame(message.TYPE, message.pack(), self.device_id, seq))
             )

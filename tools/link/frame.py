@@ -27,6 +27,7 @@ MAX_FRAME_CANDIDATES = 32
 
 FLAG_REPLY = 0x01
 FLAG_AUTH = 0x02
+FLAG_RESERVED_MASK = 0xFC  # must be zero: such frames are refused (counted as bad_cobs)
 
 _HEADER = struct.Struct("<BBBBIHH")
 
@@ -94,6 +95,10 @@ def decode_raw(raw: bytes) -> Frame:
     version, msg_type, flags, key_id, device_id, seq, length = _HEADER.unpack_from(body)
     if version != PROTOCOL_VERSION:
         raise FrameError("bad_version", f"protocol version {version}, expected {PROTOCOL_VERSION}")
+    if flags & FLAG_RESERVED_MASK or (key_id and not flags & FLAG_AUTH):
+        raise FrameError(
+            "bad_cobs", f"reserved header bits set (flags 0x{flags:02x}, key_id {key_id})"
+        )
     auth_len = AUTH_SIZE if flags & FLAG_AUTH else 0
     if length > MAX_PAYLOAD or HEADER_SIZE + length + auth_len != len(body):
         raise FrameError("bad_cobs", f"length field {length} disagrees with frame size {len(raw)}")

@@ -58,6 +58,7 @@ class NackCode(IntEnum):
     POLICY_WORK = 19
     BUDGET = 20
     ROUND_OLD = 21
+    HEAD_NORM = 24  # MODEL_COMMIT: a value beyond HEAD_MAX_ABS or an L2 norm beyond HEAD_MAX_L2
 
 
 class Capability(IntEnum):
@@ -101,6 +102,9 @@ TRAIN_USE_SEED = 0x01
 TRAIN_IMPRINT = 0x02  # personalization: start from global + class prototypes (strength 1)
 TRAIN_IMPRINT_STRENGTH = 1.0
 UPDATE_SATURATED = 0x02  # bit0 (formerly CLIPPED) is reserved: it was a bit about the data
+BUSY_DETAIL = 0x59535542  # NACK BAD_STATE detail while the device trains ("BUSY")
+HEAD_MAX_ABS = 64  # largest |value| of a head the device installs
+HEAD_MAX_L2 = 1024  # largest L2 norm (W and b together) of a head the device installs
 
 
 class MessageError(ValueError):
@@ -113,6 +117,10 @@ class _Fixed:
     TYPE: ClassVar[MsgType]
     FORMAT: ClassVar[struct.Struct]
     TAIL: ClassVar[str | None] = None  # name of a trailing bytes field, if any
+
+    def reserved_bits_error(self) -> str | None:
+        """Why a received payload breaks a must-be-zero rule, or None (overridden per type)."""
+        return None
 
     def pack(self) -> bytes:
         values = astuple(self)  # type: ignore[call-overload]
@@ -131,7 +139,11 @@ class _Fixed:
         values: list[Any] = list(cls.FORMAT.unpack_from(payload))
         if cls.TAIL is not None:
             values.append(bytes(payload[size:]))
-        return cls(*values)
+        message = cls(*values)
+        problem = message.reserved_bits_error()
+        if problem is not None:
+            raise MessageError(f"{cls.TYPE.name}: {problem}")
+        return message
 
 
 def _fmt(spec: str) -> struct.Struct:
@@ -275,6 +287,11 @@ class Sample(_Fixed):
     n: int
     window: bytes
 
+    def reserved_bits_error(self) -> str | None:
+        if self.flags & ~SAMPLE_LABELLED or (not self.flags & SAMPLE_LABELLED and self.label):
+            return f"reserved flag bits or an unused label (flags 0x{self.flags:02x})"
+        return None
+
     @classmethod
     def unpack(cls, payload: bytes) -> Self:
         message = super().unpack(payload)
@@ -286,6 +303,11 @@ class Sample(_Fixed):
 @dataclass(frozen=True)
 class Infer(Sample):
     TYPE: ClassVar[MsgType] = MsgType.INFER
+
+    def reserved_bits_error(self) -> str | None:
+        if self.flags & ~(INFER_USE_GLOBAL | INFER_WANT_EMBEDDING) or self.label:
+            return f"reserved flag bits or a nonzero byte 1 (flags 0x{self.flags:02x})"
+        return None
 
 
 @dataclass(frozen=True)
@@ -347,6 +369,11 @@ class Train(_Fixed):
     reserved: int = 0
     seed: int = 0
 
+    def reserved_bits_error(self) -> str | None:
+        if self.reserved or self.flags & ~TRAIN_USE_SEED:
+            return f"reserved field {self.reserved} or flags 0x{self.flags:02x}"
+        return None
+
 
 @dataclass(frozen=True)
 class UpdateReady(_Fixed):
@@ -363,6 +390,11 @@ class UpdateReady(_Fixed):
     total_len: int
     crc32: int
     epsilon_spent: float  # the device's ledger after this release
+
+    def reserved_bits_error(self) -> str | None:
+        if self.flags & ~UPDATE_SATURATED:
+            return f"reserved flag bits 0x{self.flags & ~UPDATE_SATURATED:02x}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -392,6 +424,9 @@ class Ack(_Fixed):
     ack_type: int
     reserved: int = 0
     value: int = 0
+
+    def reserved_bits_error(self) -> str | None:
+        return f"reserved byte {self.reserved}" if self.reserved else None
 
 
 @dataclass(frozen=True)
@@ -435,6 +470,11 @@ class Clear(_Fixed):
     TYPE: ClassVar[MsgType] = MsgType.CLEAR
     FORMAT: ClassVar[struct.Struct] = _fmt("B")
     what: int = CLEAR_EXAMPLES | CLEAR_PERSONAL_HEAD
+
+    def reserved_bits_error(self) -> str | None:
+        if self.what & ~(CLEAR_EXAMPLES | CLEAR_PERSONAL_HEAD):
+            return f"reserved bits in 0x{self.what:02x}"
+        return None
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ int ram_store_put(const char *key, const uint8_t *data, size_t len) {
     return 0;
 }
 
+void ram_store_clear(void) { memset(slots, 0, sizeof slots); }
+
 int ram_store_get(const char *key, uint8_t *buf, size_t cap, size_t *len) {
     const slot_t *slot = find(key);
     if (slot == NULL || slot->len > cap) {

@@ -18,4 +18,7 @@ int ram_store_put(const char *key, const uint8_t *data, size_t len);
 /* 0 and *len on success; -1 when the key is absent or the blob does not fit in cap. */
 int ram_store_get(const char *key, uint8_t *buf, size_t cap, size_t *len);
 
+/* Forget every blob (the fuzz harness starts each input from empty storage). */
+void ram_store_clear(void);
+
 #endif

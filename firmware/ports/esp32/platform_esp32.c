@@ -227,6 +227,17 @@ size_t fc_uart_read(uint8_t *buf, size_t cap) {
     return n > 0 ? (size_t)n : 0;
 }
 
+size_t fc_uart_read_now(uint8_t *buf, size_t cap) {
+    size_t buffered = 0;
+    if (uart_status != ESP_OK || cap == 0 ||
+        uart_get_buffered_data_len(LINK_UART, &buffered) != ESP_OK || buffered == 0) {
+        return 0;
+    }
+    const TickType_t no_wait = 0; /* called between training steps: takes what is buffered */
+    int n = uart_read_bytes(LINK_UART, buf, (uint32_t)(buffered < cap ? buffered : cap), no_wait);
+    return n > 0 ? (size_t)n : 0;
+}
+
 void fc_uart_write(const uint8_t *buf, size_t len) {
     link_log_uart_enter(); /* the driver logging now would land inside this frame */
     if (uart_status == ESP_OK) {

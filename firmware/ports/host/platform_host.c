@@ -40,17 +40,20 @@ const char *fc_board_name(void) { return "host"; }
 
 /* ---- uart ---- */
 
-size_t fc_uart_read(uint8_t *buf, size_t cap) {
+static size_t uart_read_within(uint8_t *buf, size_t cap, int wait_ms) {
     struct pollfd pfd = {.fd = uart_fd, .events = POLLIN};
-    if (poll(&pfd, 1, READ_WAIT_MS) <= 0) {
+    if (poll(&pfd, 1, wait_ms) <= 0) {
         return 0;
     }
     ssize_t n = read(uart_fd, buf, cap);
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        usleep(READ_WAIT_MS * 1000); /* EIO while no side holds the slave: wait, retry */
+        usleep((useconds_t)wait_ms * 1000u); /* EIO while no side holds the slave: wait, retry */
     }
     return n > 0 ? (size_t)n : 0;
 }
+
+size_t fc_uart_read(uint8_t *buf, size_t cap) { return uart_read_within(buf, cap, READ_WAIT_MS); }
+size_t fc_uart_read_now(uint8_t *buf, size_t cap) { return uart_read_within(buf, cap, 0); }
 
 static void write_all(const uint8_t *buf, size_t len) {
     /* Set when the host stopped reading: later frames are dropped at once instead of stalling

@@ -82,6 +82,10 @@ size_t fc_uart_read(uint8_t *buf, size_t cap) {
     while (rx_head == rx_tail && ms_ticks - start < READ_WAIT_MS) {
         __asm volatile("wfi"); /* the next UART byte or SysTick wakes us */
     }
+    return fc_uart_read_now(buf, cap);
+}
+
+size_t fc_uart_read_now(uint8_t *buf, size_t cap) {
     size_t n = 0;
     uint32_t tail = rx_tail;
     while (n < cap && tail != rx_head) {

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -59,13 +62,33 @@ def random_windows(rng: np.random.Generator, count: int, size: int) -> np.ndarra
     return windows.astype(np.int8)
 
 
+HAVE_M4 = shutil.which("arm-none-eabi-gcc") is not None
+
+
+def m4_kernels_object() -> Path:
+    """kernels.c compiled once for Cortex-M4 (cached by content), linked into every test ELF."""
+    from tools.bench.m4 import M4_FLAGS
+
+    source = KERNELS_DIR / "src" / "kernels.c"
+    header = KERNELS_DIR / "include" / "backbone_ref" / "kernels.h"
+    digest = hashlib.sha256(source.read_bytes() + header.read_bytes()).hexdigest()[:16]
+    obj = REPO / "build" / "tests" / "m4" / f"kernels-{digest}.o"
+    if not obj.exists():
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        tmp = obj.with_suffix(f".{os.getpid()}.tmp")
+        flags = [*M4_FLAGS, *(f"-I{d}" for d in INCLUDES), "-c", str(source), "-o", str(tmp)]
+        subprocess.run(["arm-none-eabi-gcc", *flags], check=True, capture_output=True)
+        tmp.replace(obj)
+    return obj
+
+
 def m4_ref_outputs(work: Path, windows: np.ndarray, dim: int) -> np.ndarray:
     """int8 embeddings of work/backbone_ref_model.c built for Cortex-M4 (the DSP path, SMLAD
     kernels where the generator packed weights), run under unicorn, one row per window."""
     from tools.bench.m4 import M4Machine, build_m4_elf
 
     elf = build_m4_elf(
-        [work / "backbone_ref_model.c", KERNELS_DIR / "src" / "kernels.c"],
+        [work / "backbone_ref_model.c", m4_kernels_object()],
         out=work / "backbone_m4.elf",
         include_dirs=INCLUDES,
         keep=["backbone_embed_int8"],

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model_gen.refgen import KERNELS_DIR, quantize_multiplier
+from model_gen.refgen import KERNELS_DIR, dsp_requant, quantize_multiplier
 from tests.support.cbuild import build_c_program, run_c_program
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -100,3 +100,38 @@ def test_quantize_multiplier_reconstructs_the_scale(real: float) -> None:
         assert abs(multiplier * 2.0 ** (shift - 31) - real) <= real * 2**-30
     else:
         assert real < 2**-31
+
+
+def smmulr_requant(acc: int, pre: int, multiplier: int, round_: int, post: int) -> int:
+    """The DSP path's requantization (kernels.h, br_requant), literally: SMMULR on the
+    pre-scaled accumulator, then (2v + round - [v < 0]) >> post, all in int32."""
+    scaled = acc << pre
+    assert INT32_MIN <= scaled <= INT32_MAX
+    v = (scaled * multiplier + (1 << 31)) >> 32
+    total = 2 * v + round_ + (-1 if v < 0 else 0)
+    assert INT32_MIN <= total <= INT32_MAX
+    return total >> post
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bound=st.integers(1, 2**24),
+    real=st.floats(min_value=1e-7, max_value=8.0, allow_nan=False, allow_infinity=False),
+    offset=st.integers(-128, 127),
+    fraction=st.floats(min_value=-1.0, max_value=1.0, allow_nan=False),
+)
+def test_dsp_requant_equals_multiply_by_quantized_multiplier(
+    bound: int, real: float, offset: int, fraction: float
+) -> None:
+    """Where refgen.dsp_requant accepts a channel, its SMMULR form gives TFLM's result plus the
+    output offset for every accumulator within the bound (the bound itself included)."""
+    multiplier, shift = quantize_multiplier(real)
+    rows = dsp_requant(
+        np.array([bound]), np.array([multiplier]), np.array([shift]), offset, np.array([127])
+    )
+    if rows is None:
+        return  # the layer keeps the portable kernel
+    (pre, mult, round_, post) = rows[0]
+    for acc in {bound, -bound, int(bound * fraction), 0, 1, -1}:
+        want = multiply_by_quantized_multiplier(acc, multiplier, shift) + offset
+        assert smmulr_requant(acc, pre, mult, round_, post) == want, (acc, multiplier, shift)

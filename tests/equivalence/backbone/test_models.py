@@ -1,4 +1,5 @@
-"""Whole backbones: generated C equals the TFLM runtime bit for bit on >= 500 windows each.
+"""Whole backbones: generated C equals the TFLM runtime bit for bit on >= 500 windows each,
+on the portable path (host, ASan/UBSan) and the DSP path (Cortex-M4 build under unicorn).
 
 The project models (build/model/<task>/, from `invoke train --task T`) are checked on their
 own device windows plus random ones; a small multi-layer model built here covers every op
@@ -13,13 +14,15 @@ import numpy as np
 import pytest
 
 from model_gen import paths
-from model_gen.refgen import generate_backbone_ref, plan_arena, read_graph
+from model_gen.refgen import generate_backbone_ref, plan_arena, read_graph, render
 from model_gen.tflite_info import UnsupportedModelError
 from tests.equivalence.backbone.support import (
+    HAVE_M4,
     HEADER,
     build_ref_driver,
     convert_int8,
     dequantize,
+    m4_ref_outputs,
     random_windows,
     ref_outputs,
     tflm_outputs,
@@ -57,6 +60,10 @@ def assert_matches_tflm(tflite: bytes, windows: np.ndarray, work: Path, name: st
     mismatched = int(np.count_nonzero(np.any(got_q != want, axis=1)))
     assert mismatched == 0, f"{mismatched} of {len(windows)} windows differ from TFLM"
     np.testing.assert_array_equal(got_f, dequantize(want, out.scale, out.zero_point))
+    if HAVE_M4:
+        m4_q = m4_ref_outputs(work, windows, want.shape[1])
+        mismatched = int(np.count_nonzero(np.any(m4_q != want, axis=1)))
+        assert mismatched == 0, f"DSP path: {mismatched} of {len(windows)} windows differ"
 
 
 def test_mixed_backbone_matches_tflm(tmp_path: Path) -> None:
@@ -75,6 +82,32 @@ def test_mixed_backbone_matches_tflm(tmp_path: Path) -> None:
     } <= ops, ops
     windows = random_windows(rng, MIN_WINDOWS + 12, 64 * 6)
     assert_matches_tflm(tflite, windows, tmp_path, "mixed_backbone")
+
+
+def banded_backbone():
+    """Conv/depthwise pairs the generator runs banded (br_conv_banded): a tall 2-D filter with
+    stride and top padding feeding a depthwise layer, and a 1x1 conv feeding a dilated 3x3."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(23, 10, 2), batch_size=1)
+    x = layers.Conv2D(8, (5, 3), strides=(2, 1), padding="same", activation="relu")(inputs)
+    x = layers.DepthwiseConv2D((3, 3), strides=(2, 2), padding="same", activation="relu6")(x)
+    x = layers.Conv2D(12, (1, 1), activation="relu")(x)
+    x = layers.Conv2D(8, (3, 3), dilation_rate=(2, 1), padding="same")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(16)(x))
+
+
+def test_banded_backbone_matches_tflm(tmp_path: Path) -> None:
+    rng = np.random.default_rng(17)
+    tflite = convert_int8(banded_backbone(), rng.normal(size=(64, 23, 10, 2)).astype(np.float32))
+    text, numbers = render(read_graph(tflite), HEADER)
+    assert text.count("br_conv_banded(&") == 2, "both pairs should run banded"
+    whole = sum(read_graph(tflite).tensors[op.outputs[0]].size for op in read_graph(tflite).ops)
+    assert numbers["arena_bytes"] < whole
+    windows = random_windows(rng, MIN_WINDOWS + 12, 23 * 10 * 2)
+    assert_matches_tflm(tflite, windows, tmp_path, "banded_backbone")
 
 
 @pytest.mark.parametrize("task", paths.TASKS)

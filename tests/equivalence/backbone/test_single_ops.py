@@ -1,8 +1,10 @@
-"""Randomized single-op graphs: generated C (ASan/UBSan) equals the TFLM runtime bit for bit.
+"""Randomized single-op graphs: generated C equals the TFLM runtime bit for bit, on both paths.
 
 Each example builds a tiny Keras model, converts it to full int8 with a representative set
 drawn to push zero points to their extremes, generates backbone_ref C for it and compares
-int8 and dequantized float outputs on a batch of windows that includes -128 and 127.
+int8 and dequantized float outputs on a batch of windows that includes -128 and 127: the
+portable path on the host (ASan/UBSan), and the DSP path (SMLAD kernels on packed weights)
+built for Cortex-M4 and run under unicorn, when arm-none-eabi-gcc is installed.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from hypothesis import strategies as st
 
 from model_gen.refgen import read_graph
 from tests.equivalence.backbone.support import (
+    HAVE_M4,
     build_ref_driver,
     convert_int8,
     dequantize,
+    m4_ref_outputs,
     random_windows,
     ref_outputs,
     tflm_outputs,
@@ -160,12 +164,18 @@ def check_case(case: Case, work: Path) -> None:
     ops = [op.name for op in graph.ops]
     np.testing.assert_array_equal(got_q, want, err_msg=f"{case} ops={ops}")
     np.testing.assert_array_equal(got_f, dequantize(want, out.scale, out.zero_point))
+    if HAVE_M4:
+        m4_q = m4_ref_outputs(work, windows, want.shape[1])
+        np.testing.assert_array_equal(m4_q, want, err_msg=f"Cortex-M4 DSP path: {case} ops={ops}")
 
 
 KINDS = ("conv", "depthwise", "dense", "max_pool", "avg_pool", "mean")
 _SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+# Each example converts a model and builds two programs (ASan host, Cortex-M4): minutes on a
+# loaded 2-core machine, so this test gets more than the default 600 s.
+@pytest.mark.timeout(1500)
 @settings(max_examples=60, **_SETTINGS)
 @given(case=cases(KINDS))
 def test_single_op_graphs_match_tflm(case: Case, tmp_path: Path) -> None:
@@ -173,6 +183,7 @@ def test_single_op_graphs_match_tflm(case: Case, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(10_000)
 @settings(max_examples=400, **_SETTINGS)
 @given(case=cases(KINDS))
 def test_single_op_graphs_match_tflm_long_sweep(case: Case, tmp_path: Path) -> None:
@@ -192,12 +203,17 @@ def _conv_case(shape, kernel, strides, filters, loc, seed, padding="same") -> Ca
     return Case("conv", shape, params, loc, 1.0, seed)
 
 
-# Fixed shapes for br_conv2d's two paths: the dense one (window gathered with the input zero
-# point, two pixels at a time; here kws's 1-input-channel first layer, with an odd pixel count
-# and an extreme zero point) and the per-tap one for windows over BR_CONV_GATHER_MAX bytes.
+# Fixed shapes for br_conv2d's two portable paths: the dense one (window gathered with the input
+# zero point, two pixels at a time; here kws's 1-input-channel first layer, with an odd pixel
+# count and an extreme zero point) and the per-tap one for windows over BR_CONV_GATHER_MAX
+# bytes; on the DSP path the 1-channel 3-tap-row gather (odd and even filter heights, windows
+# whose word reads reach the end of the input) and the general one.
 FIXED_CONV_CASES = [
     _conv_case((15, 12, 1), (5, 3), (2, 2), 24, 4.0, 1),
     _conv_case((9, 7, 1), (5, 3), (2, 2), 7, -4.0, 2),
+    _conv_case(
+        (10, 9, 1), (4, 3), (1, 2), 8, -4.0, 5, padding="valid"
+    ),  # even k_h, rows to the end
     _conv_case((5, 6, 32), (3, 3), (1, 1), 6, 0.0, 3),
     _conv_case((5, 6, 32), (3, 3), (2, 1), 5, 4.0, 4, padding="valid"),
 ]

@@ -33,7 +33,7 @@ def test_hello_learns_device_and_shows_boot_text(peer: PyPeer) -> None:
 def test_install_head_chunks_and_commits(peer: PyPeer) -> None:
     peer_big = PyPeer(embed_dim=64, num_classes=10).start()  # 2600 B: two chunks
     try:
-        w = np.arange(640, dtype=np.float32).reshape(64, 10) / 7
+        w = np.arange(640, dtype=np.float32).reshape(64, 10) / 700  # within HEAD_MAX_ABS
         b = np.ones(10, dtype=np.float32)
         with DeviceClient.open(peer_big.path) as client:
             client.install_head(w, b, version=3)

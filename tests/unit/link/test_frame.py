@@ -102,3 +102,19 @@ def test_corrupted_frame_counted_and_next_one_decodes() -> None:
     bad[5] ^= 0x40
     assert decoder.feed(bytes(bad) + good) == [Frame(2, b"abc", 1, 1)]
     assert decoder.stats.bad_crc + decoder.stats.bad_cobs == 1
+
+
+@pytest.mark.parametrize(("flags", "key_id"), [(0x04, 0), (0x80, 0), (0x01, 3)])
+def test_reserved_header_bits_are_refused_and_counted(flags: int, key_id: int) -> None:
+    wire = encode_frame(Frame(0x01, b"", 5, 9, flags, key_id))
+    with pytest.raises(FrameError) as info:
+        decode_frame(wire)
+    assert info.value.kind == "bad_cobs"
+    decoder = StreamDecoder()
+    assert decoder.feed(wire + encode_frame(Frame(0x01, b"", 5, 10))) == [Frame(0x01, b"", 5, 10)]
+    assert decoder.stats.bad_cobs == 1
+
+
+def test_key_id_with_auth_is_a_frame() -> None:
+    frame = Frame(0x01, b"", 5, 9, 0x02, 3, auth=bytes(24))
+    assert decode_frame(encode_frame(frame)) == frame

@@ -87,3 +87,23 @@ def test_documented_sizes() -> None:
     assert m.UpdateReady.FORMAT.size == 36
     assert len(m.Stats().pack()) == 10 * 4
     assert m.Nack(1, 2, 99).code_name == "UNKNOWN_NACK_99"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        m.Sample(0x02 | m.SAMPLE_LABELLED, 1, 1, b"\x00"),  # reserved SAMPLE flag
+        m.Sample(0, 4, 1, b"\x00"),  # a label on an unlabelled SAMPLE
+        m.Infer(0x04, 0, 1, b"\x00"),  # reserved INFER flag
+        m.Infer(0, 1, 1, b"\x00"),  # INFER's zero byte
+        m.Train(1, reserved=1),
+        m.Train(1, flags=0x02),
+        m.Ack(1, m.MsgType.HELLO, 1, 0),
+        m.Clear(0x04),
+        m.UpdateReady(9, 4, 455, 16, 0x01, 2**-12, 1.0, 2.0, 910, 0xDEADBEEF, 1.5),
+    ],
+    ids=lambda msg: msg.TYPE.name,
+)
+def test_reserved_payload_bits_are_refused_on_receipt(message: m.Message) -> None:
+    with pytest.raises(m.MessageError, match=r"reserved|unused|zero byte"):
+        m.parse_payload(message.TYPE, message.pack())

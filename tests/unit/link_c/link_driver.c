@@ -71,7 +71,8 @@ static int cmd_build(char **argv, size_t n) {
 
 static const char *result_name(fc_rx_result_t r) {
     static const char *const kNames[] = {"none",     "frame",       "bad_cobs",   "too_short",
-                                         "bad_crc",  "bad_version", "bad_length", "oversize"};
+                                         "bad_crc",  "bad_version", "bad_length", "oversize",
+                                         "reserved"};
     return kNames[r];
 }
 

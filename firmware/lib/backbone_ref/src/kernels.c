@@ -158,9 +158,13 @@ BR_INLINE int32_t load_word(const int8_t *p)
     return v;
 }
 
-BR_INLINE int32_t ror8(int32_t v)
+/* SXTB16 of the word rotated by 8 (bytes 1 and 3), one instruction; GCC 12 does not fold the
+ * rotation into __sxtb16. */
+BR_INLINE int32_t sxtb16_ror8(int32_t v)
 {
-    return (int32_t)(((uint32_t)v >> 8) | ((uint32_t)v << 24));
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
 }
 
 /* Which activation bounds are tighter than int8's (SSAT applies int8's): chosen once per
@@ -193,46 +197,111 @@ BR_INLINE int8_t dsp_requant(int32_t acc, const br_requant *q, int mode, int32_t
     return (int8_t)out;
 }
 
+/* One channel of two pixels: the channel's constants are read once, before either store (an
+ * int8 store may alias them as far as the compiler knows). */
+BR_INLINE void requant_pair(int32_t a, int32_t b, const br_requant *q, int8_t *oa, int8_t *ob,
+                            int mode, int32_t lo, int32_t hi)
+{
+    const br_requant c = *q;
+    const int8_t ra = dsp_requant(a, &c, mode, lo, hi);
+    const int8_t rb = dsp_requant(b, &c, mode, lo, hi);
+    *oa = ra;
+    *ob = rb;
+}
+
 /* Columns of two output pixels, interleaved as words: word 2*j + pixel holds elements 2j and
- * 2j+1 of that pixel's window as a 16-bit pair, the pairing the packed weights use. */
+ * 2j+1 of that pixel's window as a 16-bit pair, the pairing the packed weights use. A cursor
+ * walks one pixel's column in element order: element k's halfword is at byte
+ * 8 * (k / 2) + 2 * (k % 2), so the step after an even k is 2 bytes and after an odd k 6. */
+typedef struct {
+    char *h;
+    int32_t odd; /* parity of the next element */
+} col_cursor;
+
 BR_INLINE void put_half(char *h, int32_t value)
 {
     const int16_t v = (int16_t)value;
     memcpy(h, &v, sizeof v);
 }
 
-/* Window elements [k, k + n) of one pixel's column: from src (sign-extended four at a time
- * from word-aligned column positions), or the input zero point where src is NULL (a tap outside
- * the input adds nothing to TFLM's sum, and w * (zp + input_offset) = 0 keeps the folded bias
- * exact). Element k's halfword is at byte 8 * (k / 2) + 2 * (k % 2); the loops walk it. */
-static void col_put(int32_t *col, int32_t k, const int8_t *src, int32_t n, int8_t zp)
+BR_INLINE void cursor_put(col_cursor *c, int32_t value)
 {
-    char *h = (char *)col + 2 * ((k >> 1) * 4 + (k & 1));
+    put_half(c->h, value);
+    c->h += c->odd ? 6 : 2;
+    c->odd ^= 1;
+}
+
+BR_INLINE void put_quad(char *h, int32_t v) /* 4 elements at an even position, one LDR */
+{
+    const int32_t even = __sxtb16(v);      /* x0, x2 */
+    const int32_t odd = sxtb16_ror8(v);    /* x1, x3 */
+    const int32_t lo = pkhbt16(even, odd); /* x0, x1 */
+    const int32_t hi = pkhtb16(odd, even); /* x2, x3 */
+    memcpy(h, &lo, sizeof lo);
+    memcpy(h + 8, &hi, sizeof hi);
+}
+
+/* n window elements from src, sign-extended: four at a time (one LDR, two SXTB16, two PKH)
+ * once the cursor is at a pair boundary, pairs next, single elements last. */
+BR_INLINE void cursor_copy(col_cursor *c, const int8_t *src, int32_t n)
+{
     int32_t i = 0;
-    if (src == NULL) {
-        for (; i < n; ++i, ++k) {
-            put_half(h, zp);
-            h += (k & 1) ? 6 : 2;
-        }
-        return;
-    }
-    if ((k & 1) && n > 0) {
-        put_half(h, src[0]);
-        h += 6;
+    if (c->odd && n > 0) {
+        cursor_put(c, src[0]);
         i = 1;
     }
+    char *h = c->h;
     for (; i + 4 <= n; i += 4, h += 16) {
-        const int32_t v = load_word(src + i);
-        const int32_t even = __sxtb16(v);      /* x0, x2 */
-        const int32_t odd = __sxtb16(ror8(v)); /* x1, x3 */
-        const int32_t lo = pkhbt16(even, odd); /* x0, x1 */
-        const int32_t hi = pkhtb16(odd, even); /* x2, x3 */
-        memcpy(h, &lo, sizeof lo);
-        memcpy(h + 8, &hi, sizeof hi);
+        put_quad(h, load_word(src + i));
     }
-    for (k += i; i < n; ++i, ++k) {
+    for (; i + 2 <= n; i += 2, h += 8) {
         put_half(h, src[i]);
-        h += (k & 1) ? 6 : 2;
+        put_half(h + 2, src[i + 1]);
+    }
+    c->h = h;
+    if (i < n) {
+        cursor_put(c, src[i]);
+    }
+}
+
+/* n copies of the input zero point: a tap outside the input adds nothing to TFLM's sum, and
+ * w * (zp + input_offset) = 0 keeps the folded bias exact. */
+BR_INLINE void cursor_fill(col_cursor *c, int32_t zp, int32_t n)
+{
+    for (int32_t i = 0; i < n; ++i) {
+        cursor_put(c, zp);
+    }
+}
+
+BR_INLINE int32_t pkhbt_top(int32_t bottom, int32_t top) /* bottom.lo | top.hi */
+{
+    int32_t r;
+    __asm__("pkhbt %0, %1, %2" : "=r"(r) : "r"(bottom), "r"(top));
+    return r;
+}
+
+/* One input channel, three taps per filter row, every row inside the input (the first layer of
+ * a spectrogram model): two rows a, b are six elements, three pairs (a0 a1) (a2 b0) (b1 b2),
+ * from one word of each row; an odd last row is one more word. Each word reads one byte past
+ * its row's three taps, which the caller checked lies in the input; that byte lands on an
+ * element of weight 0 (the odd K's padding). */
+static void gather_rows3(const int8_t *src, int32_t row_step, int k_h, int32_t *col)
+{
+    char *h = (char *)col;
+    int fy = 0;
+    for (; fy + 2 <= k_h; fy += 2, src += 2 * row_step, h += 24) {
+        const int32_t a = load_word(src), b = load_word(src + row_step);
+        const int32_t ae = __sxtb16(a), ao = sxtb16_ror8(a); /* (a0, a2), (a1, a3) */
+        const int32_t be = __sxtb16(b), bo = sxtb16_ror8(b); /* (b0, b2), (b1, b3) */
+        const int32_t p0 = pkhbt16(ae, ao);                  /* a0, a1 */
+        const int32_t p1 = pkhbt16(ae >> 16, be);            /* a2, b0 */
+        const int32_t p2 = pkhbt_top(bo, be);                /* b1, b2 */
+        memcpy(h, &p0, sizeof p0);
+        memcpy(h + 8, &p1, sizeof p1);
+        memcpy(h + 16, &p2, sizeof p2);
+    }
+    if (fy < k_h) {
+        put_quad(h, load_word(src));
     }
 }
 
@@ -241,26 +310,42 @@ static void dsp_gather(const br_conv_params *p, const int8_t *input, int oy, int
 {
     const int iy0 = oy * p->stride_h - p->pad_top;
     const int ix0 = ox * p->stride_w - p->pad_left;
-    const int8_t zp = (int8_t)-p->input_offset;
-    const int32_t run = (int32_t)p->k_w * p->in_c;
-    const int inside_x = p->dil_w == 1 && ix0 >= 0 && ix0 + p->k_w <= p->in_w;
-    int32_t k = 0;
-    for (int fy = 0; fy < p->k_h; ++fy, k += run) {
-        const int iy = iy0 + fy * p->dil_h;
-        const int8_t *row = input + (int32_t)iy * p->in_w * p->in_c;
-        if (iy < 0 || iy >= p->in_h) {
-            col_put(col, k, NULL, run, zp);
+    const int32_t zp = -p->input_offset, in_c = p->in_c, in_w = p->in_w;
+    const int32_t run = (int32_t)p->k_w * in_c;
+    const int k_h = p->k_h, k_w = p->k_w, dil_h = p->dil_h, dil_w = p->dil_w, in_h = p->in_h;
+    const int inside_x = dil_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w;
+    const int last = iy0 + (k_h - 1) * dil_h;
+    if (in_c == 1 && k_w == 3 && inside_x && iy0 >= 0 && last < in_h &&
+        (int32_t)last * in_w + ix0 + 4 <= (int32_t)in_h * in_w) {
+        gather_rows3(input + (int32_t)iy0 * in_w + ix0, (int32_t)dil_h * in_w, k_h, col);
+        return;
+    }
+    col_cursor c = {(char *)col, 0};
+    for (int fy = 0; fy < k_h; ++fy) {
+        const int iy = iy0 + fy * dil_h;
+        const int8_t *row = input + (int32_t)iy * in_w * in_c;
+        if (iy < 0 || iy >= in_h) {
+            cursor_fill(&c, zp, run);
         } else if (inside_x) {
-            col_put(col, k, row + (int32_t)ix0 * p->in_c, run, zp);
+            cursor_copy(&c, row + (int32_t)ix0 * in_c, run);
         } else {
-            for (int fx = 0; fx < p->k_w; ++fx) {
-                const int ix = ix0 + fx * p->dil_w;
-                const int in = ix >= 0 && ix < p->in_w;
-                col_put(col, k + (int32_t)fx * p->in_c, in ? row + (int32_t)ix * p->in_c : NULL,
-                        p->in_c, zp);
+            for (int fx = 0; fx < k_w; ++fx) {
+                const int ix = ix0 + fx * dil_w;
+                if (ix >= 0 && ix < in_w) {
+                    cursor_copy(&c, row + (int32_t)ix * in_c, in_c);
+                } else {
+                    cursor_fill(&c, zp, in_c);
+                }
             }
         }
     }
+}
+
+/* The whole vector of a fully connected batch row into one column slot. */
+static void dsp_gather_vector(const int8_t *src, int32_t n, int32_t *col)
+{
+    col_cursor c = {(char *)col, 0};
+    cursor_copy(&c, src, n);
 }
 
 /* Two pixels x four channels: per weight pair one LDRD of both pixels' columns, four weight
@@ -298,14 +383,10 @@ BR_INLINE void block_2x4(const int32_t *col, const int32_t *w, int32_t pairs, co
         MAC_2X4_STEP;
     }
     if (n == 4) {
-        oa[0] = dsp_requant(a0, &q[0], mode, lo, hi);
-        ob[0] = dsp_requant(b0, &q[0], mode, lo, hi);
-        oa[1] = dsp_requant(a1, &q[1], mode, lo, hi);
-        ob[1] = dsp_requant(b1, &q[1], mode, lo, hi);
-        oa[2] = dsp_requant(a2, &q[2], mode, lo, hi);
-        ob[2] = dsp_requant(b2, &q[2], mode, lo, hi);
-        oa[3] = dsp_requant(a3, &q[3], mode, lo, hi);
-        ob[3] = dsp_requant(b3, &q[3], mode, lo, hi);
+        requant_pair(a0, b0, &q[0], oa, ob, mode, lo, hi);
+        requant_pair(a1, b1, &q[1], oa + 1, ob + 1, mode, lo, hi);
+        requant_pair(a2, b2, &q[2], oa + 2, ob + 2, mode, lo, hi);
+        requant_pair(a3, b3, &q[3], oa + 3, ob + 3, mode, lo, hi);
         return;
     }
     const int32_t acc[8] = {a0, a1, a2, a3, b0, b1, b2, b3};
@@ -352,21 +433,13 @@ static void gemm_pair(const dsp_gemm *g, const int32_t *col, int8_t *oa, int8_t 
     }
 }
 
-/* Zero an odd K's padding element (its weight is 0, but it must be a number). */
-static void col_pad(int32_t *col, int32_t k)
-{
-    if (k & 1) {
-        col_put(col, k, NULL, 1, 0);
-        col_put(col + 1, k, NULL, 1, 0);
-    }
-}
-
+/* An odd K's last pair has weight 0 in its high half, and the halfword it meets in the column
+ * is never written: it is some int16 (the arena is static, zero at start), so it adds 0. */
 static void conv2d_dsp(const br_conv_params *p, const int8_t *input, int8_t *output)
 {
     int32_t *col = p->scratch;
     const dsp_gemm g = {p->packed, p->requant, (int32_t)p->k_h * p->k_w * p->in_c, p->out_c,
                         clamp_of(p->act_min, p->act_max)};
-    col_pad(col, g.k);
     const int32_t pixels = (int32_t)p->out_h * p->out_w;
     for (int32_t i = 0; i < pixels; i += 2) {
         const int32_t j = i + 1 < pixels ? i + 1 : i;
@@ -381,11 +454,10 @@ static void fully_connected_dsp(const br_fc_params *p, const int8_t *input, int8
     int32_t *col = p->scratch;
     const dsp_gemm g = {p->packed, p->requant, p->depth, p->out_c,
                         clamp_of(p->act_min, p->act_max)};
-    col_pad(col, g.k);
     for (int32_t b = 0; b < p->batches; b += 2) {
         const int32_t c = b + 1 < p->batches ? b + 1 : b;
-        col_put(col, 0, input + b * p->depth, p->depth, 0);
-        col_put(col + 1, 0, input + c * p->depth, p->depth, 0);
+        dsp_gather_vector(input + b * p->depth, p->depth, col);
+        dsp_gather_vector(input + c * p->depth, p->depth, col + 1);
         gemm_pair(&g, col, output + b * p->out_c, output + c * p->out_c);
     }
 }
@@ -396,7 +468,7 @@ static void fully_connected_dsp(const br_fc_params *p, const int8_t *input, int8
  * (exact with the folded bias, as in the convolution). */
 #define DW_TAP(x, wp)                                                                          \
     do {                                                                                       \
-        const int32_t even = __sxtb16(x), odd = __sxtb16(ror8(x));                             \
+        const int32_t even = __sxtb16(x), odd = sxtb16_ror8(x);                             \
         a0 = __smlabb(even, (wp)[0], a0);                                                      \
         a2 = __smlatt(even, (wp)[0], a2);                                                      \
         a1 = __smlabb(odd, (wp)[1], a1);                                                       \
@@ -404,64 +476,96 @@ static void fully_connected_dsp(const br_fc_params *p, const int8_t *input, int8
     } while (0)
 
 BR_INLINE void dw_store(int8_t *out, const br_requant *q, int32_t a0, int32_t a1, int32_t a2,
-                        int32_t a3, const dsp_clamp *cl)
+                        int32_t a3, int mode, int32_t lo, int32_t hi)
 {
-    out[0] = dsp_requant(a0, &q[0], cl->mode, cl->lo, cl->hi);
-    out[1] = dsp_requant(a1, &q[1], cl->mode, cl->lo, cl->hi);
-    out[2] = dsp_requant(a2, &q[2], cl->mode, cl->lo, cl->hi);
-    out[3] = dsp_requant(a3, &q[3], cl->mode, cl->lo, cl->hi);
+    const br_requant q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
+    const int8_t r0 = dsp_requant(a0, &q0, mode, lo, hi);
+    const int8_t r1 = dsp_requant(a1, &q1, mode, lo, hi);
+    const int8_t r2 = dsp_requant(a2, &q2, mode, lo, hi);
+    const int8_t r3 = dsp_requant(a3, &q3, mode, lo, hi);
+    out[0] = r0;
+    out[1] = r1;
+    out[2] = r2;
+    out[3] = r3;
 }
 
-/* A pixel whose whole window is inside the input: no tests, pointer steps only. */
-static void dw_pixel_inside(const br_conv_params *p, const int8_t *window, const dsp_clamp *cl,
-                            int8_t *out)
+/* One pixel from a window whose taps are x_step apart in a row and rows y_step apart (all
+ * inside the input, or a zero-point-filled copy): no tests, pointer steps only; rows of three
+ * taps (the common 3x3 filter) are unrolled. */
+BR_INLINE void dw_pixel_mode(const br_conv_params *p, const int8_t *window, int32_t x_step,
+                             int32_t y_step, int mode, int32_t lo, int32_t hi, int8_t *out)
 {
-    const int32_t c = p->in_c, half = c / 2;
-    const int32_t x_step = (int32_t)p->dil_w * c, y_step = (int32_t)p->dil_h * p->in_w * c;
+    const int32_t c = p->in_c;
     const int k_h = p->k_h, k_w = p->k_w;
-    for (int32_t g = 0; g < c; g += 4) {
-        const int32_t *w = p->packed + g / 2;
-        const br_requant *q = p->requant + g;
+    const int32_t *w = p->packed; /* group by group, tap by tap: two words each */
+    const br_requant *q = p->requant;
+    for (int32_t g = 0; g < c; g += 4, q += 4) {
         int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
         const int8_t *row = window + g;
         for (int fy = 0; fy < k_h; ++fy, row += y_step) {
+            if (k_w == 3) { /* the common 3x3 filter: a row without a loop */
+                const int32_t v0 = load_word(row), v1 = load_word(row + x_step);
+                const int32_t v2 = load_word(row + 2 * x_step);
+                DW_TAP(v0, w);
+                DW_TAP(v1, w + 2);
+                DW_TAP(v2, w + 4);
+                w += 6;
+                continue;
+            }
             const int8_t *x = row;
-            for (int fx = 0; fx < k_w; ++fx, x += x_step, w += half) {
+            for (int fx = 0; fx < k_w; ++fx, x += x_step, w += 2) {
                 const int32_t v = load_word(x);
                 DW_TAP(v, w);
             }
         }
-        dw_store(out + g, q, a0, a1, a2, a3, cl);
+        dw_store(out + g, q, a0, a1, a2, a3, mode, lo, hi);
     }
 }
 
-static void dw_pixel_border(const br_conv_params *p, const int8_t *input, int iy0, int ix0,
-                            const dsp_clamp *cl, int8_t *out)
+static void dw_pixel(const br_conv_params *p, const int8_t *window, int32_t x_step,
+                     int32_t y_step, const dsp_clamp *cl, int8_t *out)
 {
-    const int32_t zp = (int32_t)((uint32_t)(uint8_t)-p->input_offset * 0x01010101u);
+    switch (cl->mode) {
+    case CLAMP_NONE:
+        dw_pixel_mode(p, window, x_step, y_step, CLAMP_NONE, cl->lo, cl->hi, out);
+        break;
+    case CLAMP_LOW:
+        dw_pixel_mode(p, window, x_step, y_step, CLAMP_LOW, cl->lo, cl->hi, out);
+        break;
+    default:
+        dw_pixel_mode(p, window, x_step, y_step, CLAMP_BOTH, cl->lo, cl->hi, out);
+        break;
+    }
+}
+
+/* A border pixel's window copied to scratch, taps outside the input set to the zero point
+ * (exact with the folded bias, as in the convolution). */
+static const int8_t *dw_border_window(const br_conv_params *p, const int8_t *input, int iy0,
+                                      int ix0, int8_t *window)
+{
     const int32_t c = p->in_c;
-    for (int32_t g = 0; g < c; g += 4) {
-        const int32_t *w = p->packed + g / 2;
-        const br_requant *q = p->requant + g;
-        int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
-        for (int fy = 0; fy < p->k_h; ++fy) {
-            const int iy = iy0 + fy * p->dil_h;
-            const int row_in = iy >= 0 && iy < p->in_h;
-            for (int fx = 0; fx < p->k_w; ++fx, w += c / 2) {
-                const int ix = ix0 + fx * p->dil_w;
-                const int32_t v = row_in && ix >= 0 && ix < p->in_w
-                                      ? load_word(input + ((int32_t)iy * p->in_w + ix) * c + g)
-                                      : zp;
-                DW_TAP(v, w);
+    const int8_t zp = (int8_t)-p->input_offset;
+    int8_t *dst = window;
+    for (int fy = 0; fy < p->k_h; ++fy) {
+        const int iy = iy0 + fy * p->dil_h;
+        for (int fx = 0; fx < p->k_w; ++fx, dst += c) {
+            const int ix = ix0 + fx * p->dil_w;
+            if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
+                memcpy(dst, input + ((int32_t)iy * p->in_w + ix) * c, (size_t)c);
+            } else {
+                memset(dst, zp, (size_t)c);
             }
         }
-        dw_store(out + g, q, a0, a1, a2, a3, cl);
     }
+    return window;
 }
 
 static void depthwise_dsp(const br_conv_params *p, const int8_t *input, int8_t *output)
 {
     const dsp_clamp cl = clamp_of(p->act_min, p->act_max);
+    const int32_t c = p->in_c;
+    const int32_t x_step = (int32_t)p->dil_w * c, y_step = (int32_t)p->dil_h * p->in_w * c;
+    int8_t *window = (int8_t *)p->scratch;
     int y_lo, y_hi, x_lo, x_hi;
     interior_range(p->out_h, p->stride_h, p->pad_top, p->k_h, p->dil_h, p->in_h, &y_lo, &y_hi);
     interior_range(p->out_w, p->stride_w, p->pad_left, p->k_w, p->dil_w, p->in_w, &x_lo, &x_hi);
@@ -471,9 +575,10 @@ static void depthwise_dsp(const br_conv_params *p, const int8_t *input, int8_t *
             const int ix0 = ox * p->stride_w - p->pad_left;
             int8_t *out = output + ((int32_t)oy * p->out_w + ox) * p->out_c;
             if (oy >= y_lo && oy < y_hi && ox >= x_lo && ox < x_hi) {
-                dw_pixel_inside(p, input + ((int32_t)iy0 * p->in_w + ix0) * p->in_c, &cl, out);
+                dw_pixel(p, input + ((int32_t)iy0 * p->in_w + ix0) * c, x_step, y_step, &cl, out);
             } else {
-                dw_pixel_border(p, input, iy0, ix0, &cl, out);
+                dw_border_window(p, input, iy0, ix0, window);
+                dw_pixel(p, window, c, (int32_t)p->k_w * c, &cl, out);
             }
         }
     }
@@ -785,6 +890,68 @@ void br_depthwise_conv2d(const br_conv_params *p, const int8_t *input, int8_t *o
             int8_t *out = output + ((int32_t)oy * p->out_w + ox) * p->out_c;
             depthwise_pixel(p, input, oy, ox, interior, out);
         }
+    }
+}
+
+/* ---------------------------------------------------------------- banded pairs */
+
+/* Copy n bytes between rows of the band (dst below src, possibly overlapping): words while
+ * both are aligned, as row sizes usually are. */
+static void move_down(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i = 0;
+    if ((((uintptr_t)dst | (uintptr_t)src) & 3u) == 0) {
+        int32_t *d = (int32_t *)(void *)dst;
+        const int32_t *s = (const int32_t *)(const void *)src;
+        for (; i + 4 <= n; i += 4) {
+            *d++ = *s++;
+        }
+    }
+    for (; i < n; ++i) {
+        dst[i] = src[i];
+    }
+}
+
+/* Rows [r0, r0 + n) of a conv/depthwise layer's output: the same kernel on a shorter output
+ * whose top padding is shifted by r0 rows (negative padding just starts lower in the input). */
+static void run_rows(const br_band_params *p, int32_t r0, int32_t n, const int8_t *input,
+                     int8_t *out)
+{
+    br_conv_params rows = *p->producer;
+    rows.out_h = (int16_t)n;
+    rows.pad_top = (int16_t)(rows.pad_top - r0 * rows.stride_h);
+    p->producer_kernel(&rows, input, out);
+}
+
+void br_conv_banded(const br_band_params *p, const int8_t *input, int8_t *output)
+{
+    const br_conv_params *c = p->consumer;
+    const int32_t row_bytes = (int32_t)c->in_w * c->in_c;
+    const int32_t eff_k = (int32_t)(c->k_h - 1) * c->dil_h + 1;
+    int32_t base = 0, have = 0; /* the band holds producer rows [base, base + have) */
+    br_conv_params row = *c;
+    row.out_h = 1;
+    for (int32_t oy = 0; oy < c->out_h; ++oy) {
+        const int32_t top = oy * c->stride_h - c->pad_top;
+        const int32_t lo = top < 0 ? 0 : top;
+        const int32_t hi = top + eff_k < c->in_h ? top + eff_k : c->in_h;
+        const int32_t drop = lo - base < have ? lo - base : have;
+        if (drop > 0) {
+            move_down(p->band, p->band + drop * row_bytes, (have - drop) * row_bytes);
+            base += drop;
+            have -= drop;
+        }
+        if (have == 0) {
+            base = lo;
+        }
+        if (base + have < hi) {
+            run_rows(p, base + have, hi - base - have, input, p->band + have * row_bytes);
+            have = hi - base;
+        }
+        /* Band row b is producer row base + b: rows outside [0, have) are the padding. */
+        row.in_h = (int16_t)have;
+        row.pad_top = (int16_t)(base - top);
+        p->consumer_kernel(&row, p->band, output + oy * (int32_t)c->out_w * c->out_c);
     }
 }
 

@@ -45,6 +45,14 @@
 #define N_PARAMS (D * C + C)
 #define HEAD_BLOB_LEN (4u * N_PARAMS)
 #define STORED_GLOBAL_LEN (4u + HEAD_BLOB_LEN)
+/* The personal head is stored after the SHA-256 of the global head it was trained from: a
+ * stored personal head that does not belong to the current global one is ignored at boot, so
+ * installing a global head needs only one (atomic) write. */
+#define STORED_PERSONAL_LEN (FC_SHA256_LEN + HEAD_BLOB_LEN)
+#define STORAGE_BUF_LEN \
+    (STORED_GLOBAL_LEN > STORED_PERSONAL_LEN ? STORED_GLOBAL_LEN : STORED_PERSONAL_LEN)
+/* RESULT of a SAMPLE: predicted, head, n_classes, logits, n_embed (0), stored, backbone_us. */
+#define SAMPLE_RESULT_LEN (4u + 4u * C + 2u + 6u)
 
 #if D > FEDCORE_MAX_D || C > FEDCORE_MAX_C
 #error "the generated model is larger than FEDCORE_MAX_D / FEDCORE_MAX_C"
@@ -79,6 +87,16 @@ typedef struct {
     uint8_t blob[HEAD_BLOB_LEN];
 } model_transfer_t;
 
+/* The last labelled SAMPLE and its RESULT: a retry (same header seq, same payload) is answered
+ * with the same RESULT and stores nothing (docs/PROTOCOL.md, SAMPLE retries). */
+typedef struct {
+    int valid;
+    uint16_t seq;
+    uint16_t len;
+    uint32_t crc;
+    uint8_t result[SAMPLE_RESULT_LEN];
+} sample_memo_t;
+
 /* The last released update: the persisted release blob (ledger | UPDATE_READY | q bytes). */
 typedef struct {
     int ready;
@@ -103,7 +121,23 @@ static struct {
     fc_ledger_t ledger;
     int ledger_ok; /* 0: the stored ledger is unreadable, so nothing more is released */
     uint8_t reset_reason;
+    sample_memo_t sample_memo;
 } dev;
+
+/* Bytes given to fc_device_feed and not handled yet: a TRAIN serves the link from between its
+ * steps and must take these before newer bytes from the UART. */
+static struct {
+    const uint8_t *data;
+    size_t len;
+    size_t next;
+} feed_cursor;
+
+/* A TRAIN in progress: the device answers HELLO, STATS_GET and RESET, NACKs the rest busy. */
+static struct {
+    int active;
+    int reset_requested;
+    uint32_t last_poll_ms;
+} training;
 
 /* Large scratch, not part of the state a reset clears. */
 static fc_train_workspace_t train_ws;
@@ -113,7 +147,7 @@ static int32_t scratch_q[N_PARAMS];
 static float embedding[D];
 static uint8_t tx_payload[FC_MAX_PAYLOAD];
 static uint8_t tx_wire[FC_LINK_MAX_WIRE];
-static uint8_t storage_buf[STORED_GLOBAL_LEN];
+static uint8_t storage_buf[STORAGE_BUF_LEN];
 static uint8_t staged_release[RELEASE_MAX_LEN]; /* a release until its commit succeeds */
 #if FC_PROFILE_IS_REPLAY
 static uint32_t replay_backbone_us; /* RESULT.backbone_us of the last SAMPLE/INFER */
@@ -194,9 +228,12 @@ static int blob_to_head(const uint8_t *blob, fc_head_t *head) {
     return fc_head_set_params(head, scratch_params);
 }
 
-static int save_personal(void) {
-    head_to_blob(&dev.personal, storage_buf);
-    return fc_storage_save(STORAGE_KEY_PERSONAL, storage_buf, HEAD_BLOB_LEN);
+/* Persist head as the personal head of the current global head; 0 on success. Uses
+ * scratch_params. */
+static int save_personal(const fc_head_t *head) {
+    memcpy(storage_buf, dev.head_sha256, FC_SHA256_LEN);
+    head_to_blob(head, storage_buf + FC_SHA256_LEN);
+    return fc_storage_save(STORAGE_KEY_PERSONAL, storage_buf, STORED_PERSONAL_LEN);
 }
 
 static void update_head_hash(void) {
@@ -214,11 +251,12 @@ static void load_heads(void) {
         dev.head_version = fc_get_u32(storage_buf);
     }
     dev.personal = dev.global;
-    if (fc_storage_load(STORAGE_KEY_PERSONAL, storage_buf, sizeof storage_buf, &len) == 0 &&
-        len == HEAD_BLOB_LEN) {
-        (void)blob_to_head(storage_buf, &dev.personal);
-    }
     update_head_hash();
+    if (fc_storage_load(STORAGE_KEY_PERSONAL, storage_buf, sizeof storage_buf, &len) == 0 &&
+        len == STORED_PERSONAL_LEN &&
+        memcmp(storage_buf, dev.head_sha256, FC_SHA256_LEN) == 0) {
+        (void)blob_to_head(storage_buf + FC_SHA256_LEN, &dev.personal);
+    }
 }
 
 /* Make the update current from a release blob (after its commit, or loaded at boot). */
@@ -392,6 +430,12 @@ static void handle_model_commit(const fc_header_t *req, const uint8_t *p) {
         model_reject(req, FC_NACK_NONFINITE, 0);
         return;
     }
+    /* blob_to_head left the decoded values in scratch_params */
+    if (!fc_params_within_bound(scratch_params, N_PARAMS, (float)FC_HEAD_MAX_ABS,
+                                (float)FC_HEAD_MAX_L2)) {
+        model_reject(req, FC_NACK_HEAD_NORM, 0);
+        return;
+    }
     /* Persist first: the switch happens only when the new head survives a restart. */
     fc_put_u32(storage_buf, t->head_version);
     memcpy(storage_buf + 4, t->blob, HEAD_BLOB_LEN);
@@ -400,10 +444,9 @@ static void handle_model_commit(const fc_header_t *req, const uint8_t *p) {
         return;
     }
     dev.global = local_head;
-    dev.personal = local_head;
+    dev.personal = local_head; /* the stored personal head no longer matches: ignored at boot */
     dev.head_version = t->head_version;
     memcpy(dev.head_sha256, digest, FC_SHA256_LEN);
-    (void)save_personal();
     dev.counters.models_installed++;
     send_ack(req, dev.head_version);
 }
@@ -485,10 +528,34 @@ static void send_result(const fc_header_t *req, const fc_head_t *head, int perso
     send_reply(req, FC_MSG_RESULT, tx_payload, (size_t)(p - tx_payload));
 }
 
+/* 1 when this labelled SAMPLE repeats the last one (a retry whose RESULT was lost). */
+static int is_sample_retry(const fc_header_t *req, const uint8_t *p, size_t len) {
+    const sample_memo_t *memo = &dev.sample_memo;
+    return memo->valid && memo->seq == req->seq && memo->len == len &&
+           memo->crc == fc_crc32(p, len);
+}
+
+static void remember_sample(const fc_header_t *req, const uint8_t *p, size_t len) {
+    sample_memo_t *memo = &dev.sample_memo;
+    memo->seq = req->seq;
+    memo->len = (uint16_t)len;
+    memo->crc = fc_crc32(p, len);
+    memcpy(memo->result, tx_payload, SAMPLE_RESULT_LEN); /* send_result just built it */
+    memo->valid = 1;
+}
+
 static void handle_sample(const fc_header_t *req, const uint8_t *p, size_t len) {
     uint8_t labelled = p[0] & FC_SAMPLE_LABELLED;
+    if ((p[0] & ~FC_SAMPLE_LABELLED) != 0 || (!labelled && p[1] != 0)) {
+        send_nack(req, FC_NACK_BAD_PARAM, p[0]); /* reserved flag bits, or a label unused */
+        return;
+    }
     if (labelled && p[1] >= C) {
         send_nack(req, FC_NACK_BAD_PARAM, p[1]);
+        return;
+    }
+    if (labelled && is_sample_retry(req, p, len)) {
+        send_reply(req, FC_MSG_RESULT, dev.sample_memo.result, SAMPLE_RESULT_LEN);
         return;
     }
     if (embed_window(req, p, len) != 0) {
@@ -496,9 +563,16 @@ static void handle_sample(const fc_header_t *req, const uint8_t *p, size_t len) 
     }
     int stored = labelled && fc_examples_add(&dev.examples, embedding, p[1]) == FC_OK;
     send_result(req, &dev.personal, 1, 0, stored);
+    if (labelled) {
+        remember_sample(req, p, len);
+    }
 }
 
 static void handle_infer(const fc_header_t *req, const uint8_t *p, size_t len) {
+    if ((p[0] & ~(FC_INFER_USE_GLOBAL | FC_INFER_WANT_EMBEDDING)) != 0 || p[1] != 0) {
+        send_nack(req, FC_NACK_BAD_PARAM, p[0]); /* reserved flag bits or the zero byte */
+        return;
+    }
     if (embed_window(req, p, len) != 0) {
         return;
     }
@@ -631,6 +705,32 @@ static void build_update_meta(uint8_t *m, const train_request_t *r, uint8_t flag
     fc_put_f32(m + 32, (float)epsilon);
 }
 
+static void feed_byte(uint8_t byte);
+static void restart(void);
+
+/* The link while a TRAIN runs: called after every training step, it reads what arrived (at most
+ * every BUSY_POLL_MS, without waiting) and answers it; nonzero stops training (RESET). */
+#define BUSY_POLL_MS 5u
+static int serve_link_while_training(void *ctx) {
+    static uint8_t chunk[256];
+    (void)ctx;
+    uint32_t now = fc_clock_ms();
+    if (now - training.last_poll_ms < BUSY_POLL_MS) {
+        return 0;
+    }
+    training.last_poll_ms = now;
+    while (feed_cursor.next < feed_cursor.len && !training.reset_requested) {
+        feed_byte(feed_cursor.data[feed_cursor.next++]);
+    }
+    size_t n = 0;
+    while (!training.reset_requested && (n = fc_uart_read_now(chunk, sizeof chunk)) > 0) {
+        for (size_t i = 0; i < n && !training.reset_requested; i++) {
+            feed_byte(chunk[i]);
+        }
+    }
+    return training.reset_requested;
+}
+
 /* Train from the global head into local_head and scratch_params (the delta); 0 or a NACK
  * code; *trained says whether local_head is a new personal head. Production releases a noised
  * zero delta when there is nothing to learn from or training diverged: a refusal there would be
@@ -648,7 +748,11 @@ static uint8_t train_delta(const train_request_t *r, fc_rng_t *rng, int *trained
         rc = fc_head_imprint(&local_head, &dev.examples, FC_TRAIN_IMPRINT_STRENGTH, &train_ws);
     }
     if (rc == FC_OK) {
-        rc = fc_head_train(&local_head, &dev.examples, &r->train, rng, &train_ws, &res);
+        rc = fc_head_train_hooked(&local_head, &dev.examples, &r->train, rng, &train_ws, &res,
+                                  serve_link_while_training, NULL);
+    }
+    if (rc == FC_ERR_ABORTED) {
+        return FC_NACK_BAD_STATE; /* a RESET arrived: nothing of this round is kept */
     }
     size_t n = rc == FC_OK ? fc_head_delta(&local_head, &dev.global, scratch_params) : 0;
     for (size_t i = 0; n == N_PARAMS && i < n; i++) {
@@ -682,9 +786,10 @@ static uint8_t release_update(const train_request_t *r) {
     if (code != 0) {
         return code;
     }
-    if (trained) {
-        dev.personal = local_head; /* after privatizing: saving reuses scratch_params */
-        (void)save_personal();
+    /* After privatizing (saving reuses scratch_params); before the release, so a failure
+     * leaves everything as it was: nothing charged, nothing fetchable, the old personal head. */
+    if (trained && save_personal(&local_head) != 0) {
+        return FC_NACK_STORAGE;
     }
     fc_ledger_t next = dev.ledger;
     fc_ledger_add(&next, r->round, fc_ledger_release_rho(&r->privacy, N_PARAMS));
@@ -698,7 +803,13 @@ static uint8_t release_update(const train_request_t *r) {
                       fc_crc32(q_bytes, total_len), epsilon);
     size_t blob_len = RELEASE_Q_OFFSET + total_len;
     if (fc_storage_save(STORAGE_KEY_RELEASE, staged_release, blob_len) != 0) {
+        if (trained && save_personal(&dev.personal) != 0) {
+            fc_device_log(FC_LOG_ERROR, "storage: the untrained personal head was not restored");
+        }
         return FC_NACK_STORAGE; /* not accounted, so never fetchable */
+    }
+    if (trained) {
+        dev.personal = local_head;
     }
     dev.ledger = next;
     adopt_release(staged_release, blob_len);
@@ -712,6 +823,16 @@ static void send_update_ready(const fc_header_t *req) {
     } else {
         send_unsolicited(FC_MSG_UPDATE_READY, meta, FC_UPDATE_READY_LEN);
     }
+}
+
+/* release_update with the link served between training steps. */
+static uint8_t release_serving_link(const train_request_t *r) {
+    training.active = 1;
+    training.reset_requested = 0;
+    training.last_poll_ms = fc_clock_ms();
+    uint8_t code = release_update(r);
+    training.active = 0;
+    return code;
 }
 
 static void handle_train(const fc_header_t *req, const uint8_t *p) {
@@ -736,7 +857,11 @@ static void handle_train(const fc_header_t *req, const uint8_t *p) {
         return;
     }
     send_ack(req, r.round);
-    code = release_update(&r);
+    code = release_serving_link(&r);
+    if (training.reset_requested) {
+        restart(); /* RESET was ACKed between two training steps */
+        return;
+    }
     if (code != 0) {
         send_nack(req, code, r.round); /* a second answer to the same seq: no update */
         return;
@@ -776,20 +901,22 @@ static void handle_update_get(const fc_header_t *req, const uint8_t *p) {
 
 /* ---- CLEAR, RESET, SEED ------------------------------------------------------------------- */
 
+/* Validate, persist, then change RAM state: a refused or failed CLEAR changes nothing. */
 static void handle_clear(const fc_header_t *req, const uint8_t *p) {
     if (p[0] & ~(FC_CLEAR_EXAMPLES | FC_CLEAR_PERSONAL_HEAD)) {
         send_nack(req, FC_NACK_BAD_PARAM, p[0]);
         return;
     }
-    if (p[0] & FC_CLEAR_EXAMPLES) {
-        fc_examples_clear(&dev.examples);
+    if ((p[0] & FC_CLEAR_PERSONAL_HEAD) && save_personal(&dev.global) != 0) {
+        send_nack(req, FC_NACK_STORAGE, 0);
+        return;
     }
     if (p[0] & FC_CLEAR_PERSONAL_HEAD) {
         dev.personal = dev.global;
-        if (save_personal() != 0) {
-            send_nack(req, FC_NACK_STORAGE, 0);
-            return;
-        }
+    }
+    if (p[0] & FC_CLEAR_EXAMPLES) {
+        fc_examples_clear(&dev.examples);
+        dev.sample_memo.valid = 0; /* a retry of an earlier SAMPLE must be stored again */
     }
     send_ack(req, p[0]);
 }
@@ -803,12 +930,21 @@ static void handle_seed(const fc_header_t *req, const uint8_t *p) {
 }
 #endif
 
-static void handle_reset(const fc_header_t *req) {
-    send_ack(req, 0);
+static void restart(void) {
+    training.reset_requested = 0;
     fc_platform_reset(); /* ports that restart in place now report FC_RESET_SOFTWARE */
     /* The port restarts in place: forget RAM state, boot again from storage. */
     memset(&dev, 0, sizeof dev);
     fc_device_init();
+}
+
+static void handle_reset(const fc_header_t *req) {
+    send_ack(req, 0);
+    if (training.active) {
+        training.reset_requested = 1; /* training stops at its next step, then restart() */
+        return;
+    }
+    restart();
 }
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -880,6 +1016,11 @@ static void handle_frame(const fc_frame_t *f) {
         send_nack(h, FC_NACK_BAD_LENGTH, h->length);
         return;
     }
+    if (training.active && h->type != FC_MSG_HELLO && h->type != FC_MSG_STATS_GET &&
+        h->type != FC_MSG_RESET) {
+        send_nack(h, FC_NACK_BAD_STATE, FC_BUSY_DETAIL);
+        return;
+    }
     dispatch(h, f->payload);
 }
 
@@ -889,6 +1030,7 @@ static void handle_rx_result(fc_rx_result_t r, const fc_frame_t *f) {
     case FC_RX_BAD_CRC: send_nack(NULL, FC_NACK_BAD_CRC, 0); break;
     case FC_RX_BAD_VERSION: send_nack(&f->hdr, FC_NACK_BAD_VERSION, f->hdr.version); break;
     case FC_RX_BAD_LENGTH: send_nack(&f->hdr, FC_NACK_BAD_FRAME, f->hdr.length); break;
+    case FC_RX_RESERVED: send_nack(&f->hdr, FC_NACK_BAD_FRAME, f->hdr.flags); break;
     case FC_RX_BAD_COBS:
     case FC_RX_TOO_SHORT:
     case FC_RX_OVERSIZE: send_nack(NULL, FC_NACK_BAD_FRAME, (uint32_t)r); break;
@@ -896,14 +1038,24 @@ static void handle_rx_result(fc_rx_result_t r, const fc_frame_t *f) {
     }
 }
 
-void fc_device_feed(const uint8_t *data, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        fc_frame_t f;
-        fc_rx_result_t r = fc_rx_feed(&dev.rx, data[i], &f);
-        if (r != FC_RX_NONE) {
-            handle_rx_result(r, &f);
-        }
+static void feed_byte(uint8_t byte) {
+    fc_frame_t f;
+    fc_rx_result_t r = fc_rx_feed(&dev.rx, byte, &f);
+    if (r != FC_RX_NONE) {
+        handle_rx_result(r, &f);
     }
+}
+
+void fc_device_feed(const uint8_t *data, size_t len) {
+    feed_cursor.data = data;
+    feed_cursor.len = len;
+    feed_cursor.next = 0;
+    /* a TRAIN among these bytes may consume the ones after it (serve_link_while_training) */
+    while (feed_cursor.next < feed_cursor.len) {
+        feed_byte(feed_cursor.data[feed_cursor.next++]);
+    }
+    feed_cursor.data = NULL;
+    feed_cursor.len = feed_cursor.next = 0;
 }
 
 void fc_device_poll(void) {

@@ -305,6 +305,13 @@ static void sgd_step(fc_head_t *head, const fc_train_params_t *p, uint16_t batch
 int fc_head_train(fc_head_t *head, const fc_examples_t *examples, const fc_train_params_t *params,
                   fc_rng_t *rng, fc_train_workspace_t *ws, fc_train_result_t *result)
 {
+    return fc_head_train_hooked(head, examples, params, rng, ws, result, NULL, NULL);
+}
+
+int fc_head_train_hooked(fc_head_t *head, const fc_examples_t *examples,
+                         const fc_train_params_t *params, fc_rng_t *rng, fc_train_workspace_t *ws,
+                         fc_train_result_t *result, fc_train_step_fn between_steps, void *ctx)
+{
     int status = fc_train_params_check(params);
     if (status != FC_OK) {
         return status;
@@ -340,6 +347,9 @@ int fc_head_train(fc_head_t *head, const fc_examples_t *examples, const fc_train
             }
             sgd_step(head, params, (uint16_t)(end - start), ws);
             steps++;
+            if (between_steps != NULL && between_steps(ctx) != 0) {
+                return FC_ERR_ABORTED;
+            }
             if ((n - start) <= params->batch) {
                 break; /* last batch: avoids uint16 overflow of start + batch */
             }
@@ -401,6 +411,18 @@ int fc_head_imprint(fc_head_t *head, const fc_examples_t *examples, float streng
         return FC_ERR_NONFINITE;
     }
     return FC_OK;
+}
+
+int fc_params_within_bound(const float *params, size_t n, float max_abs, float max_l2)
+{
+    double sum_sq = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(params[i]) || fabsf(params[i]) > max_abs) {
+            return 0;
+        }
+        sum_sq += (double)params[i] * (double)params[i];
+    }
+    return sqrt(sum_sq) <= (double)max_l2;
 }
 
 size_t fc_head_delta(const fc_head_t *local, const fc_head_t *global, float *delta)

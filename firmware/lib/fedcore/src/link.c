@@ -51,6 +51,11 @@ static fc_rx_result_t check_frame(fc_rx_t *rx, size_t n, fc_frame_t *frame) {
         rx->counters.bad_version++;
         return FC_RX_BAD_VERSION;
     }
+    if ((frame->hdr.flags & FC_FLAG_RESERVED_MASK) != 0 ||
+        (frame->hdr.key_id != 0 && !(frame->hdr.flags & FC_FLAG_AUTH))) {
+        rx->counters.bad_cobs++; /* a bad frame, like the Python twin counts it */
+        return FC_RX_RESERVED;
+    }
     size_t auth = (frame->hdr.flags & FC_FLAG_AUTH) ? FC_AUTH_LEN : 0u;
     if (frame->hdr.length > FC_MAX_PAYLOAD ||
         n != FC_HEADER_LEN + frame->hdr.length + auth + FC_CRC_LEN) {

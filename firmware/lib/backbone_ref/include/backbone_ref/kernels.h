@@ -25,10 +25,14 @@ extern "C" {
 #else
 #define BR_DSP 0
 #endif
+/* Constants only one path reads: a DSP build of a layer with packed weights leaves its int8
+ * arrays out (NULL), a portable build its packed ones. */
 #if BR_DSP
 #define BR_DSP_ONLY(x) (x)
+#define BR_PORTABLE_ONLY(x) NULL
 #else
 #define BR_DSP_ONLY(x) NULL
+#define BR_PORTABLE_ONLY(x) (x)
 #endif
 
 /* Per output channel constants of the DSP path, padded to a multiple of 4 channels.
@@ -75,15 +79,32 @@ typedef struct {
     const int32_t *tap_sums;       /* conv: [out_c][k_h * k_w] sum over in_c of the filter */
     const int32_t *multiplier;     /* [out_c] */
     const int8_t *shift;           /* [out_c], positive = left */
-    /* DSP path (NULL = portable path): filter as 16-bit pairs, [out_c/4][(K+1)/2][4] words,
-     * K = k_h*k_w*in_c (conv) or [k_h*k_w][out_c/2] channel pairs (depthwise); requant [out_c4] */
+    /* DSP path (NULL = portable path): filter (times 2^pre, see br_requant) as 16-bit pairs,
+     * conv [out_c/4][(K+1)/2][4] words with K = k_h*k_w*in_c, depthwise [out_c/4][k_h*k_w][2]
+     * (channels g, g+2 then g+1, g+3 of each group of 4); requant [out_c rounded up to 4] */
     const int32_t *packed;
     const br_requant *requant;
-    int32_t *scratch;              /* DSP conv: 2 * ((K+1)/2) words of the planned arena */
+    int32_t *scratch;              /* DSP path, in the planned arena: conv 2 * ((K+1)/2) words,
+                                    * depthwise one k_h*k_w*in_c window */
 } br_conv_params;
 
 void br_conv2d(const br_conv_params *p, const int8_t *input, int8_t *output);
 void br_depthwise_conv2d(const br_conv_params *p, const int8_t *input, int8_t *output);
+
+/* Two conv/depthwise layers as one call, the producer's output never whole: for each output
+ * row of the consumer, the producer computes just the rows the consumer's filter still needs
+ * into `band` (rows it already made move down), so `band` holds (k_h - 1) * dil_h + 1 of the
+ * producer's output rows instead of all of them. Results are those of the two calls. */
+typedef void (*br_conv_kernel)(const br_conv_params *p, const int8_t *input, int8_t *output);
+typedef struct {
+    const br_conv_params *producer;
+    const br_conv_params *consumer;
+    br_conv_kernel producer_kernel;
+    br_conv_kernel consumer_kernel;
+    int8_t *band;
+} br_band_params;
+
+void br_conv_banded(const br_band_params *p, const int8_t *input, int8_t *output);
 
 /* FULLY_CONNECTED: filter [out_c][depth]; per-tensor models repeat one multiplier/shift. */
 typedef struct {

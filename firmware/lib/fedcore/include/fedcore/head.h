@@ -132,6 +132,20 @@ int fc_head_train(fc_head_t *head, const fc_examples_t *examples, const fc_train
 int fc_head_imprint(fc_head_t *head, const fc_examples_t *examples, float strength,
                     fc_train_workspace_t *ws);
 
+/* Called by fc_head_train_hooked after every optimizer step (the device serves its link from
+ * here while it trains). Return 0 to go on, nonzero to stop training. */
+typedef int (*fc_train_step_fn)(void *ctx);
+
+/* fc_head_train, calling between_steps(ctx) after every step (NULL: never). When it returns
+ * nonzero, training stops with FC_ERR_ABORTED and head holds a partial result (restore it). */
+int fc_head_train_hooked(fc_head_t *head, const fc_examples_t *examples,
+                         const fc_train_params_t *params, fc_rng_t *rng, fc_train_workspace_t *ws,
+                         fc_train_result_t *result, fc_train_step_fn between_steps, void *ctx);
+
+/* 1 when every one of the n values is finite, |value| <= max_abs, and the L2 norm of all n
+ * (accumulated in double) is <= max_l2; else 0. */
+int fc_params_within_bound(const float *params, size_t n, float max_abs, float max_l2);
+
 /* delta = local - global, flat (W row-major then b); both heads must have the same dims.
  * Returns the number of parameters written, 0 on a shape mismatch. */
 size_t fc_head_delta(const fc_head_t *local, const fc_head_t *global, float *delta);

@@ -53,7 +53,8 @@ typedef enum {
     FC_ERR_PARAM = -1,     /* a parameter is out of range (maps to NACK BAD_PARAM) */
     FC_ERR_NONFINITE = -2, /* NaN or Inf in an input or a result (NACK NONFINITE) */
     FC_ERR_NO_DATA = -3,   /* no examples to train on (NACK NO_DATA) */
-    FC_ERR_SHAPE = -4      /* d or c outside 1..FEDCORE_MAX_D / 2..FEDCORE_MAX_C (NACK SHAPE) */
+    FC_ERR_SHAPE = -4,     /* d or c outside 1..FEDCORE_MAX_D / 2..FEDCORE_MAX_C (NACK SHAPE) */
+    FC_ERR_ABORTED = -5    /* the caller's between-steps callback asked training to stop */
 } fc_status_t;
 
 #endif /* FEDCORE_LIMITS_H */

@@ -41,12 +41,13 @@ typedef enum {
     FC_RX_BAD_CRC,      /* CRC mismatch: header untrusted */
     FC_RX_BAD_VERSION,  /* CRC fine, version not 1: frame.hdr is valid (NACK with its seq) */
     FC_RX_BAD_LENGTH,   /* CRC fine, header length disagrees with the bytes received */
-    FC_RX_OVERSIZE      /* buffer overflowed before a 0x00: dropped up to the next 0x00 */
+    FC_RX_OVERSIZE,     /* buffer overflowed before a 0x00: dropped up to the next 0x00 */
+    FC_RX_RESERVED      /* CRC fine, a reserved flag bit is set or key_id without AUTH */
 } fc_rx_result_t;
 
 typedef struct {
     uint32_t frames_ok;
-    uint32_t bad_cobs; /* bad COBS, too short, or length field disagreeing with the frame */
+    uint32_t bad_cobs; /* bad COBS, too short, length field disagreeing, reserved bits set */
     uint32_t bad_crc;
     uint32_t bad_version;
     uint32_t oversize;
@@ -61,8 +62,8 @@ typedef struct {
 
 void fc_rx_init(fc_rx_t *rx);
 
-/* Feed one received byte. On FC_RX_FRAME (and FC_RX_BAD_VERSION / FC_RX_BAD_LENGTH, whose header
- * passed the CRC) *frame is filled. Counters are updated here. */
+/* Feed one received byte. On FC_RX_FRAME (and FC_RX_BAD_VERSION / FC_RX_BAD_LENGTH /
+ * FC_RX_RESERVED, whose header passed the CRC) *frame is filled. Counters are updated here. */
 fc_rx_result_t fc_rx_feed(fc_rx_t *rx, uint8_t byte, fc_frame_t *frame);
 
 /* Build a complete wire frame: a leading 0x00 (so anything the other side collected before —

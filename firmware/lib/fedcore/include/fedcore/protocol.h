@@ -19,6 +19,8 @@
 /* Header flags. */
 #define FC_FLAG_REPLY 0x01u
 #define FC_FLAG_AUTH 0x02u
+/* Every other flag bit is reserved: a frame with one set is NACKed BAD_FRAME (both twins). */
+#define FC_FLAG_RESERVED_MASK 0xFCu
 
 /* Message types. */
 #define FC_MSG_HELLO 0x01u
@@ -65,6 +67,16 @@
 #define FC_NACK_POLICY_WORK 19u  /* epochs x examples above the policy's work limit */
 #define FC_NACK_BUDGET 20u       /* this release would take epsilon past the lifetime budget */
 #define FC_NACK_ROUND_OLD 21u    /* round id below the last round that released an update */
+/* 24-31: device robustness. */
+#define FC_NACK_HEAD_NORM 24u
+
+/* NACK BAD_STATE detail while the device trains and serves only HELLO, STATS_GET and RESET. */
+#define FC_BUSY_DETAIL 0x59535542u
+
+/* A head (MODEL_COMMIT) is refused with NACK HEAD_NORM when a value's magnitude exceeds
+ * FC_HEAD_MAX_ABS or its L2 norm (over W and b) exceeds FC_HEAD_MAX_L2. */
+#define FC_HEAD_MAX_ABS 64u
+#define FC_HEAD_MAX_L2 1024u
 
 /* INFO capabilities. */
 #define FC_CAP_SAMPLE 0x01u

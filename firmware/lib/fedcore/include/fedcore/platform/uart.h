@@ -13,6 +13,10 @@ extern "C" {
  * (milliseconds) for the first byte; returns 0 when nothing arrived. Never blocks forever. */
 size_t fc_uart_read(uint8_t *buf, size_t cap);
 
+/* Copy up to cap bytes that have already arrived into buf and return how many; never waits
+ * (the device polls this between training steps, so it must cost next to nothing). */
+size_t fc_uart_read_now(uint8_t *buf, size_t cap);
+
 /* Send len bytes; returns when they are queued or sent. */
 void fc_uart_write(const uint8_t *buf, size_t len);
 

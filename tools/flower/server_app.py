@@ -1,0 +1,289 @@
+"""fedhead's rounds as a Flower ServerApp.
+
+The round itself is tools/aggregator's: `FlowerAggregator` is an `Aggregator` whose only
+difference is how a cohort's updates are collected — one Flower `train` message per board
+(through its SuperNode and gateway bridge) instead of one thread per local serial port. Cohort
+choice, budget check, validation, aggregation, central noise, server optimizer, accounting and
+the SQLite commit are the very same code, so both engines release the same heads.
+
+The run is described by a job file (JSON, written by `invoke aggregate --engine flower`) named
+by the run config key `job`; it holds the AggregatorConfig, the store, the initial head and the
+report folder, all on the SuperLink's machine (the ServerApp runs there).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.serverapp import Grid, ServerApp
+from rich.console import Console
+
+from tools.aggregator.config import AggregatorConfig
+from tools.aggregator.core import Outcome, RoundEngine, RoundPlan
+from tools.aggregator.evaluate import Holdout
+from tools.aggregator.report import write_report
+from tools.aggregator.run import _drive, _holdout, _initial_head
+from tools.aggregator.store import RoundRow, Store
+from tools.link import messages as m
+from tools.link.client import FetchedUpdate, head_blob
+from tools.link.messages import MessageError
+
+REPLY_SLACK_S = 30.0  # ClientApp start-up and transfer, on top of the device deadline
+QUERY_TIMEOUT_S = 30.0
+
+
+@dataclass
+class RemoteBoard:
+    """A board behind a SuperNode: its device id is stable, its node id changes on rejoin."""
+
+    device_id: int
+    url: str
+    node_id: int | None = None
+    info: m.Info | None = None  # its latest INFO (profile, own ledger, head hash)
+    refusal: str = ""  # why the RoundEngine does not admit it ("" when it may train)
+
+
+@dataclass
+class FlowerJob:
+    """What `invoke aggregate --engine flower` hands the ServerApp (see the module docstring)."""
+
+    config: dict[str, Any]
+    store: str
+    head_npz: str
+    report_dir: str
+    model_dir: str = ""
+    boards: int = 1  # wait for this many SuperNodes before round 1
+    join_timeout_s: float = 120.0
+    reply_slack_s: float = REPLY_SLACK_S  # a reply may come this long after the device deadline
+    enrollment: dict[str, str] = field(default_factory=dict)  # device id → user id
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.__dict__, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> FlowerJob:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+class FlowerAggregator(RoundEngine):
+    """The aggregator's RoundEngine driven over Flower's Message API: plan_round, one `train`
+    message per selected board, finish_round."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: AggregatorConfig,
+        grid: Grid,
+        boards: list[RemoteBoard],
+        initial_head: tuple[np.ndarray, np.ndarray] | None = None,
+        holdout: Holdout | None = None,
+        reply_slack_s: float = REPLY_SLACK_S,
+        enrollment: dict[int, str] | None = None,
+    ) -> None:
+        super().__init__(store, config, initial_head, holdout, None, enrollment)
+        self.grid, self.reply_slack_s = grid, reply_slack_s
+        self.boards = {board.device_id: board for board in boards}
+        for board in boards:
+            self._admit(board)
+        self.enroll_if_empty(list(self.boards))
+
+    def _admit(self, board: RemoteBoard) -> None:
+        """Record the board and decide, from its INFO, whether it may train (RoundEngine)."""
+        if board.info is None:
+            return
+        self.store.record_device(
+            board.device_id, board.url, board.info.board_name, board.info.model_sha256
+        )
+        board.refusal = self.admit_device(board.device_id, board.info)
+
+    def run(self, rounds: int | None = None) -> list[RoundRow]:
+        target = rounds if rounds is not None else self.config.rounds
+        records = []
+        while self.round < target:
+            records.append(self.run_round())
+        return records
+
+    def run_round(self) -> RoundRow:
+        """Plan, ask the selected boards through their SuperNodes, finish (as Aggregator)."""
+        plan = self.plan_round()
+        for board in refresh_boards(self.grid, list(self.boards.values())):
+            self.boards[board.device_id] = board
+            self._admit(board)
+        return self.finish_round(plan, self._collect(plan))
+
+    def _collect(self, plan: RoundPlan) -> list[Outcome]:
+        content = ConfigRecord(
+            {
+                "head": head_blob(self.w, self.b),
+                "rows": int(self.w.shape[0]),
+                "cols": int(self.w.shape[1]),
+                "head_version": self.head_version,
+                "train": plan.train.pack(),
+                "deadline_s": float(self.config.deadline_s),
+            }
+        )
+        wait_s = self.config.deadline_s + self.reply_slack_s
+        messages, by_node = [], {}
+        for device_id in plan.selected:
+            board = self.boards.get(device_id)
+            if board is None or board.node_id is None or board.refusal:
+                continue
+            by_node[board.node_id] = board
+            messages.append(
+                Message(
+                    RecordDict({"round": content}),
+                    dst_node_id=board.node_id,
+                    message_type="train",
+                    ttl=wait_s,
+                    group_id=str(plan.round),
+                )
+            )
+        replies: dict[int, Outcome] = {}
+        for reply in self.grid.send_and_receive(messages, timeout=wait_s) if messages else ():
+            board = by_node.get(reply.metadata.src_node_id)
+            if board is not None:
+                replies[board.device_id] = self._outcome(board, reply)
+        return [self._missing_or(replies, d, wait_s) for d in plan.selected]
+
+    def _missing_or(self, replies: dict[int, Outcome], device_id: int, wait_s: float) -> Outcome:
+        if device_id in replies:
+            return replies[device_id]
+        board = self.boards.get(device_id)
+        if board is None:
+            return Outcome(device_id, error="not connected")
+        if board.refusal:
+            return Outcome(device_id, error=board.refusal)
+        if board.node_id is None:
+            return Outcome(device_id, error="offline: no SuperNode serves this board")
+        return Outcome(
+            device_id, error=f"dropped: no reply from node {board.node_id} in {wait_s} s"
+        )
+
+    def _outcome(self, board: RemoteBoard, reply: Message) -> Outcome:
+        device_id = board.device_id
+        if reply.has_error():
+            return Outcome(device_id, error=f"clientapp: {reply.error.reason}")
+        record = reply.content["update"]
+        if int(record["device_id"]) != device_id:
+            return Outcome(device_id, error=f"device_mismatch: answered as {record['device_id']}")
+        info = bytes(record["info"])
+        if info:  # the INFO the board sent before this TRAIN: admitted again (e.g. re-flashed)
+            board.info = m.Info.unpack(info)
+            self._admit(board)
+            if board.refusal:
+                return Outcome(device_id, error=board.refusal)
+        if record["error"]:
+            return Outcome(device_id, error=str(record["error"]))
+        try:
+            ready = m.UpdateReady.unpack(bytes(record["ready"]))
+        except MessageError as exc:
+            return Outcome(device_id, error=f"malformed: {exc}")
+        if board.info is not None and board.info.has(m.Capability.LEDGER):
+            self.note_device_ledger(device_id, ready)
+        update = FetchedUpdate(ready, bytes(record["data"]), device_id)
+        return Outcome(device_id, update, late=bool(record["late"]))
+
+
+def query_boards(grid: Grid, node_ids: list[int]) -> dict[int, RemoteBoard]:
+    """Ask each node's bridge for its board (HELLO): node id → RemoteBoard."""
+    messages = [
+        Message(RecordDict({"query": ConfigRecord({})}), dst_node_id=n, message_type="query")
+        for n in node_ids
+    ]
+    found = {}
+    for reply in grid.send_and_receive(messages, timeout=QUERY_TIMEOUT_S):
+        if reply.has_error():
+            continue
+        record = reply.content["board"]
+        if record["error"]:
+            continue
+        node = reply.metadata.src_node_id
+        info = m.Info.unpack(bytes(record["info"]))
+        found[node] = RemoteBoard(int(record["device_id"]), str(record["url"]), node, info)
+    return found
+
+
+def refresh_boards(grid: Grid, boards: list[RemoteBoard]) -> list[RemoteBoard]:
+    """Follow SuperNodes that left or (re)joined (a restarted gateway without node
+    authentication gets a new node id); returns boards first seen now."""
+    live = set(grid.get_node_ids())
+    known = {b.node_id for b in boards if b.node_id is not None}
+    for board in boards:
+        if board.node_id not in live:
+            board.node_id = None
+    new = sorted(live - known)
+    first_seen = []
+    for node, found in query_boards(grid, new).items() if new else ():
+        for board in boards:
+            if board.device_id == found.device_id:
+                board.node_id, board.url, board.info = node, found.url, found.info
+                break
+        else:
+            first_seen.append(found)
+    return first_seen
+
+
+def wait_for_boards(grid: Grid, count: int, timeout: float) -> list[RemoteBoard]:
+    """Wait until `count` SuperNodes answered with their board; sorted by device id, which is
+    the order the built-in engine uses for its ports (same cohort choice, same sum order)."""
+    deadline = time.monotonic() + timeout
+    found: dict[int, RemoteBoard] = {}
+    while True:
+        live = sorted(set(grid.get_node_ids()) - set(found))
+        if live:
+            found.update(query_boards(grid, live))
+        if len({b.device_id for b in found.values()}) >= count:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"only {len(found)} of {count} boards joined within {timeout:.0f} s: "
+                "start their gateways (`invoke gateway`) or lower --boards"
+            )
+        time.sleep(1.0)
+    unique = {b.device_id: b for b in found.values()}
+    return [unique[d] for d in sorted(unique)]
+
+
+def run_job(grid: Grid, job: FlowerJob) -> Path:
+    """Run the job's rounds over `grid`; writes the same report files as the built-in engine."""
+    console = Console()
+    config = AggregatorConfig.from_dict(job.config)
+    boards = wait_for_boards(grid, job.boards, job.join_timeout_s)
+    console.print(f"boards: {[b.device_id for b in boards]}")
+    store = Store(Path(job.store))
+    try:
+        aggregator = FlowerAggregator(
+            store,
+            config,
+            grid,
+            boards,
+            initial_head=_initial_head(Path(job.head_npz)),
+            holdout=_holdout(Path(job.model_dir)) if job.model_dir else None,
+            reply_slack_s=job.reply_slack_s,
+            enrollment={int(k): v for k, v in job.enrollment.items()} or None,
+        )
+        stopped = _drive(aggregator, config, console, progress=False)
+        path = write_report(
+            store, Path(job.report_dir), {"stopped": stopped, "engine": "flower", **job.extra}
+        )
+    finally:
+        store.close()
+    console.print(f"report: {path}")
+    return path
+
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    run_job(grid, FlowerJob.load(str(context.run_config["job"])))
