@@ -369,12 +369,13 @@ def hil(c: Context, port: str = "", board: str = "esp32", profile: str = "") -> 
         "dropout": "probability that a selected client does not answer (default 0)",
         "engine": "builtin (numpy, one process) | flower (one Flower virtual SuperNode per "
         "client in Flower's simulation runtime; docs/DEPLOYMENT.md)",
+        "bits": "UPDATE value width 8/16/32, scale from docs/PRIVACY.md's rule (default 16)",
     }
 )
 def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 20,
              cohort: int = 100, noise: str = "0,0.5,1,2", clip: float = 0.5,
              privacy: str = "central,distributed", dropout: float = 0.0,
-             engine: str = "builtin") -> None:
+             engine: str = "builtin", bits: int = 16) -> None:
     """Simulate thousands of clients with the vectorized twins: accuracy vs ε curves per mode.
 
     Distributed mode quantizes and adds the device's discrete Gaussian; ε comes from the
@@ -383,7 +384,8 @@ def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 2
 
     config = SimConfig(task=task, clients=clients, rounds=rounds, cohort=cohort, clip=clip,
                        noise_multipliers=tuple(float(z) for z in noise.split(",")),
-                       modes=tuple(m.strip() for m in privacy.split(",")), dropout=dropout)
+                       modes=tuple(m.strip() for m in privacy.split(",")), dropout=dropout,
+                       bits=bits)
     if engine == "flower":
         import json
 
@@ -395,6 +397,32 @@ def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 2
         report = run_simulation(config)
     print(f"{report['config']['clients']} clients, initial accuracy {report['initial_acc']:.3f}; "
           f"see build/report/simulate.png ({report['wall_s']:.0f} s)")
+
+
+@task(
+    help={
+        "task": "task to cross-validate (default watch)",
+        "folds": "user folds; every user is held out once (default 5)",
+        "repeats": "shot draws per held-out device and k (default 3)",
+        "k": "comma-separated shots per class (default 2,5,10)",
+        "noise": "noise multiplier z of the federated rounds, 0 = none (default 1, the demo's)",
+    }
+)
+def evaluate(c: Context, task: str = "watch", folds: int = 5, repeats: int = 3,
+             k: str = "2,5,10", noise: float = 1.0) -> None:
+    """User-level cross-validation: global, personal and local-only with 95 % intervals.
+
+    Trains one backbone per fold (cached in build/eval/), federates and personalizes with the
+    Python twins; writes build/report/evaluate.json, evaluate.md and evaluate.png."""
+    from tools.evaluate.crossval import EvalConfig, run_crossval
+    from tools.evaluate.report import markdown, write_report
+
+    config = EvalConfig(task=task, folds=folds, repeats=repeats,
+                        ks=tuple(int(v) for v in k.split(",")), noise_multiplier=noise)
+    report = run_crossval(config)
+    path = write_report(report)
+    print(markdown(report))
+    print(f"wrote {path}, evaluate.md and evaluate.png")
 
 
 @task(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from model_gen import VERSION, paths
+from model_gen.augment import ImuAugment, augment_imu
 from model_gen.datasets import OWN, SPLITS, TaskData, devices_of, load_task, split_users
 from model_gen.quantize import quantize_windows
 from model_gen.tflite_info import TfliteInfo, check_supported, read_tflite
@@ -39,10 +40,11 @@ class TrainConfig:
     split_fractions: tuple[float, float] = (0.5, 0.3)  # pretrain, federated; rest held out
     seed: int = 0
     noise: float = 0.05  # augmentation: additive noise, in units of the data's std
+    imu_augment: ImuAugment | None = None  # wrist IMU (6 axes): rotations, mirroring, warps
 
 
 CONFIGS = {
-    "watch": TrainConfig(kind="imu", epochs=40),
+    "watch": TrainConfig(kind="imu", epochs=40, imu_augment=ImuAugment()),
     "kws": TrainConfig(kind="audio", epochs=25, noise=0.1),
 }
 
@@ -54,7 +56,8 @@ def config_for(task: str, data: TaskData) -> TrainConfig:
 
 
 def _augmented_batches(x: np.ndarray, y: np.ndarray, config: TrainConfig) -> object:
-    """Random gain and noise per window: the backbone must not key on one user's amplitude."""
+    """Random gain and noise per window (the backbone must not key on one user's amplitude),
+    or for wrist IMU the fuller model_gen.augment set."""
     import keras
 
     std = float(np.std(x))
@@ -74,6 +77,8 @@ def _augmented_batches(x: np.ndarray, y: np.ndarray, config: TrainConfig) -> obj
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
             rows = self._order[index * config.batch : (index + 1) * config.batch]
             batch = x[rows]
+            if config.imu_augment is not None:
+                return augment_imu(batch, self._rng, config.imu_augment, std), y[rows]
             gain_shape = (len(rows),) + (1,) * (batch.ndim - 2) + (batch.shape[-1],)
             gain = self._rng.uniform(0.8, 1.2, size=gain_shape).astype(np.float32)
             noise = self._rng.normal(0, config.noise * std, size=batch.shape).astype(np.float32)

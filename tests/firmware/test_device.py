@@ -156,3 +156,27 @@ def test_reset_reboots_and_keeps_the_committed_head(client: DeviceClient,
     assert info is not None
     assert (info.head_version, info.head_sha256, info.examples) == (21, head_sha256(w, b), 0)
     assert info.reset_reason == m.ResetReason.SOFTWARE
+
+
+def test_imprinted_personalization_matches_python(client: DeviceClient, device: VirtualDevice,
+                                                  replay: ReplayData) -> None:
+    """TRAIN with IMPRINT: the personal head is global + class prototypes, then training, bit
+    for bit as tools/fedref (checked through the personal head's logits)."""
+    client.hello()
+    if device.kind == "qemu":
+        client.seed(bytes(range(32)))
+    w, b = perturbed_head(replay, 2)
+    client.install_head(w, b, version=6)
+    _replay(client, replay)
+    params = m.Train(round=TRAIN_ROUND + 1, lr=0.1, epochs=3, batch=8, clip=1e6,
+                     noise_std=0.0, flags=m.TRAIN_USE_SEED | m.TRAIN_IMPRINT, seed=SEED)
+    client.train(params)
+    client.wait_update_ready(params.round, timeout=60)
+    w_p, b_p = fhead.imprint(w, b, replay.embeddings, replay.labels, m.TRAIN_IMPRINT_STRENGTH)
+    w_p, b_p, _ = fhead.train(w_p, b_p, replay.embeddings, replay.labels,
+                              fhead.TrainParams(params.lr, params.epochs, params.batch),
+                              Rng.from_u64(SEED))
+    assert not np.array_equal(w_p, w)
+    for window, e in zip(replay.windows[:5], replay.embeddings[:5], strict=True):
+        personal = client.infer(window, use_global=False)
+        assert np.array_equal(np.array(personal.logits, np.float32), fhead.forward(w_p, b_p, e))

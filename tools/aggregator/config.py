@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from tools.fedref.privacy import quantization_scale
+
 
 class PrivacyMode(StrEnum):
     NONE = "none"
@@ -56,8 +58,8 @@ class AggregatorConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     example_clip: float = 0.0
-    bits: int = 16
-    scale: float = 0.0  # quantization step; 0: clip / 4096
+    bits: int = 16  # 8 halves the update but grows the sensitivity C + s·√P (docs/PRIVACY.md)
+    scale: float = 0.0  # quantization step; 0: from clip, noise and bits (quant_scale_for)
     deadline_s: float = 30.0  # per round, for TRAIN to UPDATE_READY and fetch
     min_updates: int = 1  # fewer accepted updates: the round commits without a new head
     secagg: bool = False  # distributed mode: the aggregator sees only the sum (issue 13)
@@ -94,7 +96,13 @@ class AggregatorConfig:
 
     @property
     def quant_scale(self) -> float:
-        return self.scale if self.scale > 0 else self.clip / 4096
+        """The step without device noise (privacy none or central)."""
+        return self.quant_scale_for(0.0)
+
+    def quant_scale_for(self, noise_std: float) -> float:
+        """The step TRAIN asks for: `scale` if set, else the rule of docs/PRIVACY.md
+        (tools/fedref/privacy.quantization_scale) for the σ each device adds."""
+        return self.scale if self.scale > 0 else quantization_scale(self.clip, noise_std, self.bits)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, StrEnum) else v) for k, v in asdict(self).items()}

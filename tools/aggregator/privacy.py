@@ -57,8 +57,7 @@ def relation(config: AggregatorConfig) -> NeighbourRelation:
 def grid_scale(config: AggregatorConfig, noise_std: float) -> float:
     """The quantization step s that TRAIN sends when devices add σ = noise_std (as the float32
     the device receives); the one place the accountant, the noise and TRAIN take s from."""
-    del noise_std  # the step does not depend on σ yet
-    return float(np.float32(config.quant_scale))
+    return float(np.float32(config.quant_scale_for(noise_std)))
 
 
 def update_sensitivity(config: AggregatorConfig, n_params: int, noise_std: float = 0.0) -> float:

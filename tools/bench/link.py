@@ -16,14 +16,17 @@ from typing import Any
 import numpy as np
 
 from tools import boards
+from tools.aggregator.config import AggregatorConfig
 from tools.demo.device_eval import provision
 from tools.fleet.entropy import provision_entropy
 from tools.fleet.launch import host_fleet, qemu_fleet
 from tools.link import messages as m
-from tools.link.client import DeviceClient
+from tools.link.client import CHUNK_BYTES, DeviceClient
+from tools.link.frame import FLAG_REPLY, Frame, encode_frame
 
 BITS_PER_BYTE_8N1 = 10
 ROUND_ID = 1
+CONFIG = AggregatorConfig(clip=0.5, bits=8)  # 8-bit values, the scale rule of docs/PRIVACY.md
 
 
 def _head(task: str) -> tuple[np.ndarray, np.ndarray]:
@@ -31,8 +34,10 @@ def _head(task: str) -> tuple[np.ndarray, np.ndarray]:
 
     head = np.load(paths.model_dir(task) / paths.HEAD_NAME)
     rng = np.random.default_rng(0)  # a head the device does not hold yet
-    return ((head["w"] + rng.normal(0, 0.01, head["w"].shape)).astype(np.float32),
-            (head["b"] + rng.normal(0, 0.01, head["b"].shape)).astype(np.float32))
+    return (
+        (head["w"] + rng.normal(0, 0.01, head["w"].shape)).astype(np.float32),
+        (head["b"] + rng.normal(0, 0.01, head["b"].shape)).astype(np.float32),
+    )
 
 
 def _provision(client: DeviceClient, task: str, n: int = 16) -> None:
@@ -57,14 +62,49 @@ def _one_round(url: str, task: str) -> dict[str, float]:
         before, started = _bytes(client), time.perf_counter()
         client.install_head(w, b, version=1)
         model_s, model_bytes = time.perf_counter() - started, _bytes(client) - before
-        client.train(m.Train(round=ROUND_ID, lr=0.1, epochs=1, batch=8, clip=0.5,
-                             noise_std=0.0, scale=0.5 / 4096, bits=16))
+        client.train(
+            m.Train(
+                round=ROUND_ID,
+                lr=0.1,
+                epochs=1,
+                batch=8,
+                clip=CONFIG.clip,
+                noise_std=0.0,
+                scale=CONFIG.quant_scale,
+                bits=CONFIG.bits,
+            )
+        )
         client.wait_update_ready(ROUND_ID, timeout=60)
         before, started = _bytes(client), time.perf_counter()
-        client.fetch_update(ROUND_ID)
+        update = client.fetch_update(ROUND_ID)
         update_s, update_bytes = time.perf_counter() - started, _bytes(client) - before
-    return {"model_bytes": model_bytes, "update_bytes": update_bytes,
-            "round_transfer_s": model_s + update_s}
+    return {
+        "model_bytes": model_bytes,
+        "update_bytes": update_bytes,
+        "round_transfer_s": model_s + update_s,
+        "update_data": update.data,
+    }
+
+
+def update_fetch_bytes(data: bytes) -> int:
+    """Wire bytes of pulling `data` as UPDATE_GET / UPDATE_CHUNK pairs (the client's chunking),
+    encoded by the link twin (byte-identical to the firmware's frames)."""
+    total = 0
+    for offset in range(0, len(data), CHUNK_BYTES):
+        piece = data[offset : offset + CHUNK_BYTES]
+        get = m.UpdateGet(ROUND_ID, offset, len(piece))
+        chunk = m.UpdateChunk(ROUND_ID, offset, piece)
+        total += len(encode_frame(Frame(get.TYPE, get.pack(), 1, 1)))
+        total += len(encode_frame(Frame(chunk.TYPE, chunk.pack(), 1, 1, flags=FLAG_REPLY)))
+    return total
+
+
+def update_bytes_at(d: int, c: int, measured: bytes, measured_bytes: int, bits: int) -> int:
+    """UPDATE bytes for a D x C head: the measured count plus the twin-encoded difference of
+    pulling the measured values repeated to D*C + C instead of the measured ones."""
+    size = (d * c + c) * bits // 8
+    bigger = (measured * (size // len(measured) + 1))[:size]
+    return measured_bytes + update_fetch_bytes(bigger) - update_fetch_bytes(measured)
 
 
 def measure(task: str = "watch") -> dict[str, Any]:
@@ -84,6 +124,12 @@ def measure(task: str = "watch") -> dict[str, Any]:
     result["round_transfer_s_host"] = round(on_host["round_transfer_s"], 4)
     result["round_transfer_s_qemu"] = round(on_qemu["round_transfer_s"], 4)
     result["qemu_update_bytes"] = on_qemu["update_bytes"]
-    result["counted"] = ("bytes both directions of one MODEL push and one UPDATE pull "
-                         "(16-bit values), D×C of the task's model")
+    result["update_bytes_64x7"] = update_bytes_at(
+        64, 7, on_host["update_data"], on_host["update_bytes"], CONFIG.bits
+    )
+    result["update_bits"] = CONFIG.bits
+    result["counted"] = (
+        "bytes both directions of one MODEL push and one UPDATE pull "
+        f"({CONFIG.bits}-bit values), D×C of the task's model"
+    )
     return result

@@ -29,13 +29,15 @@ class LocalTraining:
     """Optimizer settings of on-device personalization (and of the local-only baseline)."""
 
     lr: float = 0.1
-    epochs: int = 20
+    epochs: int = 30  # within the device policy's work limit (32 epochs of 256 examples)
     batch: int = 8
+    imprint: bool = True  # personal head starts from global + class prototypes (TRAIN_IMPRINT)
 
     def train_message(self, round_id: int) -> m.Train:
         # No noise and no clipping: the result stays on the device as its personal head.
         return m.Train(round=round_id, lr=self.lr, epochs=self.epochs, batch=self.batch,
-                       clip=1e6, noise_std=0.0)
+                       clip=1e6, noise_std=0.0,
+                       flags=m.TRAIN_IMPRINT if self.imprint else 0)
 
     def params(self) -> ref_head.TrainParams:
         return ref_head.TrainParams(lr=self.lr, epochs=self.epochs, batch=self.batch)

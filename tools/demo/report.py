@@ -73,6 +73,20 @@ def plot_epsilon(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _spread(report: dict[str, Any]) -> str:
+    """How far one split's held-out numbers can be trusted: a binomial standard error over the
+    test windows, which understates the spread between users."""
+    held = [d for d in report["per_device"] if d["split"] == "heldout"]
+    windows = sum(d["test_windows"] for d in held)
+    users = len({d["user"] for d in held})
+    p = report["held_out"]["global_acc"]
+    se = (p * (1 - p) / windows) ** 0.5 if windows else float("nan")
+    return (f"Spread: this is one split — {len(held)} held-out devices of {users} users, "
+            f"{windows} test windows; one binomial standard error is ±{se:.3f} at the global "
+            "head's accuracy, and the spread between users is larger. `invoke evaluate` "
+            "cross-validates over all users and gives 95 % intervals (docs/EVALUATION.md).")
+
+
 def markdown(report: dict[str, Any]) -> str:
     p, held, fed = report["privacy"], report["held_out"], report["federated"]
     by_k = "".join(f"| {k} | {v['global_acc']:.3f} | {v['personal_acc']:.3f} | "
@@ -81,6 +95,7 @@ def markdown(report: dict[str, Any]) -> str:
     rows = "".join(
         f"| {d['name']} | {d['split']} | {d['global_acc']:.3f} | {d['personal_acc']:.3f} | "
         f"{d['local_only_acc']:.3f} | {d['test_windows']} |\n" for d in report["per_device"])
+    spread = _spread(report)
     rounds = ", ".join(f"{a:.3f}" for a in fed["global_acc_by_round"])
     return f"""# fedhead demo — {report['task']} on {report['devices']} {report['board']} boards
 
@@ -98,6 +113,8 @@ simulation; production boards refuse both and keep their own ε ledger, docs/PRI
 | k | global head | personal head | local-only | lift over global |
 |---|---|---|---|---|
 {by_k}
+{spread}
+
 ## Federated users
 
 Pre-trained head: {fed['pretrain_acc']:.3f}. Global head by round: {rounds}.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tools.fedref.head import F32, TrainParams, shuffle
+from tools.fedref.head import F32, TrainParams, expf, logf, shuffle
 from tools.fedref.rng import Rng
 
 
@@ -24,9 +24,9 @@ def _forward(w: np.ndarray, b: np.ndarray, e: np.ndarray) -> np.ndarray:
 def _softmax_xent(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows = np.arange(len(y))
     shifted = z - z[rows, np.argmax(z, axis=1)][:, None]
-    p = np.exp(shifted.astype(np.float64)).astype(F32)
+    p = expf(shifted)
     s = np.cumsum(p, axis=1, dtype=F32)[:, -1]
-    loss = (np.log(s.astype(np.float64)) - shifted[rows, y].astype(np.float64)).astype(F32)
+    loss = logf(s) - shifted[rows, y]
     return p / s[:, None], loss
 
 

@@ -2,7 +2,9 @@
 
 Follows the C operation order (fedcore/head.h documents the algorithm): sums run in index order
 (np.cumsum is a sequential float32 sum, unlike np.sum or matmul, which reorder), exp and log
-are computed in double and rounded to float32, and shuffles draw from the same ChaCha20 stream.
+are fc_expf / fc_logf replayed operation by operation in numpy float32 (`expf`, `logf`, which
+take arrays, so the vectorized twin shares them), and shuffles draw from the same ChaCha20
+stream.
 """
 
 from __future__ import annotations
@@ -68,12 +70,77 @@ def predict(w: np.ndarray, b: np.ndarray, e: np.ndarray) -> int:
     return int(np.argmax(forward(w, b, e)))
 
 
+# fc_expf / fc_logf constants (fedcore/head.h), as float32.
+LOG2E = F32(1.44269504088896341)
+LN2_HI = F32(0.693359375)
+LN2_LO = F32(-2.12194440e-4)
+ROUND_MAGIC = F32(12582912.0)
+EXP_MIN = F32(-80.0)
+EXP_POLY = tuple(
+    F32(v)
+    for v in (
+        1.9875691500e-4,
+        1.3981999507e-3,
+        8.3334519073e-3,
+        4.1665795894e-2,
+        1.6666665459e-1,
+        5.0000001201e-1,
+    )
+)
+LOG_POLY = tuple(F32(v) for v in (0.111111111, 0.142857143, 0.2, 0.333333333, 1.0))
+SQRT2 = F32(1.41421356)
+SMALLEST_NORMAL = F32(1.17549435e-38)
+LOG_SMALLEST_NORMAL = F32(-87.3365447)
+
+
+def expf(x: np.ndarray) -> np.ndarray:
+    """fc_expf element-wise: float32 operations in the C order (x <= 0; see fedcore/head.h)."""
+    x = np.asarray(x, dtype=F32)
+    valid = x >= EXP_MIN  # False for NaN
+    x = np.where(valid, np.minimum(x, F32(0)), F32(0))
+    n = x * LOG2E + ROUND_MAGIC
+    n = n - ROUND_MAGIC
+    r = x - n * LN2_HI
+    r = r - n * LN2_LO
+    p = np.full_like(r, EXP_POLY[0])
+    for coef in EXP_POLY[1:]:
+        p = p * r + coef
+    p = p * (r * r) + r
+    p = p + F32(1)
+    scale = ((n.astype(np.int32) + 127).astype(np.uint32) << np.uint32(23)).view(F32)
+    return np.where(valid, p * scale, F32(0)).astype(F32)
+
+
+def logf(x: np.ndarray) -> np.ndarray:
+    """fc_logf element-wise (normal x > 0; the special cases of fedcore/head.h)."""
+    x = np.asarray(x, dtype=F32)
+    safe = np.where((x >= SMALLEST_NORMAL) & np.isfinite(x), x, F32(1))
+    bits = safe.view(np.uint32)
+    e = (bits >> np.uint32(23)).astype(np.int32) - 127
+    f = ((bits & np.uint32(0x007FFFFF)) | np.uint32(0x3F800000)).view(F32)
+    high = f > SQRT2
+    f = np.where(high, f * F32(0.5), f)
+    e = np.where(high, e + 1, e)
+    u = (f - F32(1)) / (f + F32(1))
+    u2 = u * u
+    s = np.full_like(u, LOG_POLY[0])
+    for coef in LOG_POLY[1:]:
+        s = s * u2 + coef
+    log_f = F32(2) * u * s
+    ef = e.astype(F32)
+    out = ef * LN2_HI + (ef * LN2_LO + log_f)
+    with np.errstate(invalid="ignore"):
+        special = np.where(x == 0, F32(-np.inf), np.where(x > 0, x, F32(np.nan)))
+    out = np.where(x < SMALLEST_NORMAL, LOG_SMALLEST_NORMAL, out)
+    return np.where((x > 0) & np.isfinite(x), out, special).astype(F32)
+
+
 def softmax_xent(z: np.ndarray, label: int) -> tuple[np.ndarray, np.float32]:
     """(probabilities, loss) as fc_softmax_xent computes them."""
     shifted = z - z[int(np.argmax(z))]
-    p = np.array([math.exp(float(v)) for v in shifted], dtype=F32)
+    p = expf(shifted)
     s = seq_sum(p)
-    return p / s, F32(math.log(float(s)) - float(shifted[label]))
+    return p / s, F32(logf(s) - shifted[label])
 
 
 def clip_example_grad(g: np.ndarray, e: np.ndarray, clip: np.float32) -> np.ndarray:
@@ -137,6 +204,32 @@ def train(
             steps += 1
     result = TrainResult(float(loss_sum / F32(n)), float(F32(correct) / F32(n)), n, steps)
     return w, b, result
+
+
+def imprint(
+    w: np.ndarray, b: np.ndarray, embeddings: np.ndarray, labels: np.ndarray, strength: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Twin of fc_head_imprint on examples given oldest first: W[:, k] += s * mean_k and
+    b[k] -= (s / 2) * |mean_k|^2 for every class k with examples (float32, C order)."""
+    strength = F32(strength)
+    if not math.isfinite(strength) or strength < 0:
+        raise ValueError(f"imprint strength must be finite and >= 0, got {strength}")
+    emb = np.asarray(embeddings, dtype=F32)
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        raise ValueError("no examples")
+    w, b = np.array(w, dtype=F32), np.array(b, dtype=F32)
+    half = F32(0.5) * strength
+    for k in range(w.shape[1]):
+        rows = emb[labels == k]
+        if len(rows) == 0:
+            continue
+        mean = seq_sum(rows, start=np.zeros(w.shape[0], F32)) / F32(len(rows))
+        w[:, k] = w[:, k] + strength * mean
+        b[k] = b[k] - half * seq_sum(mean * mean, start=F32(0))
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+        raise ValueError("imprinting overflowed")
+    return w, b
 
 
 def delta(w_local: np.ndarray, b_local: np.ndarray, w_global: np.ndarray, b_global: np.ndarray):

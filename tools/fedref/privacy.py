@@ -19,6 +19,8 @@ FLAG_CLIPPED = 0x01
 FLAG_SATURATED = 0x02
 MAX_SIGMA_INT = 1048576.0
 _Q_CLAMP = 2**40
+NOISE_TAILS = 5.0  # device-noise standard deviations the quantization grid leaves room for
+MAX_LEVELS = 32767  # finest grid: C/32767, inside the production policy (scale >= 2^-16 C)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,26 @@ class PrivacyParams:
     def sigma_int(self) -> float:
         """Noise standard deviation in grid units, computed as the C code does (double)."""
         return float(F32(self.noise_std)) / float(F32(self.scale))
+
+
+def quantization_scale(clip: float, noise_std: float, bits: int, summands: int = 1) -> float:
+    """The grid step s of UPDATE values (docs/PRIVACY.md, "Choosing the scale").
+
+    A clipped Δ has no coordinate above C (|x_i| <= ||x|| <= C), so C + 5σ, mapped to
+    L = floor((2^(bits-1) - 1) / summands) steps, keeps each value within ±L except when the
+    device's own noise exceeds 5σ (probability 5.7e-7 per coordinate). With `summands` = n
+    the sum of n such values stays within ±(2^(bits-1) - 1): a secure-aggregation modulus
+    of 2^bits then recovers the sum exactly. L is capped at 32767 (the 16-bit grid): a finer
+    grid buys nothing and would leave the production policy's range (scale >= 2^-16 C) and
+    the sampler's (noise_std / scale <= 2^20); 32-bit words then only rule out saturation.
+    The result is rounded to float32 (its wire form).
+    """
+    if bits not in (8, 16, 32) or summands < 1 or not clip > 0 or noise_std < 0:
+        raise ValueError("need bits in 8/16/32, summands >= 1, clip > 0, noise_std >= 0")
+    levels = min(((1 << (bits - 1)) - 1) // summands, MAX_LEVELS)
+    if levels < 1:
+        raise ValueError(f"{summands} summands do not fit in {bits}-bit values")
+    return float(F32((clip + NOISE_TAILS * noise_std) / levels))
 
 
 def l2_norm(x: np.ndarray) -> float:

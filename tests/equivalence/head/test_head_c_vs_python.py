@@ -34,10 +34,14 @@ def assert_weights_match(c_out, w, b):
 CASES = {
     "plain-64x10": (64, 10, TrainParams(lr=0.1, epochs=5, batch=8)),
     "momentum-wd-32x7": (
-        32, 7, TrainParams(lr=0.05, epochs=5, batch=16, momentum=0.9, weight_decay=1e-3)
+        32,
+        7,
+        TrainParams(lr=0.05, epochs=5, batch=16, momentum=0.9, weight_decay=1e-3),
     ),
     "example-clip-64x7": (
-        64, 7, TrainParams(lr=0.2, epochs=5, batch=5, momentum=0.5, example_clip=0.5)
+        64,
+        7,
+        TrainParams(lr=0.2, epochs=5, batch=5, momentum=0.5, example_clip=0.5),
     ),
     "batch-larger-than-n": (16, 3, TrainParams(lr=0.3, epochs=5, batch=100)),
 }
@@ -51,8 +55,9 @@ def test_c_and_python_agree_after_5_epochs(case):
     w, b, res = head.train(w0, b0, emb, labels, params, Rng.from_u64(42))
     assert c_out.status == 0
     assert_weights_match(c_out, w, b)
-    # Stronger than required: same operation order and glibc exp/log on both sides make the
-    # results bit-identical here; a drift in either implementation's order shows up at once.
+    # Stronger than required: the same operation order and the same float32 exp/log
+    # (fc_expf/fc_logf, replayed in numpy) make the results bit-identical; a drift in either
+    # implementation's order shows up at once.
     assert np.array_equal(c_out.w, w) and np.array_equal(c_out.b, b)
     assert not np.array_equal(w, w0)  # it did train
     assert (c_out.examples, c_out.steps) == (res.examples, res.steps)
@@ -127,3 +132,44 @@ def test_divergence_reported_as_nonfinite():
     w0, b0, emb, labels = clustered_data(8, 3, 20, seed=2)
     c_out = cdriver.train(w0, b0, emb * 1e30, labels, TrainParams(1e30, 3, 2), seed=1)
     assert c_out.status == FC_ERR_NONFINITE
+
+
+def test_imprint_alone_is_bit_identical_and_is_a_nearest_mean_classifier():
+    w0, b0, emb, labels = clustered_data(32, 7, 70, seed=11)
+    labels[labels == 6] = 5  # class 6 has no examples: its column must stay as it was
+    no_training = TrainParams(lr=0.1, epochs=0, batch=8)
+    c_out = cdriver.train(w0, b0, emb, labels, no_training, seed=1, imprint=1.0)
+    w, b = head.imprint(w0, b0, emb, labels, 1.0)
+    assert c_out.status == 0
+    assert np.array_equal(c_out.w, w) and np.array_equal(c_out.b, b)
+    assert np.array_equal(w[:, 6], w0[:, 6]) and b[6] == b0[6]
+    means = np.stack([emb[labels == k].mean(0) for k in range(6)])
+    np.testing.assert_allclose(w[:, :6] - w0[:, :6], means.T, rtol=1e-5, atol=1e-6)
+    # with a zero start it is exactly nearest class mean
+    wz, bz = head.imprint(np.zeros_like(w0), np.zeros_like(b0), emb, labels, 1.0)
+    nearest = np.argmin(((emb[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
+    assert np.mean(np.argmax((emb @ wz + bz)[:, :6], axis=1) == nearest) > 0.98
+
+
+@pytest.mark.parametrize("strength", [0.5, 2.0])
+def test_imprint_then_train_is_bit_identical(strength):
+    w0, b0, emb, labels = clustered_data(64, 7, 61, seed=12)
+    params = TrainParams(lr=0.1, epochs=5, batch=8, momentum=0.5)
+    c_out = cdriver.train(w0, b0, emb, labels, params, seed=3, capacity=40, imprint=strength)
+    w, b = head.imprint(w0, b0, emb[-40:], labels[-40:], strength)  # the ring keeps the last 40
+    w, b, res = head.train(w, b, emb[-40:], labels[-40:], params, Rng.from_u64(3))
+    assert c_out.status == 0
+    assert np.array_equal(c_out.w, w) and np.array_equal(c_out.b, b)
+    assert (c_out.examples, c_out.steps) == (res.examples, res.steps)
+
+
+@pytest.mark.parametrize(
+    ("strength", "status"), [(float("nan"), FC_ERR_NONFINITE), (-1.0, FC_ERR_PARAM)]
+)
+def test_bad_imprint_strength_refused_head_unchanged(strength, status):
+    w0, b0, emb, labels = clustered_data(8, 3, 10, seed=1)
+    c_out = cdriver.train(w0, b0, emb, labels, TrainParams(0.1, 1, 4), seed=1, imprint=strength)
+    assert c_out.status == status
+    assert np.array_equal(c_out.w, w0) and np.array_equal(c_out.b, b0)
+    with pytest.raises(ValueError):
+        head.imprint(w0, b0, emb, labels, strength)

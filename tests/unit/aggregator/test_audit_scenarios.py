@@ -21,6 +21,7 @@ from tools.aggregator.core import Aggregator
 from tools.aggregator.report import write_report
 from tools.aggregator.run import load_enrollment
 from tools.aggregator.store import Store
+from tools.fedref.privacy import quantization_scale
 from tools.link.client import DeviceClient
 
 W0 = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
@@ -35,7 +36,10 @@ def _aggregator(
     name: str = "agg",
     **options: object,
 ) -> Aggregator:
-    config = AggregatorConfig(**{"deadline_s": 5.0, **options})  # type: ignore[arg-type]
+    # The audit's figures are for 16-bit updates on the grid C/4096 (the default is now 8 bits
+    # with the scale rule of docs/PRIVACY.md); _c_prime assumes that grid.
+    defaults = {"deadline_s": 5.0, "bits": 16, "scale": 1.0 / 4096}
+    config = AggregatorConfig(**{**defaults, **options})  # type: ignore[arg-type]
     clients = [DeviceClient.open(p.path, timeout=0.5) for p in peers]
     return Aggregator(
         Store(tmp_path / f"{name}.sqlite"), config, clients, (W0, B0), enrollment=enrollment
@@ -55,8 +59,9 @@ def _gaussian_epsilon(z_eff: list[float], delta: float = 1e-5) -> float:
     return accountant.get_epsilon(delta)
 
 
-def _c_prime(clip: float = 1.0) -> float:
-    return clip + float(np.float32(clip / 4096)) * math.sqrt(N_PARAMS)
+def _c_prime(clip: float = 1.0, scale: float | None = None) -> float:
+    step = float(np.float32(clip / 4096)) if scale is None else scale
+    return clip + step * math.sqrt(N_PARAMS)
 
 
 @pytest.mark.parametrize("peers", [10], indirect=True)
@@ -272,4 +277,6 @@ def test_cli_says_when_the_population_is_not_registered(
     assert "no enrollment: registered the 10 connected devices" in text
     report = json.loads((tmp_path / "report" / "aggregate.json").read_text())
     assert report["privacy"]["sampling_rate"] == 1.0
-    assert report["epsilon"] == pytest.approx(_gaussian_epsilon([1 / _c_prime()] * 2))
+    # the CLI's defaults: 16-bit values on the grid of docs/PRIVACY.md's rule (no device noise)
+    c_prime = _c_prime(scale=float(np.float32(quantization_scale(1.0, 0.0, 16))))
+    assert report["epsilon"] == pytest.approx(_gaussian_epsilon([1 / c_prime] * 2))

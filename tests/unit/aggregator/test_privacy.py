@@ -12,6 +12,7 @@ import pytest
 
 from tools.aggregator import privacy, sampling
 from tools.aggregator.config import AggregatorConfig, PrivacyMode, PrivacyUnit
+from tools.fedref.privacy import quantization_scale
 
 NR = dp_accounting.NeighboringRelation
 EXACT = 1e-12  # a scale this small makes C' = C: the audit's figures, rounding left out
@@ -41,7 +42,8 @@ def test_central_epsilon_is_dp_accounting_with_rounding_in_the_sensitivity(
 ) -> None:
     config = AggregatorConfig(privacy=PrivacyMode.CENTRAL, noise_multiplier=z, clip=0.5)
     event = privacy.round_event(config, q, 100 * q, 7, n_params)
-    c_prime = 0.5 + float(np.float32(0.5 / 4096)) * math.sqrt(n_params)
+    grid = float(np.float32(quantization_scale(0.5, 0.0, 16)))  # docs/PRIVACY.md's rule
+    c_prime = 0.5 + grid * math.sqrt(n_params)
     assert event == privacy.RoundEvent(q, z * 0.5 / c_prime)
     gaussian = dp_accounting.GaussianDpEvent(z * 0.5 / c_prime)
     declared = gaussian if q >= 1 else dp_accounting.PoissonSampledDpEvent(q, gaussian)
@@ -51,7 +53,10 @@ def test_central_epsilon_is_dp_accounting_with_rounding_in_the_sensitivity(
 
 
 def test_rounding_is_charged_12_37_not_12_30() -> None:
-    config = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, noise_multiplier=1.0, clip=0.5)
+    # the audit's figure is for the grid C/4096 (the rule of docs/PRIVACY.md gives a finer one)
+    config = AggregatorConfig(
+        privacy=PrivacyMode.DISTRIBUTED, noise_multiplier=1.0, clip=0.5, scale=0.5 / 4096
+    )
     event = privacy.round_event(config, 1.0, 6, 6, 343)
     assert _gaussian_run(config, event, 5) == pytest.approx(12.37, abs=0.005)
     exact = privacy.round_event(
@@ -186,3 +191,15 @@ def test_config_refuses_unsound_combinations() -> None:
         AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, strategy="median").check()
     with pytest.raises(ValueError, match="cohort"):
         AggregatorConfig(cohort_size=-1).check()
+
+
+def test_grid_scale_is_the_rule_with_the_devices_noise() -> None:
+    """TRAIN, the central noise and the accountant share s = (C + 5σ) / (2^(bits-1) - 1)."""
+    config = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, clip=0.5, bits=8)
+    sigma = privacy.device_noise_std(config, 6)
+    assert privacy.grid_scale(config, sigma) == pytest.approx((0.5 + 5 * sigma) / 127, rel=1e-6)
+    assert privacy.update_sensitivity(config, 343, sigma) == pytest.approx(
+        0.5 + privacy.grid_scale(config, sigma) * math.sqrt(343)
+    )
+    fixed = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, clip=0.5, scale=0.001)
+    assert privacy.grid_scale(fixed, sigma) == pytest.approx(0.001)

@@ -81,6 +81,13 @@ def clip(x: np.ndarray, bound: float) -> tuple[bool, np.ndarray]:
     return bool(struct.unpack_from("<I", out)[0]), np.frombuffer(out, dtype="<f4", offset=4)
 
 
+def exp_log(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fc_expf(x), fc_logf(x)) element-wise."""
+    x = np.asarray(x, dtype="<f4")
+    out = np.frombuffer(run(["explog"], struct.pack("<I", x.size) + x.tobytes()), dtype="<f4")
+    return out[0::2], out[1::2]
+
+
 @dataclass
 class CTrainResult:
     status: int
@@ -100,18 +107,20 @@ def train(
     params: TrainParams,
     seed: int,
     capacity: int = 0,
+    imprint: float | None = None,
 ) -> CTrainResult:
-    """Add the examples in order to a ring of `capacity` slots (0 = max), then fc_head_train."""
+    """Add the examples in order to a ring of `capacity` slots (0 = max), then fc_head_train
+    (preceded by fc_head_imprint with strength `imprint` when given; epochs 0 then skips
+    training)."""
     d, c = w.shape
     n = len(labels)
     head = struct.pack("<6I", d, c, n, capacity, params.epochs, params.batch)
-    head += struct.pack(
-        "<4f", params.lr, params.momentum, params.weight_decay, params.example_clip
-    )
+    head += struct.pack("<4f", params.lr, params.momentum, params.weight_decay, params.example_clip)
     body = np.asarray(w, "<f4").tobytes() + np.asarray(b, "<f4").tobytes()
     for e, y in zip(np.asarray(embeddings, "<f4"), labels, strict=True):
         body += e.tobytes() + struct.pack("<I", int(y))
-    out = run(["train", str(seed)], head + body)
+    extra = [] if imprint is None else [repr(float(np.float32(imprint)))]
+    out = run(["train", str(seed), *extra], head + body)
     status, loss, acc, examples, steps = struct.unpack_from("<iffII", out)
     arr = np.frombuffer(out, dtype="<f4", offset=20)
     return CTrainResult(

@@ -177,10 +177,26 @@ static int cmd_clip(void)
     return 0;
 }
 
+/* explog: stdin n (u32), x[n] (f32) -> fc_expf(x)[n], fc_logf(x)[n]. */
+static int cmd_explog(void)
+{
+    uint32_t n;
+    read_exact(&n, 4);
+    for (uint32_t i = 0; i < n; i++) {
+        float x, out[2];
+        read_exact(&x, 4);
+        out[0] = fc_expf(x);
+        out[1] = fc_logf(x);
+        write_all(out, sizeof out);
+    }
+    return 0;
+}
+
 /* train SEED: stdin d, c, n, capacity, epochs, batch (u32 each), lr, momentum, weight_decay,
  * example_clip (f32), w[d*c], b[c], then n examples (emb[d] f32, label u32), added in order
  * to a ring of `capacity` slots -> status (i32), loss, acc (f32), examples, steps (u32),
- * w[d*c], b[c]. */
+ * w[d*c], b[c]. With argv[3] = STRENGTH, fc_head_imprint runs first (then epochs 0 skips
+ * training). */
 static int cmd_train(int argc, char **argv)
 {
     if (argc < 3) {
@@ -188,6 +204,9 @@ static int cmd_train(int argc, char **argv)
     }
     fc_rng_t rng;
     seed_from_arg(&rng, argv[2]);
+    /* optional argv[3]: imprint strength applied before training (fc_head_imprint) */
+    const int imprint = argc > 3;
+    const float imprint_strength = imprint ? strtof(argv[3], NULL) : 0.0f;
     uint32_t hdr[6];
     read_exact(hdr, sizeof hdr);
     uint32_t d = hdr[0], c = hdr[1], n = hdr[2];
@@ -213,7 +232,10 @@ static int cmd_train(int argc, char **argv)
         status = fc_examples_add(&g_examples, e, (uint8_t)label);
     }
     fc_train_result_t res = {0};
-    if (status == FC_OK) {
+    if (status == FC_OK && imprint) {
+        status = fc_head_imprint(&g_head, &g_examples, imprint_strength, &g_ws);
+    }
+    if (status == FC_OK && (!imprint || p.epochs > 0)) {
         status = fc_head_train(&g_head, &g_examples, &p, &rng, &g_ws, &res);
     }
     write_all(&status, 4);
@@ -291,7 +313,7 @@ static int cmd_policy(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s rng|u01|below|chacha|sround|dgauss|privatize|clip|train|ledger|policy ...\n",
+        fprintf(stderr, "usage: %s rng|u01|below|chacha|sround|dgauss|privatize|clip|train|explog|ledger|policy ...\n",
                 argv[0]);
         return 2;
     }
@@ -305,6 +327,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "privatize")) return cmd_privatize(argc, argv);
     if (!strcmp(cmd, "clip")) return cmd_clip();
     if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
+    if (!strcmp(cmd, "explog")) return cmd_explog();
     if (!strcmp(cmd, "ledger")) return cmd_ledger(argc, argv);
     if (!strcmp(cmd, "policy")) return cmd_policy();
     fprintf(stderr, "unknown command %s\n", cmd);

@@ -172,3 +172,44 @@ def test_zero_sigma_draws_nothing():
     rng = Rng.from_u64(2)
     assert privacy.discrete_gaussian(rng, 0.0) == 0
     assert rng.u32() == Rng.from_u64(2).u32()
+
+
+def test_quantization_scale_rule_leaves_room_for_clip_and_noise():
+    assert privacy.quantization_scale(0.5, 0.0, 8) == pytest.approx(0.5 / 127, rel=1e-7)
+    assert privacy.quantization_scale(0.5, 0.1, 8) == pytest.approx(1.0 / 127, rel=1e-7)
+    assert privacy.quantization_scale(1.0, 0.0, 8, summands=10) == pytest.approx(1.0 / 12, rel=1e-7)
+    with pytest.raises(ValueError):
+        privacy.quantization_scale(1.0, 0.0, 8, summands=200)  # fewer than one level each
+    with pytest.raises(ValueError):
+        privacy.quantization_scale(1.0, 0.0, 12)
+
+
+@pytest.mark.parametrize("noise_std", [0.0, 0.05])
+def test_rule_scale_sums_exactly_modulo_2_to_the_bits(noise_std):
+    """A cohort whose updates put all their norm on one coordinate (the worst case) never
+    saturates, and their sum is recovered exactly from the values summed mod 2^8 (SecAgg)."""
+    clip, bits, cohort = 0.5, 8, 8
+    scale = privacy.quantization_scale(clip, noise_std, bits, summands=cohort)
+    spike = np.zeros(455, np.float32)
+    spike[3] = 1.0  # clipped to norm 0.5: one coordinate at C
+    params = PrivacyParams(clip=clip, noise_std=noise_std, scale=scale, bits=bits)
+    qs = []
+    for device in range(cohort):
+        sign = 1 if device % 4 else -1
+        q, flags = privacy.privatize(
+            sign * spike + random_delta(455, device, 0.01), params, Rng.from_u64(device)
+        )
+        assert not flags & privacy.FLAG_SATURATED
+        qs.append(q.astype(np.int64))
+    true_sum = np.sum(qs, axis=0)
+    wrapped = np.sum([q % 256 for q in qs], axis=0) % 256
+    recovered = np.where(wrapped >= 128, wrapped - 256, wrapped)
+    assert np.array_equal(recovered, true_sum)
+    assert np.abs(true_sum).max() <= 127
+
+
+def test_32_bit_words_use_the_16_bit_grid_inside_the_samplers_range():
+    fine = privacy.quantization_scale(1.0, 2.0, 32)
+    assert fine == privacy.quantization_scale(1.0, 2.0, 16)
+    PrivacyParams(clip=1.0, noise_std=2.0, scale=fine, bits=32).check()  # sigma/scale <= 2^20
+    assert fine >= 2.0**-16  # the production policy's smallest scale, relative to C

@@ -632,7 +632,8 @@ static uint8_t check_train_fields(const train_request_t *r, const uint8_t *p) {
     if (rc == FC_ERR_NONFINITE) {
         return FC_NACK_NONFINITE;
     }
-    if (rc != FC_OK || fc_get_u16(p + 38) != 0 || (r->flags & ~FC_TRAIN_USE_SEED) != 0) {
+    if (rc != FC_OK || fc_get_u16(p + 38) != 0 ||
+        (r->flags & ~(FC_TRAIN_USE_SEED | FC_TRAIN_IMPRINT)) != 0) {
         return FC_NACK_BAD_PARAM;
     }
     if ((r->flags & FC_TRAIN_USE_SEED) && !FC_PROFILE_IS_REPLAY) {
@@ -748,8 +749,14 @@ static uint8_t train_delta(const train_request_t *r, fc_rng_t *rng, int *trained
         return 0;
     }
     local_head = dev.global;
-    int rc = fc_head_train_hooked(&local_head, &dev.examples, &r->train, rng, &train_ws, &res,
+    int rc = FC_OK;
+    if (r->flags & FC_TRAIN_IMPRINT) { /* personalization: global + class prototypes first */
+        rc = fc_head_imprint(&local_head, &dev.examples, FC_TRAIN_IMPRINT_STRENGTH, &train_ws);
+    }
+    if (rc == FC_OK) {
+        rc = fc_head_train_hooked(&local_head, &dev.examples, &r->train, rng, &train_ws, &res,
                                   serve_link_while_training, NULL);
+    }
     if (rc == FC_ERR_ABORTED) {
         return FC_NACK_BAD_STATE; /* a RESET arrived: nothing of this round is kept */
     }

@@ -22,7 +22,8 @@
  *       W:  grad = gW * k + weight_decay * W;  v = momentum * v + grad;  W = W - lr * v
  *       b:  grad = gb * k;                     v = momentum * v + grad;  b = b - lr * v
  *   loss and accuracy are the means over the last epoch, measured before each step.
- * Weight decay applies to W only. exp/log are computed in double and rounded to float. */
+ * Weight decay applies to W only. exp and log are fc_expf / fc_logf below: float32 operations
+ * in a fixed order (no libm, no double), so the twin replays them bit for bit with numpy. */
 #ifndef FEDCORE_HEAD_H
 #define FEDCORE_HEAD_H
 
@@ -88,8 +89,20 @@ void fc_head_forward(const fc_head_t *head, const float *embedding, float *logit
 /* Index of the largest logit (first on ties); logits may be NULL (scratch inside). */
 uint8_t fc_head_predict(const fc_head_t *head, const float *embedding, float *logits);
 
-/* p = softmax(z) (m = max z; p_k = (float)exp((double)(z_k - m)); s = sum p in order; p_k /= s).
- * Returns the cross-entropy -log p[label] as (float)(log((double)s) - (double)(z[label] - m)). */
+/* exp(x) for x <= 0 in float32 (x > 0 is clamped to 0, x < -80 or NaN gives 0), relative error
+ * about 2 ulp. Exactly: n = (x * log2e + 1.5*2^23) - 1.5*2^23 (round to nearest integer);
+ * r = (x - n * 0.693359375) - n * -2.12194440e-4; p = Horner(cephes expf coefficients, r);
+ * p = (p * (r * r) + r) + 1; result = p * 2^n, each operation rounded to float32. */
+float fc_expf(float x);
+
+/* log(x) in float32 for normal x > 0 (log 0 = -inf, negative or NaN -> NaN, +inf -> +inf,
+ * subnormals -> log of the smallest normal): x = 2^e f with f in [sqrt(1/2), sqrt(2)),
+ * u = (f - 1) / (f + 1), log f = 2 u (1 + u^2/3 + u^4/5 + u^6/7 + u^8/9) by Horner,
+ * result = e * LN2_HI + (e * LN2_LO + log f). Absolute error below 1e-6 on [1, 16]. */
+float fc_logf(float x);
+
+/* p = softmax(z) (m = max z; p_k = fc_expf(z_k - m); s = sum p in order; p_k /= s).
+ * Returns the cross-entropy -log p[label] as fc_logf(s) - (z[label] - m). */
 float fc_softmax_xent(const float *logits, uint16_t c, uint8_t label, float *probs);
 
 /* FC_OK when every field is finite and in range (see fc_train_params_t), else FC_ERR_PARAM
@@ -102,6 +115,22 @@ int fc_train_params_check(const fc_train_params_t *params);
  * diverged to NaN/Inf (head then holds the non-finite values: the caller must restore it). */
 int fc_head_train(fc_head_t *head, const fc_examples_t *examples, const fc_train_params_t *params,
                   fc_rng_t *rng, fc_train_workspace_t *ws, fc_train_result_t *result);
+
+/* Weight imprinting: add each class's prototype, the mean embedding of the examples held for
+ * it, as a nearest-class-mean classifier scaled by `strength` (>= 0):
+ *   sum_k = sum of e over the examples of class k, oldest first (float32, in that order)
+ *   n_k = number of those examples (float32); classes with n_k = 0 are left unchanged
+ *   mean_j = sum_kj / n_k;  W[j][k] += strength * mean_j;  norm2 += mean_j * mean_j (j in order)
+ *   b[k] -= (0.5f * strength) * norm2
+ * so that logit_k gains strength * (e . mean_k - |mean_k|^2 / 2), i.e. -strength/2 times the
+ * squared distance to mean_k up to a term equal for every class. Starting personalization from
+ * the global head plus these prototypes serves the user from the first example and lets
+ * training correct it (docs/EVALUATION.md). Uses ws->gw and ws->gb as scratch.
+ * FC_ERR_NONFINITE for a NaN/Inf strength (head unchanged) or result (the caller restores the
+ * head, as after fc_head_train), FC_ERR_PARAM for strength < 0, FC_ERR_SHAPE / FC_ERR_NO_DATA as
+ * fc_head_train. */
+int fc_head_imprint(fc_head_t *head, const fc_examples_t *examples, float strength,
+                    fc_train_workspace_t *ws);
 
 /* Called by fc_head_train_hooked after every optimizer step (the device serves its link from
  * here while it trains). Return 0 to go on, nonzero to stop training. */

@@ -144,6 +144,8 @@
 
 /* TRAIN flags. */
 #define FC_TRAIN_USE_SEED 0x01u
+#define FC_TRAIN_IMPRINT 0x02u /* start from global + class prototypes (fc_head_imprint) */
+#define FC_TRAIN_IMPRINT_STRENGTH 1.0f
 
 /* UPDATE_READY flags. bit0 (was CLIPPED) is reserved: whether the un-noised delta exceeded the
  * clip is a bit about the user's data, so it is never sent. SATURATED is computed from the

@@ -1,0 +1,60 @@
+"""The evaluation's statistics: t intervals over users, user-level averaging, paired
+differences, and the folds' rotation of held-out users."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tools.evaluate.crossval import EvalConfig, fold_users
+from tools.evaluate.stats import mean_ci, summarize, user_means
+
+
+def test_mean_ci_matches_the_t_interval_by_hand():
+    s = mean_ci([1, 2, 3, 4, 5])
+    sem = math.sqrt(2.5) / math.sqrt(5)
+    assert s["mean"] == 3 and s["sem"] == pytest.approx(sem)
+    assert s["hi"] - s["mean"] == pytest.approx(2.776445 * sem, rel=1e-6)  # t(0.975, 4)
+    assert s["mean"] - s["lo"] == pytest.approx(s["hi"] - s["mean"])
+    assert math.isnan(mean_ci([0.7])["lo"])
+    with pytest.raises(ValueError):
+        mean_ci([])
+
+
+def test_mean_ci_covers_the_true_mean_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    trials = 4000
+    covered = sum(
+        s["lo"] <= 0.8 <= s["hi"]
+        for s in (mean_ci(rng.normal(0.8, 0.05, 10)) for _ in range(trials))
+    )
+    # binomial sd of the coverage at 4000 trials is 0.0034: 4 sd either side
+    assert abs(covered / trials - 0.95) < 0.014
+
+
+def test_users_are_the_unit_and_differences_are_paired():
+    rows = [
+        {"user": "a", "p": 0.9, "l": 0.8},
+        {"user": "a", "p": 0.7, "l": 0.6},  # user a: means 0.8 / 0.7
+        {"user": "b", "p": 0.5, "l": 0.5},
+        {"user": "c", "p": 1.0, "l": 0.8},
+    ]
+    assert user_means(rows, "p") == pytest.approx({"a": 0.8, "b": 0.5, "c": 1.0})
+    out = summarize(rows, ("p", "l"), (("p", "l"),))
+    assert out["p"]["n"] == 3 and out["p"]["mean"] == pytest.approx((0.8 + 0.5 + 1.0) / 3)
+    diff = mean_ci([0.1, 0.0, 0.2])
+    assert out["p-l"]["mean"] == pytest.approx(diff["mean"])
+    assert out["p-l"]["lo"] == pytest.approx(diff["lo"])
+
+
+def test_every_user_is_held_out_exactly_once_and_never_trains_its_fold():
+    users = [f"s{i:02d}" for i in range(1, 11)]
+    folds = fold_users(users, EvalConfig())
+    held = [u for f in folds for u in f["heldout"]]
+    assert sorted(held) == users
+    for f in folds:
+        assert len(f["heldout"]) == 2 and len(f["pretrain"]) == 5 and len(f["federated"]) == 3
+        assert not set(f["heldout"]) & (set(f["pretrain"]) | set(f["federated"]))
+        assert set(f["heldout"]) | set(f["pretrain"]) | set(f["federated"]) == set(users)
