@@ -207,6 +207,18 @@ class RoundEngine:
     def epsilon(self) -> float:
         return privacy.ledger_epsilon(self.config, self.store.events())
 
+    def run(self, rounds: int | None = None) -> list[RoundRow]:
+        """Run until `rounds` (default config.rounds) are committed in total."""
+        target = rounds if rounds is not None else self.config.rounds
+        records = []
+        while self.round < target:
+            records.append(self.run_round())
+        return records
+
+    def run_round(self) -> RoundRow:
+        """One round over the transport that drives this engine (defined by each driver)."""
+        raise NotImplementedError
+
     def plan_round(self) -> RoundPlan:
         """Sample the next round; raises BudgetExceededError when even a round where every
         selected device answers would exceed the budget (then nobody is asked)."""
@@ -430,14 +442,6 @@ class Aggregator(RoundEngine):
                 continue
             clients[client.device_id] = client
         return clients
-
-    def run(self, rounds: int | None = None) -> list[RoundRow]:
-        """Run until `rounds` (default config.rounds) are committed in total."""
-        target = rounds if rounds is not None else self.config.rounds
-        records = []
-        while self.round < target:
-            records.append(self.run_round())
-        return records
 
     def run_round(self) -> RoundRow:
         """Plan, ask the selected devices over the link, finish; raises BudgetExceededError

@@ -105,13 +105,6 @@ class FlowerAggregator(RoundEngine):
         )
         board.refusal = self.admit_device(board.device_id, board.info)
 
-    def run(self, rounds: int | None = None) -> list[RoundRow]:
-        target = rounds if rounds is not None else self.config.rounds
-        records = []
-        while self.round < target:
-            records.append(self.run_round())
-        return records
-
     def run_round(self) -> RoundRow:
         """Plan, ask the selected boards through their SuperNodes, finish (as Aggregator)."""
         plan = self.plan_round()

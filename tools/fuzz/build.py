@@ -17,8 +17,8 @@ WORK = REPO / "build" / "fuzz"
 FEDCORE = REPO / "firmware" / "lib" / "fedcore"
 CLANG_CANDIDATES = ("clang-14", "clang")
 TARGETS = ("decoder", "device-replay", "device-production")
-# The replay profile (i11a's name, and the older name until every branch uses the new one).
-REPLAY_DEFINES = ("FEDHEAD_PROFILE_REPLAY=1", "FEDHEAD_TEST_BUILD=1")
+# The replay profile (docs/ARCHITECTURE.md, build profiles).
+REPLAY_DEFINES = ("FEDHEAD_PROFILE_REPLAY=1",)
 FLAGS = (
     "-std=c11",
     "-O1",
