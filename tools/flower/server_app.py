@@ -46,6 +46,10 @@ from tools.link.messages import MessageError
 
 REPLY_SLACK_S = 30.0  # ClientApp start-up and transfer, on top of the device deadline
 QUERY_TIMEOUT_S = 30.0
+SECAGG_UNSUPPORTED = (
+    "--secagg is not available with --engine flower yet (the SecAgg exchange is not relayed): "
+    "run it with the built-in engine, or drop --secagg (then the aggregator sees each update)"
+)
 RELAY_REPLY_TIMEOUT_S = 5.0  # the device's answer to each relayed request, at the bridge
 
 
@@ -100,6 +104,8 @@ class FlowerAggregator(RoundEngine):
         reply_slack_s: float = REPLY_SLACK_S,
         enrollment: dict[int, str] | None = None,
     ) -> None:
+        if config.secagg:  # a run without masking must not report the SecAgg figure
+            raise ValueError(SECAGG_UNSUPPORTED)
         super().__init__(store, config, initial_head, holdout, _console_events, enrollment)
         self.grid, self.reply_slack_s = grid, reply_slack_s
         self.keys = KeyStore(store.conn)  # server key and enrolled device keys (provision.py)
