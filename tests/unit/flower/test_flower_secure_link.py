@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ import pytest
 
 from tests.support.cbuild import SANITIZER_ENV
 from tests.support.firmware import build_host_firmware
+from tests.support.flower import run_in_background, wait_for_run
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.core import Outcome, RoundEngine
 from tools.aggregator.keys import KeyStore
@@ -54,14 +53,6 @@ CONFIG = AggregatorConfig(
 )
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout} s for {what}")
-        time.sleep(0.05)
 
 
 def _tapped(tap: Path) -> list[tuple[str, Frame]]:
@@ -112,7 +103,6 @@ def test_production_board_trains_behind_a_gateway_that_sees_only_cipher_text(
     superlink = f"127.0.0.1:{free_port()}"
     work, taps = tmp_path / "flower", tmp_path / "taps"
     gateway: FlowerProcess | None = None
-    outcome: dict[str, object] = {}
     try:
         store = Store(flower_store)
         try:
@@ -129,25 +119,22 @@ def test_production_board_trains_behind_a_gateway_that_sees_only_cipher_text(
             public_keys=(public,),
         )
 
-        def run() -> None:
-            try:
-                outcome["report"] = run_flower_aggregate(
-                    CONFIG, 1, flower_store, MODEL / "head_init.npz", None,
-                    tmp_path / "report", spec, work_dir=work, join_timeout_s=120,
-                    reply_slack_s=15.0,
-                )  # fmt: skip
-            except BaseException as exc:  # re-raised in the test's thread
-                outcome["error"] = exc
-
-        runner = threading.Thread(target=run, daemon=True)
-        runner.start()
-        try:
-            superlink_log = work / "logs" / "superlink.log"
-            _wait(
-                lambda: "StartRun" in (superlink_log.read_text() if superlink_log.exists() else ""),
-                120,
-                "the SuperLink to accept the run",
+        runner, outcome = run_in_background(
+            lambda: run_flower_aggregate(
+                CONFIG,
+                1,
+                flower_store,
+                MODEL / "head_init.npz",
+                None,
+                tmp_path / "report",
+                spec,
+                work_dir=work,
+                join_timeout_s=120,
+                reply_slack_s=15.0,
             )
+        )
+        try:
+            wait_for_run(work)
             cmd = [sys.executable, "-m", "tools.flower.gateway", "--port", device.url]
             cmd += ["--superlink", superlink, "--root-certificates", str(keys.ca_cert)]
             cmd += ["--auth-keys", str(tmp_path / "node-keys"), "--tap", str(taps)]
