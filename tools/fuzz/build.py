@@ -88,10 +88,16 @@ def _sources(target: str) -> _Sources:
             (),
         )
     from tests.support.firmware import generated_dir
+    from tests.support.third_party import CRYPTO_PORT_SOURCES, crypto_include_dirs
 
     generated = generated_dir()
+    # fedcore's crypto contract on the vetted libraries, as the host port links it: our glue is
+    # fuzzed, the library sources themselves (third_party_*.c) are compiled with the backbone.
+    glue = [c for c in CRYPTO_PORT_SOURCES if not c.name.startswith("third_party_")]
+    libraries = [c for c in CRYPTO_PORT_SOURCES if c.name.startswith("third_party_")]
     fuzzed = [
         *(p for p in sorted((FEDCORE / "src").glob("*.c")) if p.name != "device.c"),
+        *glue,
         REPO / "firmware" / "ports" / "common" / "ram_store.c",
         generated / "head_init.c",
         HARNESS / "wire_check.c",
@@ -100,12 +106,14 @@ def _sources(target: str) -> _Sources:
     backbone = [
         *sorted((REPO / "firmware" / "lib" / "backbone_ref" / "src").glob("*.c")),
         generated / "backbone_ref_model.c",
+        *libraries,
     ]
     includes = [
         FEDCORE / "include",
         REPO / "firmware" / "lib" / "backbone_ref" / "include",
         generated,
         HARNESS,
+        *crypto_include_dirs(),
     ]
     defines = REPLAY_DEFINES if target == "device-replay" else ()
     return _Sources(fuzzed, backbone, includes, defines)
