@@ -259,10 +259,11 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
         "build/flower/keys/ca.crt",
         "auth_keys": "folder of SuperNode key pairs, made if missing (node authentication)",
         "insecure": "plain HTTP to the SuperLink: loopback tests only",
+        "tap": "folder: append every frame each bridge relays to <board>.tap (an audit)",
     },
 )
 def gateway(c: Context, port: list[str], superlink: str = "", root_certificates: str = "",
-            auth_keys: str = "", insecure: bool = False) -> None:
+            auth_keys: str = "", insecure: bool = False, tap: str = "") -> None:
     """Serve boards on this machine as Flower SuperNodes of a SuperLink (docs/DEPLOYMENT.md)."""
     from tools.flower.gateway import main
 
@@ -272,6 +273,7 @@ def gateway(c: Context, port: list[str], superlink: str = "", root_certificates:
     argv = [f"--port={p}" for p in port] + [f"--superlink={superlink}"]
     argv += ["--insecure"] if insecure else [f"--root-certificates={ca}"]
     argv += [f"--auth-keys={auth_keys}"] if auth_keys else []
+    argv += [f"--tap={tap}"] if tap else []
     main(argv)
 
 

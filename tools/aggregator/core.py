@@ -76,6 +76,14 @@ def device_seed(round_seed: int, device_id: int) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
+def device_train(params: Train, device_id: int) -> Train:
+    """The TRAIN one device is sent: a seeded TRAIN (replay profile) gets a per-device seed,
+    so each device's noise is reproducible and distinct."""
+    if params.flags & TRAIN_USE_SEED:
+        return replace(params, seed=device_seed(params.seed, device_id))
+    return params
+
+
 def device_round(
     client: DeviceClient,
     w: np.ndarray,
@@ -102,8 +110,7 @@ def device_round(
         if result.info.head_sha256 != head_sha256(w, b):
             client.install_head(w, b, head_version)
             result.head_pushed = True
-        if params.flags & TRAIN_USE_SEED:  # replay profile: per-device reproducible noise
-            params = replace(params, seed=device_seed(params.seed, client.device_id))
+        params = device_train(params, client.device_id)
         client.train(params)
         timeout = max(0.0, deadline - time.monotonic())
         if fetch:

@@ -4,13 +4,17 @@ Flower starts a fresh `flwr-clientapp` subprocess for every message, so no Clien
 a serial port (or a DeviceClient's sequence numbers and pending UPDATE_READYs) across
 messages. A `Bridge` does: it opens the port once, serves requests one at a time on a Unix
 socket (mode 0600, reachable only by the gateway's own user) and runs the device side of a
-round with the aggregator's own `device_round`. The ClientApp is a thin forwarder
-(tools/flower/client_app.py) that finds the socket in its node config (`bridge=PATH`).
+round with the aggregator's own `device_round` (plain link, boards not enrolled with the
+ServerApp) or relays frames the ServerApp built (op `relay`: enrolled boards, whose link is
+authenticated end to end between the device and the ServerApp). The ClientApp is a thin
+forwarder (tools/flower/client_app.py) that finds the socket in its node config
+(`bridge=PATH`).
 
 Wire format on the socket: one request per connection, a 4-byte big-endian length followed
 by a JSON object; the reply is framed the same way. Bytes travel as base64. The bridge never
-decodes an update: it returns the device's bytes unchanged (noised, quantized and — once the
-device does secure aggregation — masked and encrypted by the device itself).
+decodes an update: it returns the device's bytes unchanged (noised and quantized by the device;
+for an enrolled board also encrypted and authenticated for the ServerApp, so the relay holds
+no key and sees no update in the clear).
 """
 
 from __future__ import annotations
@@ -34,9 +38,21 @@ from tools.aggregator.core import device_round
 from tools.link import messages as m
 from tools.link.client import DeviceClient
 from tools.link.errors import LinkError
+from tools.link.frame import (
+    BROADCAST_DEVICE,
+    FLAG_REPLY,
+    Frame,
+    FrameError,
+    StreamDecoder,
+    decode_frame,
+    encode_frame,
+)
+from tools.link.messages import MsgType
 
 _LENGTH = struct.Struct(">I")
 MAX_REQUEST = 1 << 20  # a head of 64×64 floats is 16 KiB; anything near 1 MiB is hostile
+MAX_RELAY_FRAMES = 256  # a head of 64×64 floats is 9 MODEL_CHUNKs; a batch is far smaller
+MAX_RELAY_WAIT_S = 600.0
 
 
 class BridgeError(RuntimeError):
@@ -106,11 +122,13 @@ class Bridge:
     link_timeout: float = 2.0
     link_retries: int = 5
     on_request: Callable[[str, dict[str, Any]], None] | None = None  # (op, summary): a UI's log
+    tap: Path | None = None  # append every relayed frame here (an audit of what the gateway saw)
     _client: DeviceClient | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: socket.socket | None = None
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    _decoder: StreamDecoder = field(default_factory=StreamDecoder)  # relayed device frames
 
     # ---- serving ----------------------------------------------------------------------------
 
@@ -169,6 +187,8 @@ class Bridge:
                 return self._info()
             if req.get("op") == "round":
                 return self._round(req)
+            if req.get("op") == "relay":
+                return self._relay(req)
             return {"op": "failed", "error": f"unknown op {req.get('op')!r}"}
 
     def _device(self) -> DeviceClient:
@@ -223,3 +243,110 @@ class Bridge:
             reply["ready"] = b64(result.update.ready.pack())
             reply["data"] = b64(result.update.data)
         return reply
+
+    def _relay(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Write the ServerApp's frames in order, each once its predecessor was answered (a
+        reply frame with its seq), and return every frame the device sent, as it sent it.
+        Stops at a NACK or a silent device (the ServerApp reads why in what came back); then,
+        with `until_type`, keeps reading until a frame of that type arrives or `deadline_s`
+        passes. Only frame headers are read here: sealed payloads stay sealed."""
+        frames = [unb64(text) for text in req["frames"]]
+        if len(frames) > MAX_RELAY_FRAMES:
+            raise BridgeError(f"{len(frames)} frames in one relay, at most {MAX_RELAY_FRAMES}")
+        try:
+            headers = [decode_frame(wire) for wire in frames]
+        except FrameError as exc:
+            raise BridgeError(f"a relayed frame does not decode: {exc}") from exc
+        reply_timeout = min(float(req.get("reply_timeout_s", self.link_timeout)), MAX_RELAY_WAIT_S)
+        wait_s = min(float(req.get("deadline_s", 0.0)), MAX_RELAY_WAIT_S)
+        until = int(req.get("until_type", -1))
+        polls = [unb64(text) for text in req.get("polls", [])][:MAX_RELAY_FRAMES]
+        poll_every = max(float(req.get("poll_every_s", 1.0)), 0.1)
+        if self.on_request is not None:
+            self.on_request("relay", {"frames": len(frames), "until_type": until})
+        try:
+            client = self._device()
+            got = self._relay_frames(client, frames, headers, reply_timeout)
+            if until >= 0 and not any(f.type == until for f in got):
+                got += self._wait_for(client, until, wait_s, polls, poll_every, frames)
+        except (LinkError, OSError) as exc:
+            self._close_client()
+            return {"op": "relay", "error": f"port_gone: {exc}", "frames": []}
+        self._tap(frames, got)
+        if self.on_request is not None:
+            self.on_request("relayed", {"frames_back": len(got), "types": [f.type for f in got]})
+        return {
+            "op": "relay",
+            "device_id": client.device_id,
+            "url": self.url,
+            "error": "",
+            "frames": [b64(encode_frame(f)) for f in got],
+        }
+
+    def _wait_for(
+        self,
+        client: DeviceClient,
+        until: int,
+        wait_s: float,
+        polls: list[bytes],
+        poll_every: float,
+        sent: list[bytes],
+    ) -> list[Frame]:
+        """Read until a frame of type `until` or `wait_s`; every `poll_every` s write the next
+        of the ServerApp's poll frames (sealed there: an unsolicited answer may be lost)."""
+        deadline = time.monotonic() + wait_s
+        got: list[Frame] = []
+        pending = list(polls)
+        while time.monotonic() < deadline:
+            window = min(deadline, time.monotonic() + poll_every)
+            got += self._read_frames(client, lambda f: f.type == until, window)
+            if got and got[-1].type == until:
+                break
+            if pending and time.monotonic() < deadline:
+                poll = pending.pop(0)
+                client.transport.write(poll)
+                sent.append(poll)
+        return got
+
+    def _tap(self, sent: list[bytes], got: list[Frame]) -> None:
+        """One JSON line per frame: direction and wire bytes (hex), exactly as relayed."""
+        if self.tap is None:
+            return
+        lines = [{"to": "device", "wire": wire.hex()} for wire in sent]
+        lines += [{"to": "server", "wire": encode_frame(f).hex()} for f in got]
+        with open(self.tap, "a") as out:
+            out.writelines(json.dumps(line) + "\n" for line in lines)
+
+    def _relay_frames(
+        self, client: DeviceClient, frames: list[bytes], headers: list[Frame], timeout: float
+    ) -> list[Frame]:
+        got: list[Frame] = []
+        for wire, header in zip(frames, headers, strict=True):
+            client.transport.write(wire)
+
+            def answers(frame: Frame, seq: int = header.seq) -> bool:
+                return frame.seq == seq and bool(frame.flags & FLAG_REPLY)
+
+            replies = self._read_frames(client, answers, time.monotonic() + timeout)
+            got += replies
+            if not replies or not answers(replies[-1]) or replies[-1].type == MsgType.NACK:
+                break
+        return got
+
+    def _read_frames(
+        self, client: DeviceClient, done: Callable[[Frame], bool], deadline: float
+    ) -> list[Frame]:
+        """Frames from the device until one satisfies `done` (included) or the deadline."""
+        decoder = self._decoder
+        got: list[Frame] = []
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return got
+            data = client.transport.read(min(remaining, 0.2))
+            for frame in decoder.feed(data) if data else ():
+                got.append(frame)
+                if frame.device_id != BROADCAST_DEVICE and client.device_id == BROADCAST_DEVICE:
+                    client.device_id = frame.device_id
+                if done(frame):
+                    return got

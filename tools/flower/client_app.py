@@ -74,3 +74,30 @@ def train(message: Message, context: Context) -> Message:
 
 def _text(value: object) -> str:
     return b64(bytes(value))  # type: ignore[arg-type]
+
+
+@app.query("relay")
+def relay(message: Message, context: Context) -> Message:
+    """Frames the ServerApp built (sealed for the board) to the board, its frames back, unopened
+    (tools/flower/relay.py): this process and the bridge hold no key."""
+    job = message.content["relay"]
+    req = {
+        "op": "relay",
+        "frames": [b64(bytes(f)) for f in job["frames"]],
+        "reply_timeout_s": float(job["reply_timeout_s"]),
+        "until_type": int(job["until_type"]),
+        "deadline_s": float(job["deadline_s"]),
+        "polls": [b64(bytes(f)) for f in job["polls"]],
+        "poll_every_s": float(job["poll_every_s"]),
+    }
+    record: dict = {"device_id": -1, "error": "", "frames": []}
+    try:
+        reply = request(_bridge(context), req, timeout=float(job["deadline_s"]) + 60.0)
+        record.update(
+            device_id=int(reply.get("device_id", -1)),
+            error=str(reply.get("error", "")),
+            frames=[unb64(text) for text in reply.get("frames", [])],
+        )
+    except BridgeError as exc:
+        record["error"] = f"bridge: {exc}"
+    return Message(RecordDict({"relayed": ConfigRecord(record)}), reply_to=message)

@@ -7,11 +7,15 @@ socket; Flower's ClientApp (tools/flower/client_app.py) forwards each round to i
 runs until interrupted and then stops its SuperNodes by PID.
 
 The gateway holds no device keys and relays the device's bytes unchanged: updates leave the
-board already clipped, noised and quantized by the device. Until the devices also mask and
-authenticate them (secure aggregation), a gateway can read such a privatized update and could
-drop or alter it within the ServerApp's validation bounds. What it holds: the deployment CA
-certificate (to check the SuperLink) and, with node authentication, one private key per
-SuperNode (<auth-keys>/<board>.key).
+board already clipped, noised and quantized by the device. For a board enrolled with the
+aggregator (`invoke provision` against its store) the ServerApp seals every request and the
+device seals its update for the ServerApp (tools/flower/relay.py): the gateway sees cipher
+text, and a frame it alters or replays is refused. A board that is not enrolled talks plain:
+its gateway can read its privatized update and could drop or alter it within the ServerApp's
+validation bounds. What the gateway holds: the deployment CA certificate (to check the
+SuperLink) and, with node authentication, one private key per SuperNode
+(<auth-keys>/<board>.key). `--tap DIR` writes every relayed frame to DIR/<board>.tap (JSON
+lines): what the gateway saw, for an audit.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class Gateway:
     tls: Tls
     work_dir: Path = DEFAULT_DIR
     key_dir: Path | None = None  # node authentication: one key pair per board, made if missing
+    tap_dir: Path | None = None  # every relayed frame, per board (Bridge.tap)
     console: Console | None = None
     bridges: list[Bridge] = field(default_factory=list)
     supernodes: list[FlowerProcess] = field(default_factory=list)
@@ -67,7 +72,12 @@ class Gateway:
     def add_board(self, url: str) -> FlowerProcess:
         """Bridge `url` and start its SuperNode."""
         name = board_name(url)
-        bridge = Bridge(url, self.work_dir / f"{name}.sock", on_request=self._log(url)).start()
+        tap = None
+        if self.tap_dir is not None:
+            self.tap_dir.mkdir(parents=True, exist_ok=True)
+            tap = self.tap_dir / f"{name}.tap"
+        bridge = Bridge(url, self.work_dir / f"{name}.sock", on_request=self._log(url), tap=tap)
+        bridge.start()
         self.bridges.append(bridge)
         self.supernodes.append(self._start_supernode(bridge))
         return self.supernodes[-1]
@@ -152,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_DIR,
         help="bridge sockets, SuperNode logs and Flower's home",
     )
+    p.add_argument(
+        "--tap",
+        type=Path,
+        default=None,
+        help="folder: append every relayed frame to <board>.tap (what this gateway saw)",
+    )
     return p
 
 
@@ -161,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args.insecure and args.root_certificates is None:
         raise SystemExit("give --root-certificates CA.crt (the deployment's CA); see DEPLOYMENT.md")
     tls = Tls(ca_cert=args.root_certificates, insecure=args.insecure)
-    gateway = Gateway(args.superlink, tls, args.work_dir, args.auth_keys, console)
+    gateway = Gateway(
+        args.superlink, tls, args.work_dir, args.auth_keys, console=console, tap_dir=args.tap
+    )
     for public in gateway.public_keys(args.port):
         console.print(
             f"SuperNode key {public}: register it once on the SuperLink machine with "

@@ -6,6 +6,12 @@ difference is how a cohort's updates are collected — one Flower `train` messag
 choice, budget check, validation, aggregation, central noise, server optimizer, accounting and
 the SQLite commit are the very same code, so both engines release the same heads.
 
+Boards enrolled with this aggregator (`invoke provision` against its store: table device_keys)
+are driven through `query.relay` messages instead of `train`: the ServerApp builds their sealed
+link frames itself and the gateway only relays them (tools/flower/relay.py), so the gateway
+never sees a plaintext update nor holds a key. Boards the store does not know take the plain
+`train` path (the gateway runs the device side of the round, tools/flower/bridge.py).
+
 The run is described by a job file (JSON, written by `invoke aggregate --engine flower`) named
 by the run config key `job`; it holds the AggregatorConfig, the store, the initial head and the
 report folder, all on the SuperLink's machine (the ServerApp runs there).
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,15 +34,23 @@ from rich.console import Console
 from tools.aggregator.config import AggregatorConfig
 from tools.aggregator.core import Outcome, RoundEngine, RoundPlan
 from tools.aggregator.evaluate import Holdout
+from tools.aggregator.keys import KeyStore
 from tools.aggregator.report import write_report
 from tools.aggregator.run import _drive, _holdout, _initial_head
 from tools.aggregator.store import RoundRow, Store
+from tools.flower.relay import POLL_EVERY_S, RELAY_ACTION, Batch, RelayedLink
 from tools.link import messages as m
 from tools.link.client import FetchedUpdate, head_blob
+from tools.link.errors import LinkError
 from tools.link.messages import MessageError
 
 REPLY_SLACK_S = 30.0  # ClientApp start-up and transfer, on top of the device deadline
 QUERY_TIMEOUT_S = 30.0
+SECAGG_UNSUPPORTED = (
+    "--secagg is not available with --engine flower yet (the SecAgg exchange is not relayed): "
+    "run it with the built-in engine, or drop --secagg (then the aggregator sees each update)"
+)
+RELAY_REPLY_TIMEOUT_S = 5.0  # the device's answer to each relayed request, at the bridge
 
 
 @dataclass
@@ -89,8 +104,12 @@ class FlowerAggregator(RoundEngine):
         reply_slack_s: float = REPLY_SLACK_S,
         enrollment: dict[int, str] | None = None,
     ) -> None:
-        super().__init__(store, config, initial_head, holdout, None, enrollment)
+        if config.secagg:  # a run without masking must not report the SecAgg figure
+            raise ValueError(SECAGG_UNSUPPORTED)
+        super().__init__(store, config, initial_head, holdout, _console_events, enrollment)
         self.grid, self.reply_slack_s = grid, reply_slack_s
+        self.keys = KeyStore(store.conn)  # server key and enrolled device keys (provision.py)
+        self.links: dict[int, RelayedLink] = {}  # enrolled boards: their end of the link
         self.boards = {board.device_id: board for board in boards}
         for board in boards:
             self._admit(board)
@@ -114,6 +133,23 @@ class FlowerAggregator(RoundEngine):
         return self.finish_round(plan, self._collect(plan))
 
     def _collect(self, plan: RoundPlan) -> list[Outcome]:
+        """Enrolled boards through the frame relay, the others with one `train` message."""
+        live = [d for d in plan.selected if self._reachable(d)]
+        enrolled = [d for d in live if self.keys.device_key(d) is not None]
+        replies = self._collect_plain(plan, [d for d in live if d not in enrolled])
+        replies.update(self._collect_relayed(plan, enrolled))
+        wait_s = self.config.deadline_s + self.reply_slack_s
+        outcomes = [self._missing_or(replies, d, wait_s) for d in plan.selected]
+        for outcome in outcomes:
+            if outcome.error:  # the operator's console (run log), never a published artifact
+                self.on_event("device_error", {"device": outcome.device_id, "error": outcome.error})
+        return outcomes
+
+    def _reachable(self, device_id: int) -> bool:
+        board = self.boards.get(device_id)
+        return board is not None and board.node_id is not None and not board.refusal
+
+    def _collect_plain(self, plan: RoundPlan, device_ids: list[int]) -> dict[int, Outcome]:
         content = ConfigRecord(
             {
                 "head": head_blob(self.w, self.b),
@@ -126,10 +162,8 @@ class FlowerAggregator(RoundEngine):
         )
         wait_s = self.config.deadline_s + self.reply_slack_s
         messages, by_node = [], {}
-        for device_id in plan.selected:
-            board = self.boards.get(device_id)
-            if board is None or board.node_id is None or board.refusal:
-                continue
+        for device_id in device_ids:
+            board = self.boards[device_id]
             by_node[board.node_id] = board
             messages.append(
                 Message(
@@ -145,7 +179,106 @@ class FlowerAggregator(RoundEngine):
             board = by_node.get(reply.metadata.src_node_id)
             if board is not None:
                 replies[board.device_id] = self._outcome(board, reply)
-        return [self._missing_or(replies, d, wait_s) for d in plan.selected]
+        return replies
+
+    # ---- enrolled boards: the authenticated link, relayed (tools/flower/relay.py) -------------
+
+    def _link(self, device_id: int) -> RelayedLink:
+        key = self.keys.device_key(device_id)
+        assert key is not None
+        link = self.links.get(device_id)
+        if link is None or link.device_public != key.public_key:
+            link = RelayedLink(device_id, key.public_key, self.keys.server_secret())
+            self.links[device_id] = link
+        return link
+
+    def _collect_relayed(self, plan: RoundPlan, device_ids: list[int]) -> dict[int, Outcome]:
+        """HELLO + ENROLL_GET, then head + TRAIN (waiting for UPDATE_READY), then the chunks:
+        three relays per board, each step sent to every board at once."""
+        links = {d: self._link(d) for d in device_ids}
+        failed: dict[int, Outcome] = {}
+
+        def step(batches: dict[int, Batch], use: Callable[[int, Batch, list[bytes]], Any]) -> dict:
+            results = {}
+            for device_id, got in self._relay(batches).items():
+                try:
+                    if isinstance(got, str):
+                        raise LinkError(got)
+                    results[device_id] = use(device_id, batches[device_id], got)
+                except (LinkError, ValueError) as exc:
+                    failed[device_id] = Outcome(device_id, error=f"{type(exc).__name__}: {exc}")
+            return results
+
+        def admitted(device_id: int, batch: Batch, wires: list[bytes]) -> object:
+            board = self.boards[device_id]
+            board.info = links[device_id].start(batch, wires)
+            self._admit(board)
+            if board.refusal:
+                raise ValueError(board.refusal)
+            return board.info
+
+        infos = step({d: link.hello_batch() for d, link in links.items()}, admitted)
+        wait_s = float(self.config.deadline_s)
+        deadline = time.monotonic() + wait_s
+        train = {
+            d: links[d].train_batch(info, self.w, self.b, self.head_version, plan.train, wait_s)
+            for d, info in infos.items()
+        }
+        readies = step(train, lambda d, batch, wires: links[d].ready(batch, wires, plan.round))
+        late = time.monotonic() > deadline
+        fetch = {d: links[d].fetch_batch(ready) for d, ready in readies.items()}
+        updates = step(fetch, lambda d, batch, wires: links[d].update(batch, wires, readies[d]))
+        for device_id, update in updates.items():
+            info = self.boards[device_id].info
+            if info is not None and info.has(m.Capability.LEDGER):
+                self.note_device_ledger(device_id, update.ready)
+            failed[device_id] = Outcome(device_id, update, late=late)
+        return failed
+
+    def _relay(self, batches: dict[int, Batch]) -> dict[int, list[bytes] | str]:
+        """One `query.relay` message per board; device id → its frames, or why none came."""
+        messages, by_node = [], {}
+        longest = max((b.wait_s for b in batches.values()), default=0.0)
+        wait_s = longest + RELAY_REPLY_TIMEOUT_S * 4 + self.reply_slack_s
+        for device_id, batch in batches.items():
+            node = self.boards[device_id].node_id
+            if node is None:
+                continue
+            by_node[node] = device_id
+            record = {
+                "frames": batch.frames,
+                "reply_timeout_s": RELAY_REPLY_TIMEOUT_S,
+                "until_type": int(batch.until_type),
+                "deadline_s": float(batch.wait_s),
+                "polls": batch.polls,
+                "poll_every_s": POLL_EVERY_S,
+            }
+            messages.append(
+                Message(
+                    RecordDict({"relay": ConfigRecord(record)}),
+                    dst_node_id=node,
+                    message_type=f"query.{RELAY_ACTION}",
+                    ttl=wait_s,
+                )
+            )
+        got: dict[int, list[bytes] | str] = {
+            d: f"dropped: no reply from the gateway in {wait_s:.0f} s" for d in batches
+        }
+        for reply in self.grid.send_and_receive(messages, timeout=wait_s) if messages else ():
+            device_id = by_node.get(reply.metadata.src_node_id)
+            if device_id is None:
+                continue
+            if reply.has_error():
+                got[device_id] = f"clientapp: {reply.error.reason}"
+                continue
+            record = reply.content["relayed"]
+            if record["error"]:
+                got[device_id] = str(record["error"])
+            elif int(record["device_id"]) != device_id:
+                got[device_id] = f"device_mismatch: answered as {record['device_id']}"
+            else:
+                got[device_id] = [bytes(f) for f in record["frames"]]
+        return got
 
     def _missing_or(self, replies: dict[int, Outcome], device_id: int, wait_s: float) -> Outcome:
         if device_id in replies:
@@ -184,6 +317,11 @@ class FlowerAggregator(RoundEngine):
             self.note_device_ledger(device_id, ready)
         update = FetchedUpdate(ready, bytes(record["data"]), device_id)
         return Outcome(device_id, update, late=bool(record["late"]))
+
+
+def _console_events(kind: str, detail: dict[str, Any]) -> None:
+    if kind == "device_error":
+        Console().print(f"device {detail['device']}: {detail['error']}", highlight=False)
 
 
 def query_boards(grid: Grid, node_ids: list[int]) -> dict[int, RemoteBoard]:

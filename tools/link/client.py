@@ -301,17 +301,10 @@ class DeviceClient:
         device frames are accepted only when they authenticate. The device must be enrolled
         with this server's key."""
         info = self.enroll_info()
-        if not info.enrolled or info.server_public != crypto.x25519_public(server_secret):
-            raise ProtocolError(
-                f"{self.transport.url}: device {self.device_id:#x} is not enrolled with this "
-                "server's key: run `invoke provision --port ...` first"
-            )
-        self._server_secret = server_secret
-        self.session = LinkSession.derive(
-            server_secret, info.device_public, self.device_id, info.session_nonce, info.key_id
+        self.session = session_from_enroll_info(
+            server_secret, self.device_id, info, where=self.transport.url
         )
-        # Another host process may have used this boot session: go on from its counters.
-        self.session.tx_counter, self.session.rx_counter = info.rx_counter, info.tx_counter
+        self._server_secret = server_secret
         return self.session
 
     # ---- updates ----------------------------------------------------------------------------
@@ -408,10 +401,9 @@ class DeviceClient:
                 self.counters.retries += 1
             if attempt == 0 or not same_seq:
                 seq = self._next_seq()
-            frame = Frame(message.TYPE, message.pack(), self.device_id, seq)
-            sealed = self.session is not None and message.TYPE in PROTECTED_REQUESTS
-            if sealed:  # a fresh counter on every attempt, also when the seq stays the same
-                frame = self.session.seal(frame)
+            # a fresh counter on every attempt, also when the seq stays the same
+            frame = request_frame(message, self.device_id, seq, self.session)
+            sealed = bool(frame.flags & FLAG_AUTH)
             self.transport.write(encode_frame(frame))
             try:
                 reply = self._await_reply(seq, message.TYPE, expect)
@@ -487,20 +479,7 @@ class DeviceClient:
     def _authenticate(self, frame: Frame) -> Frame | None:
         """The frame as the device meant it (decrypted), or None when it must be dropped: it
         fails authentication, or it comes plain where an enrolled device always seals."""
-        if self.session is None:
-            return None if frame.flags & FLAG_AUTH else frame
-        try:
-            if frame.flags & FLAG_AUTH:
-                return self.session.open(frame)
-            if frame.type in SEALED_UPDATES:
-                raise AuthError("plain", f"plain {MsgType(frame.type).name}")
-            ack = _safe_unpack(m.Ack, frame) if frame.type == MsgType.ACK else None
-            if ack is not None and ack.ack_type in PROTECTED_REQUESTS:
-                raise AuthError("plain", "plain ACK of a protected request")
-        except AuthError:
-            self.counters.auth_rejected += 1
-            return None
-        return frame
+        return authenticate_frame(frame, self.session, self.counters)
 
     def _dispatch(self, frame: Frame) -> None:
         """Route LOG/INFO to the callbacks and remember every UPDATE_READY (even late ones)."""
@@ -529,6 +508,68 @@ class DeviceClient:
     def _next_seq(self) -> int:
         self._seq = self._seq % 0xFFFF + 1  # 1..65535: ack_seq 0 means "header not trusted"
         return self._seq
+
+
+def session_from_enroll_info(
+    server_secret: bytes,
+    device_id: int,
+    info: m.EnrollInfo,
+    device_public: bytes | None = None,
+    where: str = "",
+) -> LinkSession:
+    """This boot's LinkSession from the device's ENROLL_INFO. `device_public`, when given, is
+    the key the server recorded at enrollment: a relayed ENROLL_INFO (Flower gateway) is not
+    trusted to name the device's key, since a relay announcing its own key would otherwise
+    get a session with the server."""
+    where = f"{where}: " if where else ""
+    if not info.enrolled or info.server_public != crypto.x25519_public(server_secret):
+        raise ProtocolError(
+            f"{where}device {device_id:#x} is not enrolled with this server's key: run "
+            "`invoke provision --port ...` first"
+        )
+    if device_public is not None and info.device_public != device_public:
+        raise ProtocolError(
+            f"{where}device {device_id:#x} announces another key than the one enrolled "
+            f"({info.device_public[:8].hex()}…, enrolled {device_public[:8].hex()}…)"
+        )
+    session = LinkSession.derive(
+        server_secret, info.device_public, device_id, info.session_nonce, info.key_id
+    )
+    # Another host process may have used this boot session: go on from its counters.
+    session.tx_counter, session.rx_counter = info.rx_counter, info.tx_counter
+    return session
+
+
+def request_frame(
+    message: m.Message, device_id: int, seq: int, session: LinkSession | None
+) -> Frame:
+    """The host->device frame of `message`: sealed (a fresh counter) when a session runs and
+    the request is one an enrolled device takes only authenticated (PROTOCOL.md §6)."""
+    frame = Frame(message.TYPE, message.pack(), device_id, seq)
+    if session is not None and message.TYPE in PROTECTED_REQUESTS:
+        return session.seal(frame)
+    return frame
+
+
+def authenticate_frame(
+    frame: Frame, session: LinkSession | None, counters: LinkCounters
+) -> Frame | None:
+    """A device frame as the device meant it (decrypted), or None when it must be dropped: it
+    fails authentication, or it comes plain where an enrolled device always seals."""
+    if session is None:
+        return None if frame.flags & FLAG_AUTH else frame
+    try:
+        if frame.flags & FLAG_AUTH:
+            return session.open(frame)
+        if frame.type in SEALED_UPDATES:
+            raise AuthError("plain", f"plain {MsgType(frame.type).name}")
+        ack = _safe_unpack(m.Ack, frame) if frame.type == MsgType.ACK else None
+        if ack is not None and ack.ack_type in PROTECTED_REQUESTS:
+            raise AuthError("plain", "plain ACK of a protected request")
+    except AuthError:
+        counters.auth_rejected += 1
+        return None
+    return frame
 
 
 def _safe_unpack(cls: type, frame: Frame):

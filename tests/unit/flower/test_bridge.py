@@ -16,6 +16,8 @@ from tests.support.firmware import build_host_firmware
 from tools.fleet.launch import host_fleet
 from tools.flower.bridge import MAX_REQUEST, Bridge, BridgeError, b64, request, unb64
 from tools.link import messages as m
+from tools.link.frame import Frame, decode_frame, encode_frame
+from tools.link.messages import MsgType
 
 
 @pytest.fixture
@@ -67,4 +69,20 @@ def test_hostile_requests_get_errors_and_the_bridge_keeps_serving(bridge: Bridge
     }
     with pytest.raises(BridgeError, match="head of 10 floats"):
         request(bridge.socket_path, bad_round, timeout=10)
+    assert request(bridge.socket_path, {"op": "info"}, timeout=10)["device_id"] == 7
+
+
+def test_relay_returns_the_device_frames_unopened_and_refuses_garbage(bridge: Bridge) -> None:
+    hello = encode_frame(Frame(MsgType.HELLO, b"", 7, 41))
+    stats = encode_frame(Frame(MsgType.STATS_GET, b"", 7, 42))
+    reply = request(
+        bridge.socket_path,
+        {"op": "relay", "frames": [b64(hello), b64(stats)], "reply_timeout_s": 5},
+        timeout=10,
+    )
+    frames = [decode_frame(unb64(text)) for text in reply["frames"]]
+    assert [(f.type, f.seq) for f in frames] == [(MsgType.INFO, 41), (MsgType.STATS, 42)]
+    assert reply["device_id"] == 7
+    with pytest.raises(BridgeError, match="does not decode"):
+        request(bridge.socket_path, {"op": "relay", "frames": [b64(b"\x01\x02\x00")]}, timeout=10)
     assert request(bridge.socket_path, {"op": "info"}, timeout=10)["device_id"] == 7

@@ -16,14 +16,13 @@ Every process is stopped by PID in finally blocks (FlowerProcess.stop, host_flee
 from __future__ import annotations
 
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.support.firmware import build_host_firmware
+from tests.support.flower import run_in_background, wait_for_run, wait_until
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.core import Aggregator
 from tools.aggregator.store import Store
@@ -84,14 +83,6 @@ def _gateway(
     return spawn(f"gateway-{device.device_id}", cmd, work / "gateway-home", work / "logs")
 
 
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout} s for {what}")
-        time.sleep(0.05)
-
-
 def _committed(store_path: Path) -> int:
     if not store_path.exists():
         return 0
@@ -117,7 +108,6 @@ def test_flower_engine_matches_builtin_and_survives_a_killed_gateway(tmp_path: P
     superlink = f"127.0.0.1:{free_port()}"
     work = tmp_path / "flower"
     gateways: dict[int, FlowerProcess] = {}
-    outcome: dict[str, object] = {}
     with host_fleet(firmware, BOARDS, first_id=1) as devices:
         _load_samples(devices)
         public = tuple(
@@ -130,38 +120,28 @@ def test_flower_engine_matches_builtin_and_survives_a_killed_gateway(tmp_path: P
             public_keys=public,
         )
 
-        def run() -> None:
-            try:
-                outcome["report"] = run_flower_aggregate(
-                    CONFIG,
-                    BOARDS,
-                    flower_store,
-                    MODEL / "head_init.npz",
-                    None,
-                    tmp_path / "report",
-                    spec,
-                    work_dir=work,
-                    join_timeout_s=120,
-                    reply_slack_s=15.0,
-                )
-            except BaseException as exc:  # re-raised in the test's thread
-                outcome["error"] = exc
-
-        runner = threading.Thread(target=run, daemon=True)
-        runner.start()
-        try:
-            superlink_log = work / "logs" / "superlink.log"
-            _wait(
-                lambda: "StartRun" in (superlink_log.read_text() if superlink_log.exists() else ""),
-                120,
-                "the SuperLink to accept the run",
+        runner, outcome = run_in_background(
+            lambda: run_flower_aggregate(
+                CONFIG,
+                BOARDS,
+                flower_store,
+                MODEL / "head_init.npz",
+                None,
+                tmp_path / "report",
+                spec,
+                work_dir=work,
+                join_timeout_s=120,
+                reply_slack_s=15.0,
             )
+        )
+        try:
+            wait_for_run(work)
             for device in devices:
                 gateways[device.device_id] = _gateway(
                     device, superlink, keys.ca_cert, tmp_path / "node-keys", work
                 )
             victim = devices[VICTIM - 1]
-            _wait(
+            wait_until(
                 lambda: _trains_received(work, victim) >= 4 or "error" in outcome,
                 240,
                 "round 4's TRAIN message at the victim's SuperNode",
