@@ -9,7 +9,8 @@ unit of privacy under the mode's neighbouring relation:
   distributed  add/remove one unit   z_eff = z·C·√(received/m) / (d·C')   (shares that arrived)
   local        replace one unit      z_eff = z·C / (2·C'·√d)              (no amplification)
 
-with C' = C + s·√P (clip plus stochastic rounding on the grid s), d the largest number of
+with C' the L2 bound of one quantized update on the grid s (`update_sensitivity`: conditional
+rounding, about √(C² + s²P/4 + s(C + s√P/2)), at most C + s·√P), d the largest number of
 devices one unit owns (1 at device level), m the expected number of devices per round.
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 from absl import logging as absl_logging
 
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
-from tools.fedref.privacy import discrete_gaussian
+from tools.fedref.privacy import discrete_gaussian, rounded_norm_bound
 from tools.fedref.rng import Rng
 
 # dp-accounting warns through absl when a fractional RDP order fails to converge; the order is
@@ -61,9 +62,12 @@ def grid_scale(config: AggregatorConfig, noise_std: float) -> float:
 
 
 def update_sensitivity(config: AggregatorConfig, n_params: int, noise_std: float = 0.0) -> float:
-    """L2 bound of one quantized update: C + s·√P (stochastic rounding moves each of the P
-    values by less than one grid step s; docs/PRIVACY.md "Sensitivity on the grid")."""
-    return config.clip + grid_scale(config, noise_std) * math.sqrt(n_params)
+    """L2 bound C' of one quantized update before noise, in Δ units: s times the norm bound the
+    device enforces with conditional rounding (`fedref.privacy.rounded_norm_bound`, the device
+    ledger's own; about √(C² + s²P/4 + s(C + s√P/2)) and never above C + s·√P;
+    docs/PRIVACY.md "Sensitivity on the grid")."""
+    scale = grid_scale(config, noise_std)
+    return scale * rounded_norm_bound(config.clip, scale, n_params)
 
 
 def device_noise_std(config: AggregatorConfig, expected_devices: float) -> float:

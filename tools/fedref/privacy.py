@@ -7,6 +7,7 @@ Algorithms 1-3. Also the exact pmf of the discrete Gaussian, for tests and accou
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -21,6 +22,11 @@ MAX_SIGMA_INT = 1048576.0
 _Q_CLAMP = 2**40
 NOISE_TAILS = 5.0  # device-noise standard deviations the quantization grid leaves room for
 MAX_LEVELS = 32767  # finest grid: C/32767, inside the production policy (scale >= 2^-16 C)
+ROUND_TAIL = 1.0  # FC_ROUND_TAIL: sqrt(2 ln(1/beta)) for beta = exp(-1/2)
+ROUND_BETA = math.exp(-(ROUND_TAIL**2) / 2)  # each attempt fails with probability <= beta
+ROUND_MAX_ATTEMPTS = 32  # FC_ROUND_MAX_ATTEMPTS: then the noised zero vector is released
+_ROUND_EXACT_NORM2 = 2.0**53
+CLIP_FLOAT_SLACK = 2.0**-22  # fc_privatize's float clip may exceed C by this relative amount
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,58 @@ def discrete_gaussian(rng: Rng, sigma: float) -> int:
             return y
 
 
+def rounding_norm2_bound(clip: float, scale: float, n_params: int) -> float:
+    """fc_rounding_norm2_bound: the integer T the rounded vector's squared norm must not exceed
+    (grid units), inf without a clip. c = C (1 + 2^-22) / s;
+    T = floor(min((c + √P)², c² + P/4 + tail·(c + √P/2))): the first always holds, the second
+    is Kairouz-Liu-Steinke's conditional bound (2021, Prop. 22). Same double operations as C."""
+    clip, scale = float(F32(clip)), float(F32(scale))
+    if not clip > 0 or not scale > 0:
+        return math.inf
+    c = clip * (1.0 + CLIP_FLOAT_SLACK) / scale
+    root_n = math.sqrt(n_params)
+    plain = (c + root_n) * (c + root_n)
+    conditional = c * c + n_params / 4.0 + ROUND_TAIL * (c + root_n / 2.0)
+    bound = min(conditional, plain)
+    return float(math.floor(bound)) if bound < _ROUND_EXACT_NORM2 else math.inf
+
+
+def rounded_norm_bound(clip: float, scale: float, n_params: int) -> float:
+    """fc_rounded_norm_bound: the L2 norm, in grid units, that every rounded vector the device
+    releases stays within (before noise): √T, or c + √P when T is inf. The one on-grid
+    sensitivity the device's ledger and the aggregator's accountant use."""
+    bound2 = rounding_norm2_bound(clip, scale, n_params)
+    if math.isinf(bound2):
+        clip, scale = float(F32(clip)), float(F32(scale))
+        if not scale > 0:
+            return math.inf
+        return clip * (1.0 + CLIP_FLOAT_SLACK) / scale + math.sqrt(n_params)
+    return math.sqrt(bound2)
+
+
+def _round_coordinate(rng: Rng, x: F32, scale: F32) -> tuple[int, bool]:
+    """(q, clamped): one stochastic rounding, |y| >= 2^40 clamped (the u64 still drawn)."""
+    with np.errstate(over="ignore"):  # float32 overflow to inf, as in C: then clamped
+        y = x / scale
+    if abs(y) >= _Q_CLAMP:
+        rng.u64()
+        return (_Q_CLAMP if y > 0 else -_Q_CLAMP), True
+    return stochastic_round(rng, x, scale), False
+
+
+def round_conditional(x: np.ndarray, scale: float, bound2: float, rng: Rng) -> tuple[int, Rng]:
+    """fc_round_conditional on x (float32, already clipped): (accepted attempt, 1-based, or 0
+    when every attempt failed; the generator state the accepted attempt started from)."""
+    scale32 = F32(scale)
+    accepted = copy.copy(rng)
+    for attempt in range(1, ROUND_MAX_ATTEMPTS + 1):
+        accepted = copy.copy(rng)
+        norm2 = sum(_round_coordinate(rng, xi, scale32)[0] ** 2 for xi in x)
+        if math.isinf(bound2) or norm2 <= bound2:
+            return attempt, accepted
+    return 0, accepted
+
+
 def privatize(delta: np.ndarray, params: PrivacyParams, rng: Rng) -> tuple[np.ndarray, int]:
     """Twin of fc_privatize: (q as int32 array, flags). Raises ValueError on bad input."""
     params.check()
@@ -157,19 +215,17 @@ def privatize(delta: np.ndarray, params: PrivacyParams, rng: Rng) -> tuple[np.nd
     if factor is not None:
         x = x * factor
     scale, sigma = F32(params.scale), params.sigma_int
+    bound2 = rounding_norm2_bound(params.clip, params.scale, len(x))
+    attempt, replay = round_conditional(x, params.scale, bound2, rng)
     hi = (1 << (params.bits - 1)) - 1
     lo = -hi - 1
     q_out = np.empty(len(x), dtype=np.int32)
     saturated = False
     for i, xi in enumerate(x):
-        with np.errstate(over="ignore"):  # float32 overflow to inf, as in C: then clamped
-            y = xi / scale
-        if abs(y) >= _Q_CLAMP:
-            rng.u64()  # the rounding draw, kept so the stream stays aligned with C
-            q = _Q_CLAMP if y > 0 else -_Q_CLAMP
-            saturated = True
-        else:
-            q = stochastic_round(rng, xi, scale)
+        q = 0
+        if attempt:
+            q, clamped = _round_coordinate(replay, xi, scale)
+            saturated |= clamped
         if sigma > 0:
             q += discrete_gaussian(rng, sigma)
         saturated |= not lo <= q <= hi
@@ -182,15 +238,28 @@ def privatize_many(
     deltas: np.ndarray, params: PrivacyParams, rng: np.random.Generator
 ) -> np.ndarray:
     """Vectorized twin of `privatize` for the simulator, K×P → K×P int64: the same clip rule
-    (`clip_factor` per row), the same unbiased stochastic rounding and the same noise
-    distribution (discrete Gaussian with σ_int, by inverse CDF of `discrete_gaussian_pmf`),
-    saturated to the wire width. It is not the device's random stream, and a floating-point
-    CDF is not fit to protect a real release: host-side simulation only."""
+    (`clip_factor` per row), the same conditional stochastic rounding (rows re-drawn until
+    their squared norm is within `rounding_norm2_bound`, zero after ROUND_MAX_ATTEMPTS) and the
+    same noise distribution (discrete Gaussian with σ_int, by inverse CDF of
+    `discrete_gaussian_pmf`), saturated to the wire width. It is not the device's random
+    stream, and a floating-point CDF is not fit to protect a real release: host-side
+    simulation only."""
     params.check()
     x = np.stack([clip_l2(row, params.clip)[0] for row in np.asarray(deltas, dtype=F32)])
     y = x / F32(params.scale)
     floor = np.floor(y)
-    q = floor.astype(np.int64) + (rng.random(y.shape) < (y - floor))
+    frac = y - floor
+    bound2 = rounding_norm2_bound(params.clip, params.scale, x.shape[1])
+    q = np.zeros(y.shape, dtype=np.int64)
+    pending = np.ones(len(y), dtype=bool)
+    for _ in range(ROUND_MAX_ATTEMPTS):
+        rows = np.flatnonzero(pending)
+        if not len(rows):
+            break
+        draw = floor[rows].astype(np.int64) + (rng.random(y[rows].shape) < frac[rows])
+        fits = (draw.astype(np.float64) ** 2).sum(axis=1) <= bound2
+        q[rows[fits]] = draw[fits]
+        pending[rows[fits]] = False
     if params.sigma_int > 0:
         support, pmf = discrete_gaussian_pmf(params.sigma_int)
         cdf = np.cumsum(pmf)

@@ -21,7 +21,7 @@ from tools.aggregator.core import Aggregator
 from tools.aggregator.report import write_report
 from tools.aggregator.run import load_enrollment
 from tools.aggregator.store import Store
-from tools.fedref.privacy import quantization_scale
+from tools.fedref.privacy import quantization_scale, rounded_norm_bound
 from tools.link.client import DeviceClient
 
 W0 = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
@@ -61,7 +61,7 @@ def _gaussian_epsilon(z_eff: list[float], delta: float = 1e-5) -> float:
 
 def _c_prime(clip: float = 1.0, scale: float | None = None) -> float:
     step = float(np.float32(clip / 4096)) if scale is None else scale
-    return clip + step * math.sqrt(N_PARAMS)
+    return step * rounded_norm_bound(clip, step, N_PARAMS)
 
 
 @pytest.mark.parametrize("peers", [10], indirect=True)

@@ -12,7 +12,7 @@ import pytest
 
 from tools.aggregator import privacy, sampling
 from tools.aggregator.config import AggregatorConfig, PrivacyMode, PrivacyUnit
-from tools.fedref.privacy import quantization_scale
+from tools.fedref.privacy import quantization_scale, rounded_norm_bound
 
 NR = dp_accounting.NeighboringRelation
 EXACT = 1e-12  # a scale this small makes C' = C: the audit's figures, rounding left out
@@ -43,7 +43,7 @@ def test_central_epsilon_is_dp_accounting_with_rounding_in_the_sensitivity(
     config = AggregatorConfig(privacy=PrivacyMode.CENTRAL, noise_multiplier=z, clip=0.5)
     event = privacy.round_event(config, q, 100 * q, 7, n_params)
     grid = float(np.float32(quantization_scale(0.5, 0.0, 16)))  # docs/PRIVACY.md's rule
-    c_prime = 0.5 + grid * math.sqrt(n_params)
+    c_prime = grid * rounded_norm_bound(0.5, grid, n_params)  # the device's norm bound
     assert event == privacy.RoundEvent(q, z * 0.5 / c_prime)
     gaussian = dp_accounting.GaussianDpEvent(z * 0.5 / c_prime)
     declared = gaussian if q >= 1 else dp_accounting.PoissonSampledDpEvent(q, gaussian)
@@ -52,17 +52,20 @@ def test_central_epsilon_is_dp_accounting_with_rounding_in_the_sensitivity(
     )
 
 
-def test_rounding_is_charged_12_37_not_12_30() -> None:
-    # the audit's figure is for the grid C/4096 (the rule of docs/PRIVACY.md gives a finer one)
+def test_rounding_is_charged_12_304_with_conditional_rounding_not_12_37() -> None:
+    # the audit's figure is for the grid C/4096 (the rule of docs/PRIVACY.md gives a finer one);
+    # the plain bound C + s·√P charged 12.37, the device's conditional rounding about C + s/2
     config = AggregatorConfig(
         privacy=PrivacyMode.DISTRIBUTED, noise_multiplier=1.0, clip=0.5, scale=0.5 / 4096
     )
     event = privacy.round_event(config, 1.0, 6, 6, 343)
-    assert _gaussian_run(config, event, 5) == pytest.approx(12.37, abs=0.005)
+    charged = _gaussian_run(config, event, 5)
+    assert charged == pytest.approx(12.304, abs=0.0005)
     exact = privacy.round_event(
         AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, scale=EXACT), 1.0, 6, 6, 343
     )
     assert _gaussian_run(config, exact, 5) == pytest.approx(12.30, abs=0.005)
+    assert _gaussian_run(config, exact, 5) < charged
 
 
 def test_distributed_dropouts_account_with_the_noise_that_arrived() -> None:
@@ -151,7 +154,8 @@ def test_epsilon_against_the_aggregator_is_the_per_update_figure() -> None:
     sigma = privacy.device_noise_std(config, 6.0)
     ours = privacy.aggregator_epsilon(config, [sigma] * 5, 343)
     expected = _direct(dp_accounting.GaussianDpEvent(sigma / 1.0), 5, NR.REPLACE_ONE)
-    assert ours == pytest.approx(expected, rel=1e-9) and ours > 100  # σ_local is weak alone
+    # rel 1e-6: C' carries the float slack of the device's clip, C·(1 + 2⁻²²)
+    assert ours == pytest.approx(expected, rel=1e-6) and ours > 100  # σ_local is weak alone
     central = AggregatorConfig(privacy=PrivacyMode.CENTRAL)
     assert privacy.aggregator_epsilon(central, [0.0], 343) == math.inf
     assert privacy.aggregator_epsilon(config, [], 343) == 0.0
@@ -198,8 +202,11 @@ def test_grid_scale_is_the_rule_with_the_devices_noise() -> None:
     config = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, clip=0.5, bits=8)
     sigma = privacy.device_noise_std(config, 6)
     assert privacy.grid_scale(config, sigma) == pytest.approx((0.5 + 5 * sigma) / 127, rel=1e-6)
-    assert privacy.update_sensitivity(config, 343, sigma) == pytest.approx(
-        0.5 + privacy.grid_scale(config, sigma) * math.sqrt(343)
+    grid = privacy.grid_scale(config, sigma)
+    # conditional rounding: far below the plain C + s·√P on the 8-bit grid
+    assert privacy.update_sensitivity(config, 343, sigma) == grid * rounded_norm_bound(
+        0.5, grid, 343
     )
+    assert privacy.update_sensitivity(config, 343, sigma) < 0.5 + 0.3 * grid * math.sqrt(343)
     fixed = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, clip=0.5, scale=0.001)
     assert privacy.grid_scale(fixed, sigma) == pytest.approx(0.001)

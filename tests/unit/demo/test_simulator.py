@@ -10,7 +10,7 @@ import dp_accounting
 import numpy as np
 import pytest
 
-from tools.fedref.privacy import quantization_scale
+from tools.fedref.privacy import quantization_scale, rounded_norm_bound
 from tools.fleet.simulator import SimConfig, load_clients, simulate_one
 
 
@@ -51,7 +51,7 @@ def test_epsilon_is_the_accountants_for_the_event_that_ran(watch: tuple, mode: s
     m = q * n  # expected devices: the fixed denominator and the noise split
     sigma = config.clip / math.sqrt(m) if mode == "distributed" else 0.0  # z = 1
     scale = quantization_scale(config.clip, sigma, config.bits)  # docs/PRIVACY.md's rule
-    c_prime = config.clip + scale * math.sqrt(n_params)
+    c_prime = scale * rounded_norm_bound(config.clip, scale, n_params)
     z_eff = [
         config.clip * (math.sqrt(k / m) if mode == "distributed" else 1.0) / c_prime
         for k in run["received_by_round"]

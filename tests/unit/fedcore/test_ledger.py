@@ -26,6 +26,9 @@ RELEASES = [
     (0.5, 0.75, 0.5 / 4096, P, 5),
     (2.0, 8.0, 2 / 1024, P, 6),
     (1.0, 1.0, 1 / 65536, 70, 9),
+    # the 8-bit grid of the scale rule, where conditional rounding sets the sensitivity
+    (4.0, 4.0, 24 / 127, 343, 11),
+    (4.0, 8.0, 4.0 / 16, P, 12),
 ]
 
 
