@@ -220,6 +220,8 @@ def clean(c: Context) -> None:
         "boards": "flower: boards to wait for before round 1 (default 1)",
         "node_key": "flower: a gateway's SuperNode public key (.pub); enables SuperNode "
         "authentication; repeat",
+        "bits": "UPDATE value width 8/16/32 (default 8: 510 B at 64×7; grid from "
+        "docs/PRIVACY.md's rule)",
     },
 )
 def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "none",
@@ -230,7 +232,7 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
               store: str = "", unit: str = "user", enrollment: str = "",
               secagg: bool = False, simulation: bool = False, engine: str = "builtin",
               superlink: str = "127.0.0.1:9091", connect: bool = False, boards: int = 1,
-              node_key: list[str] | None = None) -> None:
+              node_key: list[str] | None = None, bits: int = 8) -> None:
     """Run DP federated rounds over devices; writes build/report/aggregate.json and PNGs."""
     from tools.aggregator.run import main
 
@@ -244,6 +246,7 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
         f"--cohort={cohort}", f"--population={population}", f"--strategy={strategy}",
         f"--server-lr={server_lr}", f"--server-optimizer={server_optimizer}", f"--lr={lr}",
         f"--epochs={epochs}", f"--deadline={deadline}", f"--task={task}", f"--unit={unit}",
+        f"--bits={bits}",
     ] + ([f"--store={store}"] if store else []) + (
         [f"--enrollment={enrollment}"] if enrollment else []) + (
         ["--secagg"] if secagg else []) + (["--simulation"] if simulation else [])
@@ -371,13 +374,13 @@ def hil(c: Context, port: str = "", board: str = "esp32", profile: str = "") -> 
         "dropout": "probability that a selected client does not answer (default 0)",
         "engine": "builtin (numpy, one process) | flower (one Flower virtual SuperNode per "
         "client in Flower's simulation runtime; docs/DEPLOYMENT.md)",
-        "bits": "UPDATE value width 8/16/32, scale from docs/PRIVACY.md's rule (default 16)",
+        "bits": "UPDATE value width 8/16/32, scale from docs/PRIVACY.md's rule (default 8)",
     }
 )
 def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 20,
              cohort: int = 100, noise: str = "0,0.5,1,2", clip: float = 0.5,
              privacy: str = "central,distributed", dropout: float = 0.0,
-             engine: str = "builtin", bits: int = 16) -> None:
+             engine: str = "builtin", bits: int = 8) -> None:
     """Simulate thousands of clients with the vectorized twins: accuracy vs ε curves per mode.
 
     Distributed mode quantizes and adds the device's discrete Gaussian; ε comes from the

@@ -125,6 +125,27 @@ def test_noisy_update_matches_reference_and_respects_the_bound(
         assert update.ready.flags == 0  # nothing saturated; CLIPPED is no longer sent
 
 
+def test_default_8_bit_update_with_noise_matches_the_twin_and_the_bound(
+        client: DeviceClient, device: VirtualDevice, replay: ReplayData) -> None:
+    """The aggregator's default width and grid (8 bits, docs/PRIVACY.md's rule for σ = C):
+    the device's conditional rounding and noise (host ASan and QEMU's Cortex-M4) give the
+    twin's integers. (Re-drawn roundings are compared C against twin in
+    tests/unit/fedcore/test_conditional_rounding.py: real deltas are accepted at once.)"""
+    client.hello()
+    if device.kind == "qemu":
+        client.seed(hashlib.sha256(b"qemu test seed").digest())
+    _replay(client, replay)
+    clip = 0.5
+    params = dataclasses.replace(_train_params(noise_std=clip), bits=8,
+                                 scale=fpriv.quantization_scale(clip, clip, 8))
+    client.train(params)
+    update = client.fetch_update(TRAIN_ROUND, timeout=60)
+    q_ref, flags_ref, _ = _reference_update(replay.w, replay.b, replay, params)
+    assert np.array_equal(update.q, q_ref)
+    assert update.ready.flags == flags_ref & m.UPDATE_SATURATED == 0  # 5σ of headroom
+    assert len(update.data) == update.q.size  # one byte per value on the wire
+
+
 def test_state_survives_restart(host_firmware, tmp_path, replay: ReplayData) -> None:
     from tests.firmware.conftest import assert_clean_exit
     from tests.support.cbuild import SANITIZER_ENV

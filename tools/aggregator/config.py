@@ -58,7 +58,7 @@ class AggregatorConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     example_clip: float = 0.0
-    bits: int = 16  # 8 halves the update but grows the sensitivity C + s·√P (docs/PRIVACY.md)
+    bits: int = 8  # 455 B of values at 64×7; conditional rounding keeps C' near C (PRIVACY.md)
     scale: float = 0.0  # quantization step; 0: from clip, noise and bits (quant_scale_for)
     deadline_s: float = 30.0  # per round, for TRAIN to UPDATE_READY and fetch
     min_updates: int = 1  # fewer accepted updates: the round commits without a new head

@@ -159,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enrollment", type=Path, default=None, help="CSV device_id,user_id")
     p.add_argument("--min-updates", type=int, default=1)
     p.add_argument(
+        "--bits",
+        type=int,
+        choices=[8, 16, 32],
+        default=AggregatorConfig.bits,
+        help="UPDATE value width; the grid follows docs/PRIVACY.md's rule (default 8)",
+    )
+    p.add_argument(
         "--secagg",
         action="store_true",
         help="secure aggregation (distributed mode; devices enrolled with `invoke provision`)",
@@ -222,6 +229,7 @@ def config_from_args(args: argparse.Namespace) -> AggregatorConfig:
         population=args.population,
         unit=PrivacyUnit(args.unit),
         min_updates=args.min_updates,
+        bits=args.bits,
         secagg=args.secagg,
         strategy=Strategy(args.strategy),
         server_lr=args.server_lr,

@@ -22,6 +22,7 @@ MAX_SIGMA_INT = 1048576.0
 _Q_CLAMP = 2**40
 NOISE_TAILS = 5.0  # device-noise standard deviations the quantization grid leaves room for
 MAX_LEVELS = 32767  # finest grid: C/32767, inside the production policy (scale >= 2^-16 C)
+COARSEST_REL = 2.0**-4  # coarsest grid C/16: the production policy's scale_max_rel
 ROUND_TAIL = 1.0  # FC_ROUND_TAIL: sqrt(2 ln(1/beta)) for beta = exp(-1/2)
 ROUND_BETA = math.exp(-(ROUND_TAIL**2) / 2)  # each attempt fails with probability <= beta
 ROUND_MAX_ATTEMPTS = 32  # FC_ROUND_MAX_ATTEMPTS: then the noised zero vector is released
@@ -64,14 +65,20 @@ def quantization_scale(clip: float, noise_std: float, bits: int, summands: int =
     of 2^bits then recovers the sum exactly. L is capped at 32767 (the 16-bit grid): a finer
     grid buys nothing and would leave the production policy's range (scale >= 2^-16 C) and
     the sampler's (noise_std / scale <= 2^20); 32-bit words then only rule out saturation.
-    The result is rounded to float32 (its wire form).
+    The noise headroom is also capped at a step of C/16, the coarsest the production policy
+    accepts (scale <= 2^-4 C; only C/L itself stays coarser, with L < 16 when many summands
+    share 8 bits): on 8 bits that happens for σ > 0.22 C (n = 1), and then the grid
+    leaves (2^(bits-1) - 1 - 16) / 16 · C/σ noise standard deviations instead of 5 (3.5 at
+    σ = 2C, 1.7 at 4C); values beyond saturate (post-processing: ε unchanged, the average
+    shrinks; use 16 bits at such σ). The result is rounded to float32 (its wire form).
     """
     if bits not in (8, 16, 32) or summands < 1 or not clip > 0 or noise_std < 0:
         raise ValueError("need bits in 8/16/32, summands >= 1, clip > 0, noise_std >= 0")
     levels = min(((1 << (bits - 1)) - 1) // summands, MAX_LEVELS)
     if levels < 1:
         raise ValueError(f"{summands} summands do not fit in {bits}-bit values")
-    return float(F32((clip + NOISE_TAILS * noise_std) / levels))
+    step = min((clip + NOISE_TAILS * noise_std) / levels, clip * COARSEST_REL)
+    return float(F32(max(step, clip / levels)))  # the cap never pushes C itself off the grid
 
 
 def l2_norm(x: np.ndarray) -> float:

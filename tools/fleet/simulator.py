@@ -43,7 +43,7 @@ class SimConfig:
     noise_multipliers: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
     modes: tuple[str, ...] = ("central", "distributed")  # DP modes run for each z > 0
     dropout: float = 0.0  # probability that a selected client does not answer
-    bits: int = 16  # UPDATE value width (the aggregator's default)
+    bits: int = 8  # UPDATE value width (the aggregator's default)
     delta: float = 1e-5
     k: int = 10
     lr: float = 0.1

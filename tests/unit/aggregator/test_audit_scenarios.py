@@ -277,6 +277,6 @@ def test_cli_says_when_the_population_is_not_registered(
     assert "no enrollment: registered the 10 connected devices" in text
     report = json.loads((tmp_path / "report" / "aggregate.json").read_text())
     assert report["privacy"]["sampling_rate"] == 1.0
-    # the CLI's defaults: 16-bit values on the grid of docs/PRIVACY.md's rule (no device noise)
-    c_prime = _c_prime(scale=float(np.float32(quantization_scale(1.0, 0.0, 16))))
+    # the CLI's defaults: 8-bit values on the grid of docs/PRIVACY.md's rule (no device noise)
+    c_prime = _c_prime(scale=float(np.float32(quantization_scale(1.0, 0.0, 8))))
     assert report["epsilon"] == pytest.approx(_gaussian_epsilon([1 / c_prime] * 2))

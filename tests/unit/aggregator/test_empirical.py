@@ -104,7 +104,9 @@ def test_canary_is_not_revealed_beyond_epsilon(mode: str, neighbour: str) -> Non
     declared = AggregatorConfig(privacy=PrivacyMode(mode), noise_multiplier=2.0, clip=CLIP)
     event = privacy.round_event(declared, 1.0, 3.0, 3, 2)
     epsilon = privacy.ledger_epsilon(declared, [event])
-    assert epsilon == pytest.approx(2.17, abs=0.01)
+    # 2.17 on a fine grid; the default 8-bit grid of a σ = 2C/√3 share is the coarsest the
+    # policy allows (C/16), whose conditional rounding bound adds 3 % to C'
+    assert epsilon == pytest.approx(2.17 if mode == "central" else 2.23, abs=0.01)
     without, with_canary = _canary_trials(declared, neighbour, 4000)
     assert _epsilon_lower_bound(without, with_canary, declared.delta) <= epsilon
     # The audit has power: a release with 8× less noise than declared is caught.

@@ -42,7 +42,7 @@ def test_central_epsilon_is_dp_accounting_with_rounding_in_the_sensitivity(
 ) -> None:
     config = AggregatorConfig(privacy=PrivacyMode.CENTRAL, noise_multiplier=z, clip=0.5)
     event = privacy.round_event(config, q, 100 * q, 7, n_params)
-    grid = float(np.float32(quantization_scale(0.5, 0.0, 16)))  # docs/PRIVACY.md's rule
+    grid = float(np.float32(quantization_scale(0.5, 0.0, 8)))  # the rule, default 8 bits
     c_prime = grid * rounded_norm_bound(0.5, grid, n_params)  # the device's norm bound
     assert event == privacy.RoundEvent(q, z * 0.5 / c_prime)
     gaussian = dp_accounting.GaussianDpEvent(z * 0.5 / c_prime)
