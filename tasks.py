@@ -313,11 +313,12 @@ def monitor(c: Context, port: str, baud: int = 115200) -> None:
         "clip": "C: L2 bound of each device's head delta (default 0.5)",
         "k": "labelled windows per class each device personalizes from (default 10)",
         "secagg": "secure aggregation in distributed mode (default on; --no-secagg: off)",
+        "bits": "UPDATE value width 8/16/32 (default 8)",
     }
 )
 def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
          rounds: int = 5, privacy: str = "distributed", noise_multiplier: float = 1.0,
-         clip: float = 0.5, k: int = 10, secagg: bool = True) -> None:
+         clip: float = 0.5, k: int = 10, secagg: bool = True, bits: int = 8) -> None:
     """Run the whole loop on virtual boards and report (build/report/demo.md).
 
     Train/gen/build if inputs changed, start the fleet, personalize on the devices, run DP
@@ -326,7 +327,7 @@ def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
 
     report = run_demo(DemoConfig(task=task, board=board, devices=devices, rounds=rounds,
                                  privacy=privacy, noise_multiplier=noise_multiplier,
-                                 clip=clip, k=k, secagg=secagg))
+                                 clip=clip, k=k, secagg=secagg, bits=bits))
     held, fed, p = report["held_out"], report["federated"], report["privacy"]
     eps = "∞" if p["epsilon"] is None else f"{p['epsilon']:.2f}"
     print(f"held-out: global {held['global_acc']:.3f} → personal {held['personal_acc']:.3f} "

@@ -47,12 +47,13 @@ def test_distributed_secagg_rounds_release_only_sums(
         store = Store(store_path)
         config = AggregatorConfig(
             rounds=2, privacy=PrivacyMode.DISTRIBUTED, secagg=True, noise_multiplier=1.0,
-            clip=1.0, bits=8, scale=1 / 64, deadline_s=60, simulation=True,
-        )  # fmt: skip
+            clip=1.0, deadline_s=60, simulation=True,
+        )  # fmt: skip  (the default width and grid: 8-bit q, conditional rounding)
         aggregator = Aggregator(store, config, clients, (replay.w, replay.b))
         records = aggregator.run()
         n_params = replay.w.size + replay.b.size
-        bits_mod = masking.min_bits(8, DEVICES)
+        assert config.bits == 8
+        bits_mod = masking.min_bits(config.bits, DEVICES)
         for record in records:
             assert record.outcome == "released" and record.metrics["accepted"] == DEVICES
             for update in store.updates(record.round):
