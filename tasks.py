@@ -435,7 +435,7 @@ def evaluate(c: Context, task: str = "watch", folds: int = 5, repeats: int = 3,
     help={
         "task": "model to measure (default watch)",
         "only": "comma-separated sections (backbone, head, firmware, link, aggregator, demo, "
-        "secagg)",
+        "secagg, privacy)",
     }
 )
 def bench(c: Context, task: str = "watch", only: str = "") -> None:

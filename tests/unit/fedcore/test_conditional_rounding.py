@@ -5,6 +5,7 @@ position), the norm bound it promises, and its acceptance probability against th
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -169,3 +170,44 @@ def test_vectorized_twin_keeps_the_same_bound() -> None:
     bound2 = privacy.rounding_norm2_bound(clip, SCALE, P)
     norms2 = (q.astype(np.float64) ** 2).sum(axis=1)
     assert np.all(norms2 <= bound2) and np.all(norms2 > 0)
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
+def test_cortex_m4_build_gives_the_twins_bounds_attempts_and_integers() -> None:
+    """fedcore's privacy.c built for Cortex-M4 (soft-float double, newlib's sqrt) and run under
+    unicorn: T and B bit for bit, and the re-drawn roundings of a tight bound (about half the
+    attempts fail) with the twin's attempts, integers and stream position."""
+    from tools.bench import privacy as m4_privacy
+    from tools.bench.m4 import M4Machine
+
+    machine = M4Machine(m4_privacy.build_elf(), count_instructions=False)
+    queries = [(4.0, 4.0 * 6 / 127, 343), (0.5, 0.5 / 4096, 455), (1.0, 1e-12, 455),
+               (0.0, 0.01, 455), (2.5, 0.3, 1)]  # fmt: skip
+    gen = np.random.default_rng(12)
+    queries += [
+        (float(np.float32(c)), float(np.float32(c / levels)), int(n))
+        for c, levels, n in zip(
+            gen.uniform(0.01, 10, 60),
+            gen.uniform(1, 70000, 60),
+            gen.integers(1, 700, 60),
+            strict=True,
+        )
+    ]
+    py_out = np.array(
+        [[privacy.rounding_norm2_bound(*q), privacy.rounded_norm_bound(*q)] for q in queries]
+    )
+    m4_out = m4_privacy.norm_bounds(machine, queries)
+    assert np.array_equal(m4_out.view(np.uint64), py_out.view(np.uint64))
+
+    x = worst_case_x(seed=6)
+    y = x.astype(np.float64) / SCALE
+    bound2 = float(math.floor(float(y @ y) + P / 4))
+    attempts, q, next_word, _ = m4_privacy.round_conditional(machine, x, SCALE, bound2, 21, 40)
+    rng = Rng.from_u64(21)
+    for run in range(40):
+        attempt, replay = privacy.round_conditional(x, SCALE, bound2, rng)
+        assert attempt == attempts[run]
+        expected = [privacy.stochastic_round(replay, xi, np.float32(SCALE)) for xi in x]
+        assert np.array_equal(q[run], expected)
+    assert rng.u32() == next_word
+    assert attempts.max() > 1
