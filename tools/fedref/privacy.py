@@ -178,7 +178,7 @@ def rounding_norm2_bound(clip: float, scale: float, n_params: int) -> float:
 
 def rounded_norm_bound(clip: float, scale: float, n_params: int) -> float:
     """fc_rounded_norm_bound: the L2 norm, in grid units, that every rounded vector the device
-    releases stays within (before noise): √T, or c + √P when T is inf. The one on-grid
+    releases stays within (before noise): √T rounded up, or c + √P when T is inf. The one on-grid
     sensitivity the device's ledger and the aggregator's accountant use."""
     bound2 = rounding_norm2_bound(clip, scale, n_params)
     if math.isinf(bound2):
@@ -186,7 +186,7 @@ def rounded_norm_bound(clip: float, scale: float, n_params: int) -> float:
         if not scale > 0:
             return math.inf
         return clip * (1.0 + CLIP_FLOAT_SLACK) / scale + math.sqrt(n_params)
-    return math.sqrt(bound2)
+    return math.nextafter(math.sqrt(bound2), math.inf)  # never below the real √T
 
 
 def _round_coordinate(rng: Rng, x: F32, scale: F32) -> tuple[int, bool]:

@@ -164,7 +164,7 @@ double fc_rounded_norm_bound(float clip, float scale, size_t n)
     if (isinf(bound2)) {
         return (double)clip * (1.0 + 0x1p-22) / (double)scale + sqrt((double)n);
     }
-    return sqrt(bound2);
+    return nextafter(sqrt(bound2), INFINITY); /* never below the real sqrt(T) */
 }
 
 /* Rounding of one coordinate as it goes on the wire: |y| >= 2^40 (possible only without a

@@ -100,7 +100,8 @@ int64_t fc_discrete_gaussian(fc_rng_t *rng, double sigma);
 double fc_rounding_norm2_bound(float clip, float scale, size_t n);
 
 /* The L2 bound of the rounded vector before noise, in grid units, that fc_privatize enforces:
- * sqrt(T), or c + sqrt(n) when T is +inf. The device's ledger takes its sensitivity from it. */
+ * sqrt(T) rounded up (the next double above the correctly rounded sqrt, so never below the
+ * real root), or c + sqrt(n) when T is +inf. The device's ledger takes its sensitivity from it. */
 double fc_rounded_norm_bound(float clip, float scale, size_t n);
 
 /* Rounding attempts of x_i = delta_i * factor on the grid until sum q_i^2 <= bound2 (rule
