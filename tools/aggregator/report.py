@@ -88,6 +88,11 @@ def privacy_summary(store: Store) -> dict[str, Any]:
         "epsilon_against_aggregator_worst_unit": (
             None if config.privacy == PrivacyMode.NONE else _figure(against_aggregator)
         ),
+        "aggregator_relation": (
+            "zero_out: every SecAgg sum it saw, no amplification"
+            if config.secagg
+            else "replace_one: every update it received, no amplification"
+        ),
         "epsilon_device_ledger_max": max(ledgers) if ledgers else NO_LEDGER,
         "secagg": config.secagg,
         "secagg_unreleased_sums": int(store.get_meta("secagg_unreleased_sums") or 0),
