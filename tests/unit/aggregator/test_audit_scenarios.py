@@ -232,6 +232,29 @@ def test_a_store_from_before_the_ledger_change_is_refused_with_advice(tmp_path: 
         Store(tmp_path / "old.sqlite")
 
 
+def test_a_store_from_before_the_cohort_cap_gains_the_truncation_column(
+    tmp_path: Path,
+) -> None:
+    """Stores written before the cap keep their events (nothing was capped: truncation 0)."""
+    import sqlite3
+
+    path = tmp_path / "before.sqlite"
+    Store(path).close()
+    old = sqlite3.connect(path)
+    old.executescript(
+        "DROP TABLE accountant; CREATE TABLE accountant (round INTEGER PRIMARY KEY, "
+        "sampling_q REAL NOT NULL, noise_multiplier REAL NOT NULL);"
+        "INSERT INTO accountant VALUES (1, 0.5, 1.2);"
+    )
+    old.commit()
+    old.close()
+    store = Store(path)
+    try:
+        assert store.events() == [privacy.RoundEvent(0.5, 1.2, 0.0)]
+    finally:
+        store.close()
+
+
 def test_round_engine_without_io_and_the_device_ledger_slot(tmp_path: Path) -> None:
     """The round logic as a library (no serial link): plan, report back, finish. Firmware
     that keeps a ledger reports `epsilon_spent`; the report shows the largest."""
