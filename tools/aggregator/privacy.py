@@ -135,18 +135,16 @@ def release_noise(
     missing = cap - received
     if missing < 0:
         raise ValueError(f"{received} shares in a round capped at K = {cap}")
-    if missing == 0:
-        return np.zeros(size)
     sigma = device_noise_std(config, threshold)
     params = PrivacyParams(config.clip, sigma, grid_scale(config, sigma), 32)
     if simulation is not None:
-        ints = privatize_many(np.zeros((missing, size)), params, simulation).sum(axis=0)
-    else:
-        rng = Rng(secrets.token_bytes(32))
-        ints = np.zeros(size, dtype=np.int64)
-        for _ in range(missing):
-            ints += np.array([discrete_gaussian(rng, params.sigma_int) for _ in range(size)])
-    return np.asarray(ints, dtype=np.float64) * params.scale
+        ints = privatize_many(np.zeros((max(missing, 1), size)), params, simulation)[:missing]
+        return ints.sum(axis=0).astype(np.float64) * params.scale
+    # K shares are drawn whatever k is, so the time the top-up takes does not tell k.
+    rng = Rng(secrets.token_bytes(32))
+    shares = [[discrete_gaussian(rng, params.sigma_int) for _ in range(size)] for _ in range(cap)]
+    ints = np.array(shares[:missing], dtype=np.int64).reshape(missing, size).sum(axis=0)
+    return ints.astype(np.float64) * params.scale
 
 
 def round_event(
