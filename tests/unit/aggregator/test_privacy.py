@@ -252,3 +252,20 @@ def test_grid_scale_is_the_rule_with_the_devices_noise() -> None:
     )
     fixed = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, clip=0.5, scale=0.001)
     assert privacy.grid_scale(fixed, sigma) == pytest.approx(0.001)
+
+
+def test_epsilon_against_an_aggregator_that_sees_only_sums() -> None:
+    """SecAgg: every sum that held the unit, k ≥ t shares of σ = z·C/√t each, zero-out with
+    sensitivity d'·C', no amplification: dp-accounting's Gaussian composition, and z_eff ≥ z
+    for every sum (k = t gives exactly z)."""
+    config = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, scale=EXACT, secagg=True)
+    sigma = privacy.device_noise_std(config, 4)
+    sums = [(sigma, 6, 2), (sigma, 5, 1), (sigma, 4, 2)]
+    accountant = dp_accounting.rdp.RdpAccountant()
+    for _, k, d in sums:
+        accountant.compose(dp_accounting.GaussianDpEvent(sigma * math.sqrt(k) / d))
+    ours = privacy.sum_epsilon(config, sums, 15)
+    assert ours == pytest.approx(accountant.get_epsilon(1e-5), rel=1e-9)
+    at_threshold = privacy.sum_epsilon(config, [(sigma, 4, 1)], 15)
+    assert at_threshold == pytest.approx(_direct(dp_accounting.GaussianDpEvent(1.0), 1))
+    assert privacy.sum_epsilon(config, [], 15) == 0.0
