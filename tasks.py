@@ -188,8 +188,8 @@ def clean(c: Context) -> None:
         "port": "pyserial URL of a device (/dev/ttyUSB0, /dev/pts/N, socket://127.0.0.1:P); repeat",
         "rounds": "total committed rounds to reach (a rerun resumes the store)",
         "privacy": "none | central | distributed | local (docs/PRIVACY.md)",
-        "noise_multiplier": "z: noise std z·clip (central, local), z·clip/√n per device "
-        "(distributed)",
+        "noise_multiplier": "z: noise std z·clip (central, local), z·clip/√t per device "
+        "(distributed: t the SecAgg threshold; every release carries K devices' noise)",
         "clip": "C: L2 bound of each device's update",
         "delta": "δ of the reported (ε, δ)",
         "epsilon_budget": "ε a release may never exceed: a round whose actual participation "

@@ -170,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="secure aggregation (distributed mode; devices enrolled with `invoke provision`)",
     )
+    p.add_argument(
+        "--secagg-threshold",
+        type=int,
+        default=0,
+        help="SecAgg threshold t, also what device noise is calibrated to: σ = z·C/√t "
+        "(default ⌊m/2⌋ + 1 of the expected m devices; docs/PRIVACY.md, Distributed mode)",
+    )
     p.add_argument("--strategy", choices=[s.value for s in Strategy], default="fedavg")
     p.add_argument("--server-lr", type=float, default=1.0)
     p.add_argument("--server-optimizer", choices=["sgd", "adam"], default="sgd")
@@ -231,6 +238,7 @@ def config_from_args(args: argparse.Namespace) -> AggregatorConfig:
         min_updates=args.min_updates,
         bits=args.bits,
         secagg=args.secagg,
+        secagg_threshold=args.secagg_threshold,
         strategy=Strategy(args.strategy),
         server_lr=args.server_lr,
         server_optimizer=args.server_optimizer,

@@ -132,7 +132,7 @@ def _secure_sum(
     agg: Aggregator, plan: RoundPlan, ready: dict[int, UpdateReady], rows: list[UpdateRow]
 ) -> Secured:
     cohort = {d: agg.clients[d] for d in sorted(ready)}
-    threshold = agg.config.secagg_threshold or default_threshold(len(cohort))
+    threshold = agg.secagg_threshold(plan, len(cohort))  # ≥ t, the noise calibration
     try:
         result = SecAggRound(cohort, plan.round, threshold, plan.train.bits, agg.n_params).run()
     except SecAggAbortError as exc:  # nothing released; the devices keep their updates
