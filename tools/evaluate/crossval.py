@@ -27,11 +27,12 @@ from rich.console import Console
 from tools.demo.device_eval import LocalTraining
 
 console = Console()
-METRICS = ("global_acc", "personal_acc", "local_only_acc", "finetune_acc")
+METRICS = ("global_acc", "personal_acc", "local_only_acc", "finetune_acc", "imprint_first_acc")
 PAIRS = (
     ("personal_acc", "local_only_acc"),
     ("personal_acc", "global_acc"),
     ("finetune_acc", "local_only_acc"),
+    ("imprint_first_acc", "local_only_acc"),
 )
 
 
@@ -211,14 +212,27 @@ def _trained(
     labels: list[np.ndarray],
     params: Any,
     seeds: list[int],
-    tests: list[tuple[np.ndarray, np.ndarray]],
-) -> list[float]:
-    """Accuracy of each client's head after on-device training (the vectorized twin)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each client's head after on-device training (the vectorized twin): (K, d, c), (K, c)."""
     from tools.fedref.batch import train_many
     from tools.fedref.rng import Rng
 
     w, b, _, _ = train_many(w0, b0, embs, labels, params, [Rng.from_u64(s) for s in seeds])
-    return _accuracies(w, b, tests)
+    return w, b
+
+
+def _imprinted(
+    w: np.ndarray, b: np.ndarray, embs: list[np.ndarray], labels: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each client's head (w[i], b[i]) plus its own class prototypes (fc_head_imprint's twin)."""
+    from tools.fedref.head import imprint
+    from tools.link.messages import TRAIN_IMPRINT_STRENGTH
+
+    heads = [
+        imprint(w[i], b[i], e, y, TRAIN_IMPRINT_STRENGTH)
+        for i, (e, y) in enumerate(zip(embs, labels, strict=True))
+    ]
+    return np.stack([h[0] for h in heads]), np.stack([h[1] for h in heads])
 
 
 def evaluate_heldout(
@@ -226,8 +240,6 @@ def evaluate_heldout(
 ) -> list[dict[str, Any]]:
     """One row per held-out device, k and repeat: global, personal and local-only accuracy."""
     from model_gen.datasets import TEST, devices_of
-    from tools.fedref.head import imprint
-    from tools.link.messages import TRAIN_IMPRINT_STRENGTH
 
     devices = devices_of(data, fold.users["heldout"])
     rows = []
@@ -248,29 +260,23 @@ def evaluate_heldout(
         embs, labels = [fold.embedding[s] for s in shots], [data.y[s] for s in shots]
 
         seeds = [config.seed * 7919 + index * 1009 + i for i in range(len(runs))]
-        start = [
-            imprint(w_g, b_g, e, y, TRAIN_IMPRINT_STRENGTH)
-            for e, y in zip(embs, labels, strict=True)
-        ]
         n = len(runs)
-        glob = _accuracies(
-            np.broadcast_to(w_g, (n, *w_g.shape)), np.broadcast_to(b_g, (n, *b_g.shape)), tests
-        )
-        finetune = _trained(w_g, b_g, embs, labels, params, seeds, tests)
+        w_all, b_all = np.broadcast_to(w_g, (n, *w_g.shape)), np.broadcast_to(b_g, (n, *b_g.shape))
+        glob = _accuracies(w_all, b_all, tests)
+        tuned = _trained(w_g, b_g, embs, labels, params, seeds)  # the device's TRAIN from global
+        finetune = _accuracies(*tuned, tests)
+        # TRAIN_IMPRINT: the trained head plus the device's class prototypes (device.c order)
         personal = (
-            _trained(
-                np.stack([w for w, _ in start]),
-                np.stack([b for _, b in start]),
-                embs,
-                labels,
-                params,
-                seeds,
-                tests,
-            )
+            _accuracies(*_imprinted(*tuned, embs, labels), tests)
             if config.personal.imprint
             else finetune
         )
-        local = _trained(np.zeros_like(w_g), np.zeros_like(b_g), embs, labels, params, seeds, tests)
+        # the previous personalization: prototypes first, then training
+        imprint_first = _accuracies(
+            *_trained(*_imprinted(w_all, b_all, embs, labels), embs, labels, params, seeds), tests
+        )
+        zeros = (np.zeros_like(w_g), np.zeros_like(b_g))
+        local = _accuracies(*_trained(*zeros, embs, labels, params, seeds), tests)
         for i, (d, r) in enumerate(runs):
             rows.append(
                 {
@@ -283,6 +289,7 @@ def evaluate_heldout(
                     "personal_acc": personal[i],
                     "local_only_acc": local[i],
                     "finetune_acc": finetune[i],
+                    "imprint_first_acc": imprint_first[i],
                 }
             )
     return rows

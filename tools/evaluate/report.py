@@ -8,7 +8,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_DIR = ROOT / "build" / "report"
-IMPRINTED = "global head plus class prototypes (TRAIN_IMPRINT), then "
+IMPRINTED = " plus the device's class prototypes (TRAIN_IMPRINT)"
 LABELS = {"global_acc": "global", "personal_acc": "personal", "local_only_acc": "local-only"}
 
 
@@ -27,21 +27,23 @@ def markdown(report: dict[str, Any]) -> str:
         f"held-out device personalizes from k windows per class of its own (earlier) data, "
         f"{cfg['repeats']} draws per k, and is scored on its later test data. Mean over users "
         "and 95 % t interval over users (per-user means of both wrists and all draws). "
-        f"Personal: {IMPRINTED if cfg['personal']['imprint'] else ''}"
-        f"{cfg['personal']['epochs']} epochs of on-device training (lr {cfg['personal']['lr']}); "
-        "fine-tune only: the same training from the global head alone; local-only: the same "
+        f"Personal: {cfg['personal']['epochs']} epochs of on-device training from the global "
+        f"head (lr {cfg['personal']['lr']}){IMPRINTED if cfg['personal']['imprint'] else ''}; "
+        "fine-tune only: the same training without the prototypes; imprint first: prototypes "
+        "added before the training (the previous personalization); local-only: the same "
         "training from zero.",
         "",
         "| k | global | personal | local-only | personal − local-only | personal − global "
-        "| fine-tune only | fine-tune − local-only |",
-        "|---|---|---|---|---|---|---|---|",
+        "| fine-tune only | fine-tune − local-only | imprint first | imprint first − local-only |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for k, s in report["by_k"].items():
         lines.append(
             f"| {k} | {_cell(s['global_acc'])} | {_cell(s['personal_acc'])} | "
             f"{_cell(s['local_only_acc'])} | {_cell(s['personal_acc-local_only_acc'])} | "
             f"{_cell(s['personal_acc-global_acc'])} | {_cell(s['finetune_acc'])} | "
-            f"{_cell(s['finetune_acc-local_only_acc'])} |"
+            f"{_cell(s['finetune_acc-local_only_acc'])} | {_cell(s['imprint_first_acc'])} | "
+            f"{_cell(s['imprint_first_acc-local_only_acc'])} |"
         )
     floats = [f["float_acc"] for f in report["folds"]]
     int8 = [f["int8_acc"] for f in report["folds"]]
