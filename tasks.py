@@ -410,10 +410,13 @@ def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 2
         "noise": "noise multiplier z of the federated rounds, 0 = none (default 1, the demo's)",
         "scored": "heldout (default, the result) or federated: the selection set for choosing "
         "personalization settings without looking at held-out users (writes evaluate-federated.*)",
+        "strength": "prototype strength of the personal head (default 1, the device's); other "
+        "values only with --scored federated",
     }
 )
 def evaluate(c: Context, task: str = "watch", folds: int = 5, repeats: int = 10,
-             k: str = "2,5,10", noise: float = 1.0, scored: str = "heldout") -> None:
+             k: str = "2,5,10", noise: float = 1.0, scored: str = "heldout",
+             strength: float = 1.0) -> None:
     """User-level cross-validation: global, personal and local-only with 95 % intervals.
 
     Trains one backbone per fold (cached in build/eval/), federates and personalizes with the
@@ -423,7 +426,7 @@ def evaluate(c: Context, task: str = "watch", folds: int = 5, repeats: int = 10,
 
     config = EvalConfig(task=task, folds=folds, repeats=repeats,
                         ks=tuple(int(v) for v in k.split(",")), noise_multiplier=noise,
-                        scored=scored)
+                        scored=scored, imprint_strength=strength)
     report = run_crossval(config)
     path = write_report(report)
     print(markdown(report))

@@ -25,6 +25,7 @@ import numpy as np
 from rich.console import Console
 
 from tools.demo.device_eval import LocalTraining
+from tools.link.messages import TRAIN_IMPRINT_STRENGTH
 
 console = Console()
 METRICS = ("global_acc", "personal_acc", "local_only_acc", "finetune_acc", "imprint_first_acc")
@@ -55,10 +56,18 @@ class EvalConfig:
     # for choosing personalization settings without looking at held-out users (the backbone
     # never saw them; their global head did, through 5 noised rounds on 10 shots per class).
     scored: str = "heldout"
+    # Prototype strength of the personal head. The device's is TRAIN_IMPRINT_STRENGTH (1); other
+    # values are for choosing it on the selection set (scored="federated") only.
+    imprint_strength: float = TRAIN_IMPRINT_STRENGTH
 
     def __post_init__(self) -> None:
         if self.scored not in ("heldout", "federated"):
             raise ValueError(f"scored must be 'heldout' or 'federated', got {self.scored!r}")
+        if self.scored == "heldout" and self.imprint_strength != TRAIN_IMPRINT_STRENGTH:
+            raise ValueError(
+                f"held-out users are scored with the device's imprint strength "
+                f"{TRAIN_IMPRINT_STRENGTH}; try other strengths with scored='federated'"
+            )
 
 
 @dataclass
@@ -230,14 +239,13 @@ def _trained(
 
 
 def _imprinted(
-    w: np.ndarray, b: np.ndarray, embs: list[np.ndarray], labels: list[np.ndarray]
+    w: np.ndarray, b: np.ndarray, embs: list[np.ndarray], labels: list[np.ndarray], strength: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each client's head (w[i], b[i]) plus its own class prototypes (fc_head_imprint's twin)."""
     from tools.fedref.head import imprint
-    from tools.link.messages import TRAIN_IMPRINT_STRENGTH
 
     heads = [
-        imprint(w[i], b[i], e, y, TRAIN_IMPRINT_STRENGTH)
+        imprint(w[i], b[i], e, y, strength)
         for i, (e, y) in enumerate(zip(embs, labels, strict=True))
     ]
     return np.stack([h[0] for h in heads]), np.stack([h[1] for h in heads])
@@ -276,14 +284,13 @@ def evaluate_heldout(
         finetune = _accuracies(*tuned, tests)
         # TRAIN_IMPRINT: the trained head plus the device's class prototypes (device.c order)
         personal = (
-            _accuracies(*_imprinted(*tuned, embs, labels), tests)
+            _accuracies(*_imprinted(*tuned, embs, labels, config.imprint_strength), tests)
             if config.personal.imprint
             else finetune
         )
         # the previous personalization: prototypes first, then training
-        imprint_first = _accuracies(
-            *_trained(*_imprinted(w_all, b_all, embs, labels), embs, labels, params, seeds), tests
-        )
+        start = _imprinted(w_all, b_all, embs, labels, config.imprint_strength)
+        imprint_first = _accuracies(*_trained(*start, embs, labels, params, seeds), tests)
         zeros = (np.zeros_like(w_g), np.zeros_like(b_g))
         local = _accuracies(*_trained(*zeros, embs, labels, params, seeds), tests)
         for i, (d, r) in enumerate(runs):

@@ -12,6 +12,11 @@ IMPRINTED = " plus the device's class prototypes (TRAIN_IMPRINT)"
 LABELS = {"global_acc": "global", "personal_acc": "personal", "local_only_acc": "local-only"}
 
 
+def _strength(cfg: dict[str, Any]) -> str:
+    strength = cfg.get("imprint_strength", 1.0)
+    return "" if strength == 1.0 else f" at strength {strength} (selection only)"
+
+
 def _cell(s: dict[str, float]) -> str:
     return f"{s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]"
 
@@ -44,7 +49,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{cfg['repeats']} draws per k, and is scored on its later test data. Mean over users "
         "and 95 % t interval over users (per-user means of both wrists and all draws). "
         f"Personal: {cfg['personal']['epochs']} epochs of on-device training from the global "
-        f"head (lr {cfg['personal']['lr']}){IMPRINTED if cfg['personal']['imprint'] else ''}; "
+        f"head (lr {cfg['personal']['lr']}){IMPRINTED if cfg['personal']['imprint'] else ''}"
+        f"{_strength(cfg)}; "
         "fine-tune only: the same training without the prototypes; imprint first: prototypes "
         "added before the training (the previous personalization); local-only: the same "
         "training from zero.",

@@ -103,3 +103,13 @@ def test_selection_set_is_named_apart_from_the_result():
     assert SELECTION_NOTE in markdown(reports["federated"])
     with pytest.raises(ValueError, match="scored"):
         EvalConfig(scored="test")
+
+
+def test_other_imprint_strengths_only_on_the_selection_set():
+    """Held-out users are scored with the device's strength; others are for selection."""
+    from tools.link.messages import TRAIN_IMPRINT_STRENGTH
+
+    assert EvalConfig().imprint_strength == TRAIN_IMPRINT_STRENGTH
+    assert EvalConfig(scored="federated", imprint_strength=2.0).imprint_strength == 2.0
+    with pytest.raises(ValueError, match="federated"):
+        EvalConfig(imprint_strength=2.0)
