@@ -409,13 +409,18 @@ def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 2
     help={
         "task": "task to cross-validate (default watch)",
         "folds": "user folds; every user is held out once (default 5)",
-        "repeats": "shot draws per held-out device and k (default 3)",
+        "repeats": "shot draws per held-out device and k (default 10)",
         "k": "comma-separated shots per class (default 2,5,10)",
         "noise": "noise multiplier z of the federated rounds, 0 = none (default 1, the demo's)",
+        "scored": "heldout (default, the result) or federated: the selection set for choosing "
+        "personalization settings without looking at held-out users (writes evaluate-federated.*)",
+        "strength": "prototype strength of the personal head (default 1, the device's); other "
+        "values only with --scored federated",
     }
 )
-def evaluate(c: Context, task: str = "watch", folds: int = 5, repeats: int = 3,
-             k: str = "2,5,10", noise: float = 1.0) -> None:
+def evaluate(c: Context, task: str = "watch", folds: int = 5, repeats: int = 10,
+             k: str = "2,5,10", noise: float = 1.0, scored: str = "heldout",
+             strength: float = 1.0) -> None:
     """User-level cross-validation: global, personal and local-only with 95 % intervals.
 
     Trains one backbone per fold (cached in build/eval/), federates and personalizes with the
@@ -424,11 +429,12 @@ def evaluate(c: Context, task: str = "watch", folds: int = 5, repeats: int = 3,
     from tools.evaluate.report import markdown, write_report
 
     config = EvalConfig(task=task, folds=folds, repeats=repeats,
-                        ks=tuple(int(v) for v in k.split(",")), noise_multiplier=noise)
+                        ks=tuple(int(v) for v in k.split(",")), noise_multiplier=noise,
+                        scored=scored, imprint_strength=strength)
     report = run_crossval(config)
     path = write_report(report)
     print(markdown(report))
-    print(f"wrote {path}, evaluate.md and evaluate.png")
+    print(f"wrote {path} and its .md and .png")
 
 
 @task(

@@ -181,8 +181,8 @@ def test_reset_reboots_and_keeps_the_committed_head(client: DeviceClient,
 
 def test_imprinted_personalization_matches_python(client: DeviceClient, device: VirtualDevice,
                                                   replay: ReplayData) -> None:
-    """TRAIN with IMPRINT: the personal head is global + class prototypes, then training, bit
-    for bit as tools/fedref (checked through the personal head's logits)."""
+    """TRAIN with IMPRINT: the personal head is the global head trained, plus the class
+    prototypes, bit for bit as tools/fedref (checked through the personal head's logits)."""
     client.hello()
     if device.kind == "qemu":
         client.seed(bytes(range(32)))
@@ -193,10 +193,11 @@ def test_imprinted_personalization_matches_python(client: DeviceClient, device: 
                      noise_std=0.0, flags=m.TRAIN_USE_SEED | m.TRAIN_IMPRINT, seed=SEED)
     client.train(params)
     client.wait_update_ready(params.round, timeout=60)
-    w_p, b_p = fhead.imprint(w, b, replay.embeddings, replay.labels, m.TRAIN_IMPRINT_STRENGTH)
-    w_p, b_p, _ = fhead.train(w_p, b_p, replay.embeddings, replay.labels,
+    w_p, b_p, _ = fhead.train(w, b, replay.embeddings, replay.labels,
                               fhead.TrainParams(params.lr, params.epochs, params.batch),
                               Rng.from_u64(SEED))
+    w_p, b_p = fhead.imprint(w_p, b_p, replay.embeddings, replay.labels,
+                             m.TRAIN_IMPRINT_STRENGTH)
     assert not np.array_equal(w_p, w)
     for window, e in zip(replay.windows[:5], replay.embeddings[:5], strict=True):
         personal = client.infer(window, use_global=False)

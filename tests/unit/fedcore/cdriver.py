@@ -130,8 +130,8 @@ def train(
     imprint: float | None = None,
 ) -> CTrainResult:
     """Add the examples in order to a ring of `capacity` slots (0 = max), then fc_head_train
-    (preceded by fc_head_imprint with strength `imprint` when given; epochs 0 then skips
-    training)."""
+    (followed by fc_head_imprint with strength `imprint` when given, the device's TRAIN_IMPRINT
+    order; epochs 0 then skips training)."""
     d, c = w.shape
     n = len(labels)
     head = struct.pack("<6I", d, c, n, capacity, params.epochs, params.batch)

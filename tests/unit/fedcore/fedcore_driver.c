@@ -252,8 +252,8 @@ static int cmd_explog(void)
 /* train SEED: stdin d, c, n, capacity, epochs, batch (u32 each), lr, momentum, weight_decay,
  * example_clip (f32), w[d*c], b[c], then n examples (emb[d] f32, label u32), added in order
  * to a ring of `capacity` slots -> status (i32), loss, acc (f32), examples, steps (u32),
- * w[d*c], b[c]. With argv[3] = STRENGTH, fc_head_imprint runs first (then epochs 0 skips
- * training). */
+ * w[d*c], b[c]. With argv[3] = STRENGTH, fc_head_imprint runs after training, the device's
+ * TRAIN_IMPRINT order (epochs 0 then skips training). */
 static int cmd_train(int argc, char **argv)
 {
     if (argc < 3) {
@@ -261,7 +261,7 @@ static int cmd_train(int argc, char **argv)
     }
     fc_rng_t rng;
     seed_from_arg(&rng, argv[2]);
-    /* optional argv[3]: imprint strength applied before training (fc_head_imprint) */
+    /* optional argv[3]: imprint strength applied after training (fc_head_imprint) */
     const int imprint = argc > 3;
     const float imprint_strength = imprint ? strtof(argv[3], NULL) : 0.0f;
     uint32_t hdr[6];
@@ -289,11 +289,11 @@ static int cmd_train(int argc, char **argv)
         status = fc_examples_add(&g_examples, e, (uint8_t)label);
     }
     fc_train_result_t res = {0};
-    if (status == FC_OK && imprint) {
-        status = fc_head_imprint(&g_head, &g_examples, imprint_strength, &g_ws);
-    }
     if (status == FC_OK && (!imprint || p.epochs > 0)) {
         status = fc_head_train(&g_head, &g_examples, &p, &rng, &g_ws, &res);
+    }
+    if (status == FC_OK && imprint) {
+        status = fc_head_imprint(&g_head, &g_examples, imprint_strength, &g_ws);
     }
     write_all(&status, 4);
     write_all(&res.loss, 4);
