@@ -5,7 +5,9 @@ released, and a device refuses the steps a cheating server would need."""
 
 from __future__ import annotations
 
+import struct
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +17,11 @@ from scipy import stats
 
 from tests.firmware.conftest import ReplayData, assert_clean_exit
 from tests.support.cbuild import SANITIZER_ENV
+from tools.aggregator import privacy
 from tools.fleet import VirtualDevice, start_host_device, start_qemu_device
 from tools.link import crypto
 from tools.link import messages as m
-from tools.link.client import DeviceClient
+from tools.link.client import DeviceClient, FetchedUpdate
 from tools.link.errors import NackError
 from tools.link.messages import MsgType, NackCode
 from tools.secagg import masking, wire
@@ -26,6 +29,7 @@ from tools.secagg.server import SecAggAbortError, SecAggRound
 
 SERVER = bytes(range(7, 39))
 EXAMPLES = 6
+RELEASE_Q_OFFSET = 24 + 36  # the release blob: ledger | UPDATE_READY | q | wrapped q | CRC
 
 
 class Fleet:
@@ -38,6 +42,7 @@ class Fleet:
     ) -> None:  # fmt: skip
         self.devices: list[VirtualDevice] = []
         self.clients: dict[int, DeviceClient] = {}
+        self.state: dict[int, Path] = {}  # host boards' state files
         for i in range(n):
             if i >= n - qemu:
                 assert qemu_elf is not None
@@ -46,6 +51,7 @@ class Fleet:
                 device = start_host_device(
                     firmware, 0x5000 + i, tmp_path, tmp_path / f"s{i}", env=SANITIZER_ENV
                 )
+                self.state[device.device_id] = tmp_path / f"s{i}"
             self.devices.append(device)
             client = DeviceClient.open(device.url, timeout=5.0, retries=1)
             client.hello()
@@ -58,22 +64,42 @@ class Fleet:
                 client.sample(replay.windows[j], label=int(replay.labels[j]))
             self.clients[device.device_id] = client
 
-    def train(self, round_id: int) -> dict[int, np.ndarray]:
-        """Every device trains; returns each one's q (test-only truth, fetched before SecAgg)."""
+    def train(self, round_id: int, noise_std: float = 0.05) -> dict[int, np.ndarray]:
+        """Every device trains; returns each one's noised integers before saturation — what it
+        masks (test-only truth: the release blob in a host board's state file; a QEMU board's
+        fetched q, checked unsaturated)."""
         for i, client in enumerate(self.clients.values()):
             client.train(
                 m.Train(
                     round=round_id,
                     lr=0.05,
                     clip=1.0,
-                    noise_std=0.05,
+                    noise_std=noise_std,
                     scale=1 / 256,
                     bits=8,
                     flags=1,
                     seed=1000 * round_id + i,
                 )
             )
-        return {d: c.fetch_update(round_id, timeout=60).q for d, c in self.clients.items()}
+        return {d: self.true_values(d, c.fetch_update(round_id, timeout=60))
+                for d, c in self.clients.items()}  # fmt: skip
+
+    def true_values(self, device_id: int, update: FetchedUpdate) -> np.ndarray:
+        """The update's noised integers before saturation; its wire q must saturate them."""
+        q = update.q
+        if device_id not in self.state:
+            assert not update.ready.flags & m.UPDATE_SATURATED, "QEMU: the truth is unknown"
+            return q
+        blob = (
+            self.state[device_id].parent / f"{self.state[device_id].name}.fh_release"
+        ).read_bytes()
+        assert blob[RELEASE_Q_OFFSET : RELEASE_Q_OFFSET + len(update.data)] == update.data
+        start = RELEASE_Q_OFFSET + len(update.data)
+        raw = blob[start : start + 4 * len(q)]
+        assert struct.unpack("<I", blob[start + len(raw) :])[0] == zlib.crc32(raw)
+        true = np.frombuffer(raw, dtype="<i4").astype(np.int64)  # |values| < 2^31 here
+        assert np.array_equal(q, np.clip(true, -128, 127))
+        return true
 
     def kill(self, device_id: int) -> None:
         self.clients[device_id].close()
@@ -216,3 +242,25 @@ def test_device_refuses_what_a_cheating_server_needs(fleet_factory) -> None:
         client.request(wire.Setup(6, 3, 2, 10), expect=MsgType.SECAGG_KEYS, retries=0)
     client.session = session
     assert unauthenticated.value.code == NackCode.AUTH_REQUIRED
+
+
+def test_saturated_updates_sum_as_their_true_values_mod_2_to_the_b(fleet_factory) -> None:
+    """Noise of 256 grid steps on 8-bit q: most values saturate on the wire. What the devices
+    mask is their noised integers before saturation, so the SecAgg sum is the true noised sum
+    mod 2^b, and the aggregator's top-up added mod 2^b before decoding gives (Σ + top-up) mod
+    2^b: a function of the true sum, exactly what the distributed analysis assumes. Summing
+    the saturated values (what the devices masked before) gives a different sum."""
+    fleet = fleet_factory(3)
+    true = fleet.train(7, noise_std=1.0)
+    n_params = _n_params(true)
+    result = SecAggRound(fleet.clients, 7, threshold=2, q_bits=8, n_params=n_params).run()
+    bits = result.bits_mod
+    assert bits == masking.min_bits(8, 3) == 10
+    true_sum = np.sum(list(true.values()), axis=0)
+    assert np.array_equal(result.total, masking.to_signed(true_sum % (1 << bits), bits))
+    assert np.any(np.abs(true_sum) >= 1 << (bits - 1))  # some coordinates wrap: a utility loss
+    saturated_sum = np.sum([np.clip(v, -128, 127) for v in true.values()], axis=0)
+    assert not np.array_equal(result.total, masking.to_signed(saturated_sum % (1 << bits), bits))
+    top_up = np.random.default_rng(3).integers(-5000, 5000, n_params)
+    released = privacy.modular_release(result.total, top_up, bits)
+    assert np.array_equal(released, masking.to_signed((true_sum + top_up) % (1 << bits), bits))

@@ -93,6 +93,16 @@ class AggregatorConfig:
                 "--secagg hides each update so that only the sum of the devices' noise is seen: "
                 "use it with --privacy distributed"
             )
+        if (
+            self.privacy == PrivacyMode.DISTRIBUTED
+            and not self.secagg
+            and self.scale > 0
+            and self.clip / self.scale > 2.0**20
+        ):
+            raise ValueError(
+                "--privacy distributed without --secagg needs clip/scale <= 2^20 so that "
+                "no 32-bit update value saturates: use a larger --scale (or 0, the rule)"
+            )
         if self.server_optimizer not in ("sgd", "adam"):
             raise ValueError("server_optimizer is 'sgd' or 'adam'")
 
@@ -104,7 +114,23 @@ class AggregatorConfig:
     def quant_scale_for(self, noise_std: float) -> float:
         """The step TRAIN asks for: `scale` if set, else the rule of docs/PRIVACY.md
         (tools/fedref/privacy.quantization_scale) for the σ each device adds."""
-        return self.scale if self.scale > 0 else quantization_scale(self.clip, noise_std, self.bits)
+        return (
+            self.scale
+            if self.scale > 0
+            else quantization_scale(self.clip, noise_std, self.update_bits)
+        )
+
+    @property
+    def update_bits(self) -> int:
+        """The width of the UPDATE values TRAIN asks for: `bits`, except 32 in distributed mode
+        without SecAgg. There the aggregator sums the updates it receives, each saturated to
+        the wire width by its device, and a sum of saturated values is not a function of the
+        noised sum the accountant covers; a 32-bit word on the 16-bit grid saturates only
+        when a device's noise exceeds 2047·σ_int, an event of probability below 10^-900000
+        (docs/PRIVACY.md, "Modulus rule"). With SecAgg the devices mask their values before
+        saturation instead, and `bits` applies."""
+        plain_distributed = self.privacy == PrivacyMode.DISTRIBUTED and not self.secagg
+        return 32 if plain_distributed else self.bits
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, StrEnum) else v) for k, v in asdict(self).items()}

@@ -275,7 +275,9 @@ class RoundEngine:
             seen = int(self.store.get_meta("secagg_unreleased_sums") or 0)
             self.store.set_meta("secagg_unreleased_sums", seen + 1)
         new_head = (
-            self._aggregate(deltas, plan.sampling, received) if outcome == "released" else None
+            self._aggregate(deltas, plan.sampling, received, secured)
+            if outcome == "released"
+            else None
         )
         charged = event if outcome == "released" else None
         record = RoundRow(
@@ -335,7 +337,7 @@ class RoundEngine:
             clip=c.clip,
             noise_std=noise_std,
             scale=privacy.grid_scale(c, noise_std),
-            bits=c.bits,
+            bits=c.update_bits,
             flags=TRAIN_USE_SEED if c.train_seed else 0,
             seed=device_seed(c.train_seed, round_id) if c.train_seed else 0,
         )
@@ -394,11 +396,25 @@ class RoundEngine:
         return row, verdict.delta if accepted else None
 
     def _aggregate(
-        self, deltas: list[np.ndarray], plan: sampling.SamplingPlan, shares: int
+        self,
+        deltas: list[np.ndarray],
+        plan: sampling.SamplingPlan,
+        shares: int,
+        secured: secure.Secured | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """`shares`: device noise shares in Σ deltas (with SecAgg one summed Δ holds many)."""
+        """`shares`: device noise shares in Σ deltas (with SecAgg one summed Δ holds many).
+        A SecAgg sum mod 2^b gets the top-up mod 2^b before it is decoded, so the release is
+        a function of the true noised sum (privacy.modular_release)."""
+        if secured is not None and secured.modulus_bits and secured.sum_q is not None:
+            ints, scale = privacy.top_up(self.config, plan, shares, len(secured.sum_q))
+            if np.float32(scale) != np.float32(secured.scale):
+                raise ValueError(f"top-up grid {scale} differs from the devices' {secured.scale}")
+            summed = privacy.modular_release(secured.sum_q, ints, secured.modulus_bits)
+            deltas = [summed.astype(np.float64) * secured.scale]
+            noise = np.zeros(len(summed))
+        else:
+            noise = privacy.release_noise(self.config, plan, shares, np.stack(deltas).shape[1])
         stacked = np.stack(deltas)
-        noise = privacy.release_noise(self.config, plan, shares, stacked.shape[1])
         denominator = plan.expected_devices if self.config.privacy in FIXED_DENOMINATOR else 0.0
         mean = combine(stacked, self.config, noise, denominator)
         params = np.concatenate([self.w.ravel(), self.b]).astype(np.float64)

@@ -130,16 +130,28 @@ def release_noise(
     simulation: np.random.Generator | None = None,
 ) -> np.ndarray:
     """The noise the aggregator adds to a sum of `received` device shares, in Δ units.
-    Central: `central_noise`. Distributed: the top-up, K − received more device shares — each
-    coordinate the sum of that many discrete Gaussians of the devices' σ_int on the devices'
-    grid, drawn with the device's sampler twin from ChaCha20 keyed by `secrets` — so the
-    release holds exactly K shares' noise whoever arrived. `simulation` (a numpy generator)
-    draws the same distribution vectorized (`privatize_many`: simulator only, not for a real
-    release). Zeros otherwise."""
+    Central: `central_noise`. Distributed: the top-up (`top_up`) times its grid step. `simulation`
+    (a numpy generator) draws the same distribution vectorized (`privatize_many`: simulator
+    only, not for a real release). Zeros otherwise."""
     if config.privacy == PrivacyMode.CENTRAL:
         return central_noise(config, size)
     if config.privacy != PrivacyMode.DISTRIBUTED:
         return np.zeros(size)
+    ints, scale = top_up(config, plan, received, size, simulation)
+    return ints.astype(np.float64) * scale
+
+
+def top_up(
+    config: AggregatorConfig,
+    plan: SamplingPlan,
+    received: int,
+    size: int,
+    simulation: np.random.Generator | None = None,
+) -> tuple[np.ndarray, float]:
+    """Distributed mode's top-up on the devices' grid: (int64 integers, grid step s). K −
+    received more device shares — each coordinate the sum of that many discrete Gaussians of
+    the devices' σ_int, drawn with the device's sampler twin from ChaCha20 keyed by `secrets` —
+    so the release holds exactly K shares' noise whoever arrived."""
     cap, threshold = noise_shares(config, plan)
     missing = cap - received
     if missing < 0:
@@ -148,12 +160,25 @@ def release_noise(
     params = PrivacyParams(config.clip, sigma, grid_scale(config, sigma), 32)
     if simulation is not None:
         ints = privatize_many(np.zeros((max(missing, 1), size)), params, simulation)[:missing]
-        return ints.sum(axis=0).astype(np.float64) * params.scale
+        return ints.sum(axis=0).astype(np.int64), params.scale
     # K shares are drawn whatever k is, so the time the top-up takes does not tell k.
     rng = Rng(secrets.token_bytes(32))
     shares = [[discrete_gaussian(rng, params.sigma_int) for _ in range(size)] for _ in range(cap)]
     ints = np.array(shares[:missing], dtype=np.int64).reshape(missing, size).sum(axis=0)
-    return ints.astype(np.float64) * params.scale
+    return ints, params.scale
+
+
+def modular_release(sum_mod: np.ndarray, top_up_ints: np.ndarray, bits: int) -> np.ndarray:
+    """A secure-aggregation sum with its top-up, decoded: (Σ + top-up) mod 2^bits as signed
+    integers in [−2^(bits−1), 2^(bits−1)). The devices mask their noised integers before
+    saturation, so `sum_mod` is the true noised sum mod 2^bits (any representative, e.g. the
+    decoded one); adding the top-up before decoding keeps the release a function of the true
+    sum plus K shares' noise alone — the distributed analysis — where a coordinate whose true
+    sum leaves the range wraps (a utility loss, as rare as saturation): docs/PRIVACY.md,
+    "Modulus rule"."""
+    modulus = 1 << bits
+    total = (np.asarray(sum_mod, dtype=np.int64) + np.asarray(top_up_ints, np.int64)) % modulus
+    return np.where(total >= modulus >> 1, total - modulus, total)
 
 
 def round_event(

@@ -4,9 +4,10 @@ The selected devices train as usual, but their updates never leave them in the c
 aggregator waits for each UPDATE_READY (metadata only), checks it, and runs one SecAgg round
 (tools/secagg) over the devices whose metadata is right. The devices must be enrolled with this
 aggregator (`invoke provision`): every step runs over the authenticated link. What comes back
-is Σ q over the round's survivors, exactly; the aggregator turns it into Σ Δ = scale · Σ q
-and hands it to the usual FedAvg with the fixed denominator (distributed mode), so the release
-is the same as without SecAgg — only who sees what changes (PRIVACY.md, threat model).
+is Σ q over the round's survivors mod 2^b — the devices mask their noised integers before
+saturation, so it is the true noised sum mod 2^b —; the aggregator adds its top-up to it mod 2^b,
+decodes it (privacy.modular_release) into Σ Δ = scale · Σ q and hands it to the usual FedAvg
+with the fixed denominator (distributed mode) (PRIVACY.md, "Modulus rule" and threat model).
 
 The store keeps, per survivor, the masked upload y it received (uniform mod 2^b: auditable
 bytes, not an update) and no individual q.
@@ -45,6 +46,11 @@ class Secured:
     rows: list[UpdateRow]
     deltas: list[np.ndarray]  # [Σ Δ] when the round produced a sum, else []
     in_sum: int  # devices whose update is in the sum
+    # The integer sum mod 2^modulus_bits and its grid step: finish_round adds the top-up to it
+    # before decoding (privacy.modular_release). modulus_bits 0: deltas is the release's sum.
+    sum_q: np.ndarray | None = None
+    modulus_bits: int = 0
+    scale: float = 0.0
 
 
 def default_threshold(n: int) -> int:
@@ -144,5 +150,6 @@ def _secure_sum(
         r = ready[d]
         rows.append(UpdateRow(d, True, "secagg: masked, in the sum", r.bits, r.scale, r.flags,
                               r.crc32, result.uploads[d]))  # fmt: skip
-    total_delta = result.total.astype(np.float64) * float(np.float32(plan.train.scale))
-    return Secured(rows, [total_delta], len(result.survivors))
+    scale = float(np.float32(plan.train.scale))
+    total_delta = result.total.astype(np.float64) * scale
+    return Secured(rows, [total_delta], len(result.survivors), result.total, result.bits_mod, scale)

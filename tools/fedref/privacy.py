@@ -69,8 +69,9 @@ def quantization_scale(clip: float, noise_std: float, bits: int, summands: int =
     accepts (scale <= 2^-4 C; only C/L itself stays coarser, with L < 16 when many summands
     share 8 bits): on 8 bits that happens for σ > 0.22 C (n = 1), and then the grid
     leaves (2^(bits-1) - 1 - 16) / 16 · C/σ noise standard deviations instead of 5 (3.5 at
-    σ = 2C, 1.7 at 4C); values beyond saturate (post-processing: ε unchanged, the average
-    shrinks; use 16 bits at such σ). The result is rounded to float32 (its wire form).
+    σ = 2C, 1.7 at 4C); values beyond saturate on the wire and wrap in a SecAgg sum (ε is
+    unchanged because secure aggregation masks the values before saturation, PRIVACY.md
+    "Modulus rule"; the average suffers: use 16 bits at such σ). The result is rounded to float32 (its wire form).
     """
     if bits not in (8, 16, 32) or summands < 1 or not clip > 0 or noise_std < 0:
         raise ValueError("need bits in 8/16/32, summands >= 1, clip > 0, noise_std >= 0")
@@ -214,6 +215,15 @@ def round_conditional(x: np.ndarray, scale: float, bound2: float, rng: Rng) -> t
 
 def privatize(delta: np.ndarray, params: PrivacyParams, rng: Rng) -> tuple[np.ndarray, int]:
     """Twin of fc_privatize: (q as int32 array, flags). Raises ValueError on bad input."""
+    q, _, flags = privatize_wrapped(delta, params, rng)
+    return q, flags
+
+
+def privatize_wrapped(
+    delta: np.ndarray, params: PrivacyParams, rng: Rng
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Twin of fc_privatize_wrapped: (q saturated to the wire width as int32, the noised
+    integers before saturation mod 2^32 as uint32 — what secure aggregation masks —, flags)."""
     params.check()
     x = np.asarray(delta, dtype=F32)
     if not np.all(np.isfinite(x)):
@@ -227,6 +237,7 @@ def privatize(delta: np.ndarray, params: PrivacyParams, rng: Rng) -> tuple[np.nd
     hi = (1 << (params.bits - 1)) - 1
     lo = -hi - 1
     q_out = np.empty(len(x), dtype=np.int32)
+    wrapped = np.empty(len(x), dtype=np.uint32)
     saturated = False
     for i, xi in enumerate(x):
         q = 0
@@ -237,8 +248,9 @@ def privatize(delta: np.ndarray, params: PrivacyParams, rng: Rng) -> tuple[np.nd
             q += discrete_gaussian(rng, sigma)
         saturated |= not lo <= q <= hi
         q_out[i] = min(max(q, lo), hi)
+        wrapped[i] = q % (1 << 32)
     flags = (FLAG_CLIPPED if factor is not None else 0) | (FLAG_SATURATED if saturated else 0)
-    return q_out, flags
+    return q_out, wrapped, flags
 
 
 def privatize_many(

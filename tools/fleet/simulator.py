@@ -181,7 +181,9 @@ def sim_setup(config: SimConfig, z: float, mode: str, n: int) -> SimSetup:
     plan = sampling.plan(agg, population)
     sigma = privacy.plan_noise_std(agg, plan)
     scale = privacy.grid_scale(agg, sigma)
-    return SimSetup(agg, population, plan, PrivacyParams(agg.clip, sigma, scale, agg.bits), scale)
+    return SimSetup(
+        agg, population, plan, PrivacyParams(agg.clip, sigma, scale, agg.update_bits), scale
+    )
 
 
 def client_stream_seed(config: SimConfig, round_id: int, client: int) -> int:

@@ -9,7 +9,7 @@
 #define RAM_STORE_SLOTS 8 /* heads, identity, enrollment, and room for more */
 #define RAM_STORE_KEY_LEN 16
 #ifndef RAM_STORE_BLOB_CAP
-#define RAM_STORE_BLOB_CAP 4096
+#define RAM_STORE_BLOB_CAP 8192 /* a release blob: ledger, wire q and the wrapped q of 650 params */
 #endif
 
 /* 0 on success; -1 when the key is too long, the blob too big or every slot is taken. */

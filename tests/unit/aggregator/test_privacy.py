@@ -15,6 +15,7 @@ import pytest
 from tools.aggregator import privacy, sampling
 from tools.aggregator.config import AggregatorConfig, PrivacyMode, PrivacyUnit
 from tools.fedref.privacy import quantization_scale, rounded_norm_bound
+from tools.secagg import masking
 
 NR = dp_accounting.NeighboringRelation
 EXACT = 1e-12  # a scale this small makes C' = C: the audit's figures, rounding left out
@@ -248,7 +249,7 @@ def test_config_refuses_unsound_combinations() -> None:
 
 def test_grid_scale_is_the_rule_with_the_devices_noise() -> None:
     """TRAIN, the central noise and the accountant share s = (C + 5σ) / (2^(bits-1) - 1)."""
-    config = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, clip=0.5, bits=8)
+    config = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, clip=0.5, bits=8, secagg=True)
     sigma = privacy.device_noise_std(config, 6)
     assert privacy.grid_scale(config, sigma) == pytest.approx((0.5 + 5 * sigma) / 127, rel=1e-6)
     grid = privacy.grid_scale(config, sigma)
@@ -259,6 +260,21 @@ def test_grid_scale_is_the_rule_with_the_devices_noise() -> None:
     assert privacy.update_sensitivity(config, 343, sigma) < 0.5 + 0.3 * grid * math.sqrt(343)
     fixed = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, clip=0.5, scale=0.001)
     assert privacy.grid_scale(fixed, sigma) == pytest.approx(0.001)
+
+
+def test_distributed_without_secagg_sends_32_bit_words() -> None:
+    """Without SecAgg the aggregator sums the updates it receives: they travel as 32-bit words
+    on the 16-bit grid, which no value saturates (PRIVACY.md, "Modulus rule"); an explicit
+    scale so fine that the signal alone could is refused. With SecAgg `bits` applies."""
+    plain = AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, clip=0.5, bits=8)
+    assert plain.update_bits == 32
+    sigma = privacy.device_noise_std(plain, 6)
+    assert privacy.grid_scale(plain, sigma) == pytest.approx((0.5 + 5 * sigma) / 32767, rel=1e-6)
+    assert AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, secagg=True).update_bits == 8
+    assert AggregatorConfig(privacy=PrivacyMode.LOCAL, bits=16).update_bits == 16
+    with pytest.raises(ValueError, match="2\\^20"):
+        AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, clip=1.0, scale=2.0**-21).check()
+    AggregatorConfig(privacy=PrivacyMode.DISTRIBUTED, clip=1.0, scale=2.0**-20).check()
 
 
 def test_epsilon_against_an_aggregator_that_sees_only_sums() -> None:
@@ -276,3 +292,17 @@ def test_epsilon_against_an_aggregator_that_sees_only_sums() -> None:
     at_threshold = privacy.sum_epsilon(config, [(sigma, 4, 1)], 15)
     assert at_threshold == pytest.approx(_direct(dp_accounting.GaussianDpEvent(1.0), 1))
     assert privacy.sum_epsilon(config, [], 15) == 0.0
+
+
+def test_modular_release_is_a_function_of_the_true_sum() -> None:
+    """The SecAgg sum arrives mod 2^b; the top-up joins it mod 2^b before decoding, so the
+    release is (true sum + top-up) mod 2^b whichever representative the sum came as, and a
+    true sum beyond the range wraps instead of being clamped."""
+    bits = 10
+    true_sum = np.array([0, 511, 512, -513, 3000, -7])
+    top_up = np.array([5, 1, -1, 2, -3000, 0])
+    expected = masking.to_signed((true_sum + top_up) % (1 << bits), bits)
+    for representative in (true_sum, true_sum % (1 << bits), true_sum - (1 << bits)):
+        released = privacy.modular_release(representative, top_up, bits)
+        assert np.array_equal(released, expected)
+    assert released.tolist() == [5, 512 - 1024, 511, -511, 0, -7]

@@ -67,12 +67,23 @@ def discrete_gaussian(seed: int, sigma: float, n: int) -> np.ndarray:
 
 def privatize(delta: np.ndarray, params: PrivacyParams, seed: int) -> tuple[int, int, np.ndarray]:
     """(status, flags, q) from fc_privatize."""
+    status, flags, q, _ = privatize_wrapped(delta, params, seed)
+    return status, flags, q
+
+
+def privatize_wrapped(
+    delta: np.ndarray, params: PrivacyParams, seed: int
+) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """(status, flags, q, wrapped) from fc_privatize_wrapped: wrapped = the noised integers
+    before saturation, mod 2^32 (uint32)."""
     delta = np.asarray(delta, dtype="<f4")
     fields = (params.clip, params.noise_std, params.scale, params.bits, delta.size)
     head = struct.pack("<fffII", *fields)
     out = run(["privatize", str(seed)], head + delta.tobytes())
     status, flags = struct.unpack_from("<iI", out)
-    return status, flags, np.frombuffer(out, dtype="<i4", offset=8)
+    q = np.frombuffer(out, dtype="<i4", offset=8, count=delta.size)
+    wrapped = np.frombuffer(out, dtype="<u4", offset=8 + 4 * delta.size, count=delta.size)
+    return status, flags, q, wrapped
 
 
 def round_conditional(

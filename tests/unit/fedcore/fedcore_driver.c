@@ -17,6 +17,7 @@ static fc_head_t g_head;
 static fc_train_workspace_t g_ws;
 static float g_buf[FEDCORE_MAX_PARAMS];
 static int32_t g_q[FEDCORE_MAX_PARAMS];
+static uint32_t g_wrapped[FEDCORE_MAX_PARAMS];
 
 static void read_exact(void *dst, size_t len)
 {
@@ -187,7 +188,7 @@ static int cmd_nbound(void)
 }
 
 /* privatize SEED: stdin clip, noise_std, scale (f32), bits (u32), n (u32), delta[n] (f32)
- * -> status (i32), flags (u32), q[n] (i32). */
+ * -> status (i32), flags (u32), q[n] (i32), wrapped[n] (u32, fc_privatize_wrapped). */
 static int cmd_privatize(int argc, char **argv)
 {
     if (argc < 3) {
@@ -208,12 +209,14 @@ static int cmd_privatize(int argc, char **argv)
     p.bits = (uint8_t)bits;
     read_exact(g_buf, n * sizeof(float));
     memset(g_q, 0x5A, sizeof g_q); /* untouched output is visible to the test */
+    memset(g_wrapped, 0x5A, sizeof g_wrapped);
     uint8_t flags = 0xEE;
-    int32_t status = fc_privatize(g_buf, n, &p, &rng, g_q, &flags);
+    int32_t status = fc_privatize_wrapped(g_buf, n, &p, &rng, g_q, g_wrapped, &flags);
     uint32_t flags32 = flags;
     write_all(&status, 4);
     write_all(&flags32, 4);
     write_all(g_q, n * sizeof(int32_t));
+    write_all(g_wrapped, n * sizeof(uint32_t));
     return 0;
 }
 

@@ -70,6 +70,26 @@ def test_huge_values_saturate_and_keep_the_stream_aligned():
     assert q[0] == 2**31 - 1 and q[1] == -(2**31)
 
 
+@pytest.mark.parametrize("bits", [8, 16])
+def test_wrapped_values_identical_and_unsaturated(bits):
+    """fc_privatize_wrapped == twin: the noised integers before saturation, mod 2^32, which
+    secure aggregation masks. Noise of 100 grid steps on an 8-bit grid saturates many values:
+    there the wrapped value still holds the true integer, the wire value the clamped one."""
+    delta = random_delta(455, 5)
+    params = PrivacyParams(clip=0.5, noise_std=1.0, scale=0.01, bits=bits)
+    status, flags, q, wrapped = cdriver.privatize_wrapped(delta, params, seed=21)
+    py_q, py_wrapped, py_flags = privacy.privatize_wrapped(delta, params, Rng.from_u64(21))
+    assert status == 0 and flags == py_flags
+    assert np.array_equal(q, py_q) and np.array_equal(wrapped, py_wrapped)
+    true = wrapped.astype(np.int64)
+    true = np.where(true >= 2**31, true - 2**32, true)  # |value| < 2^31 here
+    hi = (1 << (bits - 1)) - 1
+    assert np.array_equal(q, np.clip(true, -hi - 1, hi))  # the wire value saturates the true one
+    assert bool(flags & privacy.FLAG_SATURATED) == (bits == 8)
+    if bits == 8:
+        assert np.abs(true).max() > 127
+
+
 @pytest.mark.parametrize(
     ("field", "value", "status"),
     [

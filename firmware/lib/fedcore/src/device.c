@@ -73,7 +73,10 @@
 #define STORAGE_KEY_RELEASE "fh_release"
 #define RELEASE_META_OFFSET FC_LEDGER_BLOB_LEN
 #define RELEASE_Q_OFFSET (FC_LEDGER_BLOB_LEN + FC_UPDATE_READY_LEN)
-#define RELEASE_MAX_LEN (RELEASE_Q_OFFSET + 4u * N_PARAMS)
+/* After the wire bytes: the noised integers before saturation, mod 2^32 (4 bytes each, what
+ * secure aggregation masks: docs/PRIVACY.md, "Modulus rule"), then the CRC-32 of those. */
+#define RELEASE_WRAPPED_LEN (4u * N_PARAMS + 4u)
+#define RELEASE_MAX_LEN (RELEASE_Q_OFFSET + 4u * N_PARAMS + RELEASE_WRAPPED_LEN)
 
 /* Counters of STATS, in wire order after the link's own: health only, none data-derived. */
 typedef struct {
@@ -146,6 +149,7 @@ static fc_train_workspace_t train_ws;
 static fc_head_t local_head;
 static float scratch_params[N_PARAMS];
 static int32_t scratch_q[N_PARAMS];
+static uint32_t scratch_wrapped[N_PARAMS];
 static float embedding[D];
 static uint8_t tx_payload[FC_MAX_PAYLOAD];
 static uint8_t tx_wire[FC_LINK_MAX_WIRE];
@@ -281,15 +285,20 @@ static void load_release(void) {
     if (fc_storage_load(STORAGE_KEY_RELEASE, staged_release, sizeof staged_release, &len) != 0) {
         return; /* no blob: this device never released an update */
     }
+    uint32_t q_len = len < RELEASE_Q_OFFSET ? 0u
+                                            : fc_get_u32(staged_release + RELEASE_META_OFFSET + 24);
+    int legacy = len == RELEASE_Q_OFFSET + (size_t)q_len; /* written before the wrapped part */
     if (len < RELEASE_Q_OFFSET || fc_ledger_decode(staged_release, len, &dev.ledger) != 0 ||
-        len != RELEASE_Q_OFFSET + fc_get_u32(staged_release + RELEASE_META_OFFSET + 24)) {
+        (!legacy && len != RELEASE_Q_OFFSET + (size_t)q_len + RELEASE_WRAPPED_LEN)) {
         memset(&dev.ledger, 0, sizeof dev.ledger);
         dev.ledger_ok = 0; /* fail closed: TRAIN answers NACK STORAGE */
         return;
     }
-    uint32_t q_len = (uint32_t)(len - RELEASE_Q_OFFSET);
-    if (fc_crc32(staged_release + RELEASE_Q_OFFSET, q_len) ==
-        fc_get_u32(staged_release + RELEASE_META_OFFSET + 28)) {
+    const uint8_t *wrapped = staged_release + RELEASE_Q_OFFSET + q_len;
+    if (!legacy &&
+        fc_crc32(staged_release + RELEASE_Q_OFFSET, q_len) ==
+            fc_get_u32(staged_release + RELEASE_META_OFFSET + 28) &&
+        fc_crc32(wrapped, 4u * N_PARAMS) == fc_get_u32(wrapped + 4u * N_PARAMS)) {
         adopt_release(staged_release, len); /* else the ledger stands, the update is lost */
     }
 }
@@ -785,7 +794,8 @@ static uint8_t release_update(const train_request_t *r) {
     uint8_t code = train_delta(r, rng, &trained);
     uint8_t priv_flags = 0;
     if (code == 0 &&
-        fc_privatize(scratch_params, N_PARAMS, &r->privacy, rng, scratch_q, &priv_flags) != FC_OK) {
+        fc_privatize_wrapped(scratch_params, N_PARAMS, &r->privacy, rng, scratch_q,
+                             scratch_wrapped, &priv_flags) != FC_OK) {
         code = FC_NACK_NONFINITE;
     }
     if (code != 0) {
@@ -806,7 +816,12 @@ static uint8_t release_update(const train_request_t *r) {
     build_update_meta(staged_release + RELEASE_META_OFFSET, r,
                       released_flags(scratch_q, r->privacy.bits), total_len,
                       fc_crc32(q_bytes, total_len), epsilon);
-    size_t blob_len = RELEASE_Q_OFFSET + total_len;
+    uint8_t *wrapped = q_bytes + total_len;
+    for (size_t i = 0; i < N_PARAMS; i++) {
+        fc_put_u32(wrapped + 4u * i, scratch_wrapped[i]);
+    }
+    fc_put_u32(wrapped + 4u * N_PARAMS, fc_crc32(wrapped, 4u * N_PARAMS));
+    size_t blob_len = RELEASE_Q_OFFSET + total_len + RELEASE_WRAPPED_LEN;
     if (fc_storage_save(STORAGE_KEY_RELEASE, staged_release, blob_len) != 0) {
         if (trained && save_personal(&dev.personal) != 0) {
             fc_device_log(FC_LOG_ERROR, "storage: the untrained personal head was not restored");
@@ -976,7 +991,8 @@ static void handle_secagg(const fc_header_t *req, const uint8_t *p) {
     uint32_t count = 0;
     uint8_t code = FC_NACK_BAD_STATE, reply = 0;
     const uint8_t *meta = dev.update.blob + RELEASE_META_OFFSET; /* UPDATE_READY: bits at 10 */
-    const fc_secagg_input_t input = {dev.update.round, dev.update.blob + RELEASE_Q_OFFSET,
+    const fc_secagg_input_t input = {dev.update.round,
+                                     dev.update.blob + RELEASE_Q_OFFSET + dev.update.total_len,
                                      meta[10], N_PARAMS};
     switch (req->type) {
     case FC_MSG_SECAGG_SETUP:

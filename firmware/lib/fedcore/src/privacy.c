@@ -218,6 +218,12 @@ uint32_t fc_round_conditional(const float *delta, size_t n, float factor, float 
 int fc_privatize(const float *delta, size_t n, const fc_privacy_params_t *params, fc_rng_t *rng,
                  int32_t *out_q, uint8_t *out_flags)
 {
+    return fc_privatize_wrapped(delta, n, params, rng, out_q, NULL, out_flags);
+}
+
+int fc_privatize_wrapped(const float *delta, size_t n, const fc_privacy_params_t *params,
+                         fc_rng_t *rng, int32_t *out_q, uint32_t *out_wrapped, uint8_t *out_flags)
+{
     int status = fc_privacy_params_check(params);
     if (status != FC_OK) {
         return status;
@@ -246,6 +252,9 @@ int fc_privatize(const float *delta, size_t n, const fc_privacy_params_t *params
         }
         if (sigma > 0.0) {
             q += fc_discrete_gaussian(rng, sigma);
+        }
+        if (out_wrapped) {
+            out_wrapped[i] = (uint32_t)(uint64_t)q; /* two's complement: q mod 2^32 */
         }
         out_q[i] = saturate(q, params->bits, &saturated);
     }

@@ -434,17 +434,9 @@ static uint8_t take_u2(const uint8_t *ids, unsigned k) {
 }
 
 static uint8_t compute_masked(const fc_secagg_input_t *in) {
-    unsigned qb = in->q_bits / 8u;
     uint32_t m = mask_of(sa.bits_mod), me = fc_device_id();
     for (size_t i = 0; i < in->n_params; i++) {
-        uint32_t v = 0;
-        for (unsigned b = 0; b < qb; b++) {
-            v |= (uint32_t)in->q[qb * i + b] << (8u * b);
-        }
-        if (qb < 4u && (v >> (8u * qb - 1u))) {
-            v |= ~0u << (8u * qb); /* sign-extend */
-        }
-        values[i] = v & m;
+        values[i] = fc_get_u32(in->wrapped + 4u * i) & m; /* (x mod 2^32) mod 2^b = x mod 2^b */
     }
     fc_secagg_apply_mask(values, in->n_params, sa.b_seed, +1, sa.bits_mod);
     uint8_t seed[KEY];

@@ -20,6 +20,7 @@
  *   for i in order (the noise draws follow the last attempt's rounding draws):
  *     if sigma > 0: q_i += fc_discrete_gaussian(rng, sigma)
  *     out_q_i = q_i saturated to [-2^(bits-1), 2^(bits-1) - 1]   (SATURATED when it had to)
+ *     out_wrapped_i = q_i mod 2^32 (fc_privatize_wrapped; before saturation)
  * So before noise ||q||_2 <= fc_rounded_norm_bound(clip, scale, n) for every outcome: the
  * sensitivity the device's ledger and the aggregator's accountant use.
  * Decode on the host: delta_i ~= q_i * scale. */
@@ -116,6 +117,14 @@ uint32_t fc_round_conditional(const float *delta, size_t n, float factor, float 
  * left untouched and nothing is drawn from rng. */
 int fc_privatize(const float *delta, size_t n, const fc_privacy_params_t *params, fc_rng_t *rng,
                  int32_t *out_q, uint8_t *out_flags);
+
+/* fc_privatize that also writes the noised integers before saturation, mod 2^32, to
+ * out_wrapped (n values; NULL: not wanted). Secure aggregation masks these mod 2^b (b <= 32):
+ * a sum of them mod 2^b is then the true noised sum mod 2^b, a function of it alone, which is
+ * what the distributed analysis covers; a sum of saturated values is not (docs/PRIVACY.md,
+ * "Modulus rule"). Same draws, same out_q and flags as fc_privatize. */
+int fc_privatize_wrapped(const float *delta, size_t n, const fc_privacy_params_t *params,
+                         fc_rng_t *rng, int32_t *out_q, uint32_t *out_wrapped, uint8_t *out_flags);
 
 /* The decode rule: value = q * scale (float). */
 static inline float fc_dequantize(int32_t q, float scale) { return (float)q * scale; }

@@ -54,10 +54,12 @@ unsigned fc_secagg_min_bits(unsigned q_bits, unsigned n);
 
 /* ---- the device's protocol steps: return 0 or a NACK code ---------------------------------- */
 
-/* A quantized update the round may mask (the device's UPDATE): values and their width. */
+/* A released update the round may mask: its noised integers before saturation, mod 2^32
+ * (fc_privatize_wrapped), so that the masked sum mod 2^b is the true noised sum mod 2^b
+ * (docs/PRIVACY.md, "Modulus rule"); q_bits is the update's wire width (the modulus rule). */
 typedef struct {
     uint32_t round;
-    const uint8_t *q; /* packed little-endian signed integers of q_bits */
+    const uint8_t *wrapped; /* n_params little-endian uint32 */
     uint8_t q_bits;
     size_t n_params;
 } fc_secagg_input_t;
