@@ -381,7 +381,7 @@ def test_a_damaged_stored_update_is_never_noised_again(board: Board) -> None:
     board.stop()
     release = board.workdir / "state.fh_release"
     blob = bytearray(release.read_bytes())
-    blob[-1] ^= 0x01  # a q byte
+    blob[-1] ^= 0x01  # the CRC of the integers SecAgg masks (after the wire q bytes)
     release.write_bytes(bytes(blob))
     with board.start() as client:
         info = client.hello()

@@ -68,6 +68,11 @@ class Fleet:
         """Every device trains; returns each one's noised integers before saturation — what it
         masks (test-only truth: the release blob in a host board's state file; a QEMU board's
         fetched q, checked unsaturated)."""
+        updates = self.train_updates(round_id, noise_std)
+        return {d: self.true_values(d, u) for d, u in updates.items()}
+
+    def train_updates(self, round_id: int, noise_std: float) -> dict[int, FetchedUpdate]:
+        """Every device trains (seeded); returns the updates as fetched (wire q)."""
         for i, client in enumerate(self.clients.values()):
             client.train(
                 m.Train(
@@ -81,8 +86,7 @@ class Fleet:
                     seed=1000 * round_id + i,
                 )
             )
-        return {d: self.true_values(d, c.fetch_update(round_id, timeout=60))
-                for d, c in self.clients.items()}  # fmt: skip
+        return {d: c.fetch_update(round_id, timeout=60) for d, c in self.clients.items()}
 
     def true_values(self, device_id: int, update: FetchedUpdate) -> np.ndarray:
         """The update's noised integers before saturation; its wire q must saturate them."""
@@ -264,3 +268,25 @@ def test_saturated_updates_sum_as_their_true_values_mod_2_to_the_b(fleet_factory
     top_up = np.random.default_rng(3).integers(-5000, 5000, n_params)
     released = privacy.modular_release(result.total, top_up, bits)
     assert np.array_equal(released, masking.to_signed((true_sum + top_up) % (1 << bits), bits))
+
+
+@pytest.mark.qemu
+def test_a_qemu_board_masks_its_values_before_saturation(fleet_factory) -> None:
+    """The same on the Cortex-M4 build: 2 host boards (truth from their blobs) and a QEMU
+    board (RAM storage: its truth is what the sum says). Where its wire value is inside the
+    range, the sum minus the host boards' values gives it back exactly; where it saturated,
+    the sum holds a value beyond the wire range, not the saturated one."""
+    fleet = fleet_factory(3, qemu=1)
+    updates = fleet.train_updates(8, noise_std=1.0)
+    qemu_id = next(d for d in updates if d not in fleet.state)
+    host = {d: fleet.true_values(d, u) for d, u in updates.items() if d != qemu_id}
+    n_params = len(updates[qemu_id].q)
+    result = SecAggRound(fleet.clients, 8, threshold=2, q_bits=8, n_params=n_params).run()
+    bits = result.bits_mod
+    qemu = masking.to_signed((result.total - sum(host.values())) % (1 << bits), bits)
+    wire = updates[qemu_id].q
+    inside = (wire > -128) & (wire < 127)
+    assert np.array_equal(qemu[inside], wire[inside])
+    edge = ~inside
+    assert edge.sum() > n_params // 4  # σ = 256 grid steps: most values saturate
+    assert np.mean(np.abs(qemu[edge]) > 128) > 0.9  # the masked values were not clamped

@@ -55,7 +55,9 @@ def test_epsilon_is_the_accountants_for_the_event_that_ran(watch: tuple, mode: s
     # every distributed release carries K shares (the aggregator tops up), whoever arrived
     cap = next(k for k in range(n + 2) if binom.sf(k, n + 1, q) <= 1e-15)
     sigma = config.clip / math.sqrt(t) if mode == "distributed" else 0.0  # z = 1
-    scale = quantization_scale(config.clip, sigma, config.bits)  # docs/PRIVACY.md's rule
+    # docs/PRIVACY.md's rule; distributed without SecAgg sends 32-bit words ("Modulus rule")
+    bits = 32 if mode == "distributed" else config.bits
+    scale = quantization_scale(config.clip, sigma, bits)
     c_prime = scale * rounded_norm_bound(config.clip, scale, n_params)
     z_eff = [
         (sigma * math.sqrt(cap) if mode == "distributed" else config.clip) / c_prime
