@@ -221,7 +221,7 @@ def clean(c: Context) -> None:
         "node_key": "flower: a gateway's SuperNode public key (.pub); enables SuperNode "
         "authentication; repeat",
         "bits": "UPDATE value width 8/16/32 (default 8: 510 B at 64×7; grid from "
-        "docs/PRIVACY.md's rule)",
+        "docs/PRIVACY.md's rule; distributed without --secagg: always 32)",
     },
 )
 def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "none",
@@ -313,7 +313,7 @@ def monitor(c: Context, port: str, baud: int = 115200) -> None:
         "clip": "C: L2 bound of each device's head delta (default 0.5)",
         "k": "labelled windows per class each device personalizes from (default 10)",
         "secagg": "secure aggregation in distributed mode (default on; --no-secagg: off)",
-        "bits": "UPDATE value width 8/16/32 (default 8)",
+        "bits": "UPDATE value width 8/16/32 (default 8; --no-secagg: 32)",
     }
 )
 def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
@@ -375,7 +375,8 @@ def hil(c: Context, port: str = "", board: str = "esp32", profile: str = "") -> 
         "dropout": "probability that a selected client does not answer (default 0)",
         "engine": "builtin (numpy, one process) | flower (one Flower virtual SuperNode per "
         "client in Flower's simulation runtime; docs/DEPLOYMENT.md)",
-        "bits": "UPDATE value width 8/16/32, scale from docs/PRIVACY.md's rule (default 8)",
+        "bits": "UPDATE value width 8/16/32, scale from docs/PRIVACY.md's rule (default 8; "
+        "distributed mode, which has no SecAgg here, always uses 32)",
     }
 )
 def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 20,

@@ -391,6 +391,16 @@ def test_a_damaged_stored_update_is_never_noised_again(board: Board) -> None:
         client.train(nxt)
         client.fetch_update(nxt.round, timeout=60)
     board.stop()
+    # A blob written before the noised integers SecAgg masks were kept (ledger | UPDATE_READY
+    # | 32-bit q only): the ledger stands, the update is not served again.
+    blob = release.read_bytes()
+    n_params = (len(blob) - 24 - 36 - 4) // 8  # 4-byte wire q, 4-byte wrapped q, their CRC
+    release.write_bytes(blob[: 24 + 36 + 4 * n_params])
+    with board.start() as client:
+        info = client.hello()
+        assert (info.releases, info.last_round) == (2, nxt.round)
+        assert _refused(client, nxt) == NackCode.ROUND_OLD
+    board.stop()
     blob = bytearray(release.read_bytes())
     blob[13] ^= 0x01  # the ledger's rho
     release.write_bytes(bytes(blob))

@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         choices=[8, 16, 32],
         default=AggregatorConfig.bits,
-        help="UPDATE value width; the grid follows docs/PRIVACY.md's rule (default 8)",
+        help="UPDATE value width; the grid follows docs/PRIVACY.md's rule (default 8; "
+        "distributed mode without --secagg always uses 32: PRIVACY.md, Modulus rule)",
     )
     p.add_argument(
         "--secagg",

@@ -287,8 +287,9 @@ static void load_release(void) {
     }
     uint32_t q_len = len < RELEASE_Q_OFFSET ? 0u
                                             : fc_get_u32(staged_release + RELEASE_META_OFFSET + 24);
-    int legacy = len == RELEASE_Q_OFFSET + (size_t)q_len; /* written before the wrapped part */
-    if (len < RELEASE_Q_OFFSET || fc_ledger_decode(staged_release, len, &dev.ledger) != 0 ||
+    int sane = len >= RELEASE_Q_OFFSET && q_len <= 4u * N_PARAMS; /* no size_t wrap below */
+    int legacy = sane && len == RELEASE_Q_OFFSET + (size_t)q_len; /* before the wrapped part */
+    if (!sane || fc_ledger_decode(staged_release, len, &dev.ledger) != 0 ||
         (!legacy && len != RELEASE_Q_OFFSET + (size_t)q_len + RELEASE_WRAPPED_LEN)) {
         memset(&dev.ledger, 0, sizeof dev.ledger);
         dev.ledger_ok = 0; /* fail closed: TRAIN answers NACK STORAGE */
