@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -159,8 +160,10 @@ def _variance_audit(
         variance.append(np.mean(released**2, axis=1))
     if topped_up:
         claimed = privacy.ledger_epsilon(config, [privacy.round_event(config, plan, 2, N_PARAMS)])
-    else:  # what the old code printed: z_eff = z·√(k/m) with σ = zC/√m, all 3 arrived
-        c_prime = privacy.update_sensitivity(config, N_PARAMS, 2.0 * CLIP / math.sqrt(3))
+    else:  # what the old code printed: z_eff = z·√(k/m) with σ = zC/√m, all 3 arrived, on
+        # the old default 16-bit grid
+        old_grid = replace(config, bits=16)
+        c_prime = privacy.update_sensitivity(old_grid, N_PARAMS, 2.0 * CLIP / math.sqrt(3))
         claimed = privacy.ledger_epsilon(config, [privacy.RoundEvent(1.0, 2.0 * CLIP / c_prime)])
     return _epsilon_lower_bound(variance[0], variance[1], config.delta), claimed
 
