@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,18 +37,20 @@ from tools.aggregator.evaluate import Holdout
 from tools.aggregator.keys import KeyStore
 from tools.aggregator.report import write_report
 from tools.aggregator.run import _drive, _holdout, _initial_head
+from tools.aggregator.secure import secure_round
 from tools.aggregator.store import RoundRow, Store
 from tools.flower.relay import POLL_EVERY_S, RELAY_ACTION, Batch, RelayedLink
 from tools.link import messages as m
 from tools.link.client import FetchedUpdate, head_blob
 from tools.link.errors import LinkError
 from tools.link.messages import MessageError
+from tools.secagg.server import Ask
 
 REPLY_SLACK_S = 30.0  # ClientApp start-up and transfer, on top of the device deadline
 QUERY_TIMEOUT_S = 30.0
-SECAGG_UNSUPPORTED = (
-    "--secagg is not available with --engine flower yet (the SecAgg exchange is not relayed): "
-    "run it with the built-in engine, or drop --secagg (then the aggregator sees each update)"
+SECAGG_NOT_ENROLLED = (
+    "not enrolled with this aggregator: SecAgg runs over the authenticated link only; "
+    "`invoke provision` the board against the aggregator's store"
 )
 RELAY_REPLY_TIMEOUT_S = 5.0  # the device's answer to each relayed request, at the bridge
 
@@ -104,8 +106,6 @@ class FlowerAggregator(RoundEngine):
         reply_slack_s: float = REPLY_SLACK_S,
         enrollment: dict[int, str] | None = None,
     ) -> None:
-        if config.secagg:  # a run without masking must not report the SecAgg figure
-            raise ValueError(SECAGG_UNSUPPORTED)
         super().__init__(store, config, initial_head, holdout, _console_events, enrollment)
         self.grid, self.reply_slack_s = grid, reply_slack_s
         self.keys = KeyStore(store.conn)  # server key and enrolled device keys (provision.py)
@@ -127,17 +127,27 @@ class FlowerAggregator(RoundEngine):
     def run_round(self) -> RoundRow:
         """Plan, ask the selected boards through their SuperNodes, finish (as Aggregator)."""
         plan = self.plan_round()
-        for board in refresh_boards(self.grid, list(self.boards.values())):
-            self.boards[board.device_id] = board
-            self._admit(board)
+        if self.grid is not None:
+            for board in refresh_boards(self.grid, list(self.boards.values())):
+                self.boards[board.device_id] = board
+                self._admit(board)
+        if self.config.secagg:  # the ServerApp sees only the sum (tools/aggregator/secure.py)
+            trained = self._collect(plan, fetch=False)
+            return self.finish_round(plan, *secure_round(self, plan, trained, self._exchange))
         return self.finish_round(plan, self._collect(plan))
 
-    def _collect(self, plan: RoundPlan) -> list[Outcome]:
-        """Enrolled boards through the frame relay, the others with one `train` message."""
+    def _collect(self, plan: RoundPlan, fetch: bool = True) -> list[Outcome]:
+        """Enrolled boards through the frame relay, the others with one `train` message.
+        With fetch=False (SecAgg) only enrolled boards train, and only their UPDATE_READY
+        comes back: the update leaves them masked, in the SecAgg round."""
         live = [d for d in plan.selected if self._reachable(d)]
         enrolled = [d for d in live if self.keys.device_key(d) is not None]
-        replies = self._collect_plain(plan, [d for d in live if d not in enrolled])
-        replies.update(self._collect_relayed(plan, enrolled))
+        plain = [d for d in live if d not in enrolled]
+        if fetch:
+            replies = self._collect_plain(plan, plain)
+        else:
+            replies = {d: Outcome(d, error=SECAGG_NOT_ENROLLED) for d in plain}
+        replies.update(self._collect_relayed(plan, enrolled, fetch))
         wait_s = self.config.deadline_s + self.reply_slack_s
         outcomes = [self._missing_or(replies, d, wait_s) for d in plan.selected]
         for outcome in outcomes:
@@ -192,9 +202,12 @@ class FlowerAggregator(RoundEngine):
             self.links[device_id] = link
         return link
 
-    def _collect_relayed(self, plan: RoundPlan, device_ids: list[int]) -> dict[int, Outcome]:
-        """HELLO + ENROLL_GET, then head + TRAIN (waiting for UPDATE_READY), then the chunks:
-        three relays per board, each step sent to every board at once."""
+    def _collect_relayed(
+        self, plan: RoundPlan, device_ids: list[int], fetch: bool = True
+    ) -> dict[int, Outcome]:
+        """HELLO + ENROLL_GET, then head + TRAIN (waiting for UPDATE_READY), then the chunks
+        (fetch=False: not, the Outcome carries the UPDATE_READY only): three relays per board,
+        each step sent to every board at once."""
         links = {d: self._link(d) for d in device_ids}
         failed: dict[int, Outcome] = {}
 
@@ -226,14 +239,21 @@ class FlowerAggregator(RoundEngine):
         }
         readies = step(train, lambda d, batch, wires: links[d].ready(batch, wires, plan.round))
         late = time.monotonic() > deadline
-        fetch = {d: links[d].fetch_batch(ready) for d, ready in readies.items()}
-        updates = step(fetch, lambda d, batch, wires: links[d].update(batch, wires, readies[d]))
+        if fetch:
+            gets = {d: links[d].fetch_batch(ready) for d, ready in readies.items()}
+            updates = step(gets, lambda d, batch, wires: links[d].update(batch, wires, readies[d]))
+        else:
+            updates = {d: FetchedUpdate(ready, b"", d) for d, ready in readies.items()}
         for device_id, update in updates.items():
             info = self.boards[device_id].info
             if info is not None and info.has(m.Capability.LEDGER):
                 self.note_device_ledger(device_id, update.ready)
             failed[device_id] = Outcome(device_id, update, late=late)
         return failed
+
+    def _exchange(self, device_ids: list[int]) -> RelayedExchange:
+        """How a SecAgg round over `device_ids` reaches them (secure.secure_round)."""
+        return RelayedExchange(self, {d: self.links[d] for d in device_ids})
 
     def _relay(self, batches: dict[int, Batch]) -> dict[int, list[bytes] | str]:
         """One `query.relay` message per board; device id → its frames, or why none came."""
@@ -319,9 +339,45 @@ class FlowerAggregator(RoundEngine):
         return Outcome(device_id, update, late=bool(record["late"]))
 
 
+@dataclass
+class RelayedExchange:
+    """The SecAgg steps of tools/secagg/server.py through the gateways: each step is one
+    `query.relay` message per board, sent to every board at once; every SECAGG_* request is
+    sealed here with the board's link session of this round and every answer opened here, so
+    a gateway carries only cipher text (shares, keys and masked inputs alike)."""
+
+    engine: FlowerAggregator
+    links: dict[int, RelayedLink]
+
+    def ask(self, asks: Mapping[int, Sequence[Ask]]) -> dict[int, list[bytes]]:
+        batches = {d: self.links[d].batch(list(requests)) for d, requests in asks.items()}
+        answers: dict[int, list[bytes]] = {}
+        for device_id, got in self.engine._relay(batches).items():
+            link = self.links[device_id]
+            try:
+                if isinstance(got, str):
+                    raise LinkError(got)
+                frames = link.replies(batches[device_id], link.open(got))
+            except LinkError as exc:  # dropped out of the SecAgg round
+                error = f"secagg: {type(exc).__name__}: {exc}"
+                self.engine.on_event("device_error", {"device": device_id, "error": error})
+                continue
+            answers[device_id] = [frame.payload for frame in frames]
+        return answers
+
+
 def _console_events(kind: str, detail: dict[str, Any]) -> None:
+    """The run log (`flwr run` streams it): errors per board and each SecAgg round's outcome."""
     if kind == "device_error":
         Console().print(f"device {detail['device']}: {detail['error']}", highlight=False)
+    elif kind == "secagg":
+        Console().print(
+            f"round {detail['round']}: SecAgg sum of {detail['in_sum']} boards, "
+            f"{detail['recovered']} dropped out after sharing (masks removed via shares)",
+            highlight=False,
+        )
+    elif kind == "secagg_abort":
+        Console().print(f"round {detail['round']}: {detail['reason']}", highlight=False)
 
 
 def query_boards(grid: Grid, node_ids: list[int]) -> dict[int, RemoteBoard]:
