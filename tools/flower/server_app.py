@@ -39,7 +39,7 @@ from tools.aggregator.report import write_report
 from tools.aggregator.run import _drive, _holdout, _initial_head
 from tools.aggregator.secure import secure_round
 from tools.aggregator.store import RoundRow, Store
-from tools.flower.relay import POLL_EVERY_S, RELAY_ACTION, Batch, RelayedLink
+from tools.flower.relay import RELAY_ACTION, RELAY_RESENDS, Batch, RelayedLink, relay_record
 from tools.link import messages as m
 from tools.link.client import FetchedUpdate, head_blob
 from tools.link.errors import LinkError
@@ -259,20 +259,13 @@ class FlowerAggregator(RoundEngine):
         """One `query.relay` message per board; device id → its frames, or why none came."""
         messages, by_node = [], {}
         longest = max((b.wait_s for b in batches.values()), default=0.0)
-        wait_s = longest + RELAY_REPLY_TIMEOUT_S * 4 + self.reply_slack_s
+        wait_s = longest + RELAY_REPLY_TIMEOUT_S * (2 + RELAY_RESENDS) + self.reply_slack_s
         for device_id, batch in batches.items():
             node = self.boards[device_id].node_id
             if node is None:
                 continue
             by_node[node] = device_id
-            record = {
-                "frames": batch.frames,
-                "reply_timeout_s": RELAY_REPLY_TIMEOUT_S,
-                "until_type": int(batch.until_type),
-                "deadline_s": float(batch.wait_s),
-                "polls": batch.polls,
-                "poll_every_s": POLL_EVERY_S,
-            }
+            record = relay_record(batch, RELAY_REPLY_TIMEOUT_S)
             messages.append(
                 Message(
                     RecordDict({"relay": ConfigRecord(record)}),
