@@ -147,6 +147,7 @@ class Bridge:
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _decoder: StreamDecoder = field(default_factory=StreamDecoder)  # relayed device frames
+    _pending: list[Frame] = field(default_factory=list)  # decoded, not handed out yet
 
     # ---- serving ----------------------------------------------------------------------------
 
@@ -223,6 +224,8 @@ class Bridge:
         if self._client is not None:
             self._client.close()
             self._client = None
+        self._pending.clear()
+        self._decoder = StreamDecoder()
 
     def _info(self) -> dict[str, Any]:
         try:
@@ -398,17 +401,21 @@ class Bridge:
     def _read_frames(
         self, client: DeviceClient, done: Callable[[Frame], bool], deadline: float
     ) -> list[Frame]:
-        """Frames from the device until one satisfies `done` (included) or the deadline."""
-        decoder = self._decoder
+        """Frames from the device until one satisfies `done` (included) or the deadline. Frames
+        that came in the same read after that one are kept for the next call (an unsolicited
+        UPDATE_READY right behind the ACK of TRAIN, say), as DeviceClient keeps them."""
         got: list[Frame] = []
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return got
-            data = client.transport.read(min(remaining, 0.2))
-            for frame in decoder.feed(data) if data else ():
+            while self._pending:
+                frame = self._pending.pop(0)
                 got.append(frame)
                 if frame.device_id != BROADCAST_DEVICE and client.device_id == BROADCAST_DEVICE:
                     client.device_id = frame.device_id
                 if done(frame):
                     return got
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return got
+            data = client.transport.read(min(remaining, 0.2))
+            if data:
+                self._pending.extend(self._decoder.feed(data))

@@ -7,6 +7,7 @@ import json
 import socket
 import stat
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from tools.flower.relay import Batch, RelayedLink, relay_record
 from tools.link import messages as m
 from tools.link.client import CHUNK_BYTES, DeviceClient, head_blob, head_sha256
 from tools.link.faults import FaultPlan
-from tools.link.frame import Frame, decode_frame, encode_frame
+from tools.link.frame import FLAG_REPLY, Frame, decode_frame, encode_frame
 from tools.link.messages import MsgType
 
 
@@ -144,3 +145,24 @@ def test_a_relayed_frame_lost_on_the_line_is_sent_again_and_counts_once(tmp_path
             store.close()
     assert after.head_sha256 == head_sha256(w, b)
     assert after.releases == 1, "the board released (and charged its ledger) twice"
+
+
+def test_frames_that_arrive_in_one_read_are_all_handed_out(tmp_path: Path) -> None:
+    """The ACK of TRAIN and the unsolicited UPDATE_READY right behind it often come in one
+    read; the bridge used to drop what followed the awaited frame, so the ServerApp saw the
+    UPDATE_READY only from a poll a second later (the "missing UPDATE_READY" of issue 15). A
+    pyserial loop:// port hands back what is written, both frames in one read."""
+    bridge = Bridge("loop://", tmp_path / "loop.sock")
+    try:
+        client = bridge._device()
+        ack = Frame(MsgType.ACK, m.Ack(41, MsgType.TRAIN, 0, 1).pack(), 7, 41, FLAG_REPLY)
+        ready = Frame(MsgType.UPDATE_READY, bytes(36), 7, 3)  # the bridge reads headers only
+        client.transport.write(encode_frame(ack) + encode_frame(ready))
+        first = bridge._read_frames(client, lambda f: f.seq == 41, time.monotonic() + 2.0)
+        then = bridge._read_frames(
+            client, lambda f: f.type == MsgType.UPDATE_READY, time.monotonic() + 0.5
+        )
+        assert [f.type for f in first] == [MsgType.ACK]
+        assert then == [ready]
+    finally:
+        bridge.stop()
