@@ -34,6 +34,7 @@ the same round, the same keys/shares/masked input for a repeated SecAgg step).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,9 +54,10 @@ from tools.link.client import (
     request_frame,
     session_from_enroll_info,
 )
-from tools.link.errors import LinkTimeoutError, NackError, ProtocolError
+from tools.link.errors import LinkError, LinkTimeoutError, NackError, ProtocolError
 from tools.link.frame import FLAG_REPLY, Frame, FrameError, crc32, decode_frame, encode_frame
 from tools.link.messages import MsgType
+from tools.secagg.server import Ask
 
 RELAY_ACTION = "relay"  # message_type "query.relay" (tools/flower/client_app.py)
 POLL_EVERY_S = 1.0  # as DeviceClient.wait_update_ready: the unsolicited UPDATE_READY may be lost
@@ -240,3 +242,34 @@ def relay_record(batch: Batch, reply_timeout_s: float) -> dict[str, Any]:
         "spares": batch.spares,
         "resends": batch.resends,
     }
+
+
+Relay = Callable[[dict[int, Batch]], dict[int, list[bytes] | str]]
+
+
+@dataclass
+class RelayedExchange:
+    """The SecAgg steps of tools/secagg/server.py over relayed links (an Exchange): each step is
+    one relay per board, all boards at once (`relay`: the ServerApp's Flower fan-out); every
+    SECAGG_* request is sealed here with the board's session of this round and every answer
+    opened here, so a gateway carries only cipher text (keys, shares, masked inputs alike)."""
+
+    links: dict[int, RelayedLink]
+    relay: Relay  # device id → batch  ⟶  device id → its frames, or why none came
+    on_dropout: Callable[[int, str], None] | None = None
+
+    def ask(self, asks: Mapping[int, Sequence[Ask]]) -> dict[int, list[bytes]]:
+        batches = {d: self.links[d].batch(list(requests)) for d, requests in asks.items()}
+        answers: dict[int, list[bytes]] = {}
+        for device_id, got in self.relay(batches).items():
+            link = self.links[device_id]
+            try:
+                if isinstance(got, str):
+                    raise LinkError(got)
+                frames = link.replies(batches[device_id], link.open(got))
+            except LinkError as exc:  # dropped out of the SecAgg round
+                if self.on_dropout is not None:
+                    self.on_dropout(device_id, f"{type(exc).__name__}: {exc}")
+                continue
+            answers[device_id] = [frame.payload for frame in frames]
+        return answers

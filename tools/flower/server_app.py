@@ -20,8 +20,9 @@ report folder, all on the SuperLink's machine (the ServerApp runs there).
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,15 +40,22 @@ from tools.aggregator.report import write_report
 from tools.aggregator.run import _drive, _holdout, _initial_head
 from tools.aggregator.secure import secure_round
 from tools.aggregator.store import RoundRow, Store
-from tools.flower.relay import RELAY_ACTION, RELAY_RESENDS, Batch, RelayedLink, relay_record
+from tools.flower.relay import (
+    RELAY_ACTION,
+    RELAY_RESENDS,
+    Batch,
+    RelayedExchange,
+    RelayedLink,
+    relay_record,
+)
 from tools.link import messages as m
 from tools.link.client import FetchedUpdate, head_blob
 from tools.link.errors import LinkError
 from tools.link.messages import MessageError
-from tools.secagg.server import Ask
 
 REPLY_SLACK_S = 30.0  # ClientApp start-up and transfer, on top of the device deadline
 QUERY_TIMEOUT_S = 30.0
+PULL_EVERY_S = 1.0  # how often the ServerApp asks the SuperLink for a pending reply
 SECAGG_NOT_ENROLLED = (
     "not enrolled with this aggregator: SecAgg runs over the authenticated link only; "
     "`invoke provision` the board against the aggregator's store"
@@ -185,7 +193,7 @@ class FlowerAggregator(RoundEngine):
                 )
             )
         replies: dict[int, Outcome] = {}
-        for reply in self.grid.send_and_receive(messages, timeout=wait_s) if messages else ():
+        for reply in send_and_receive(self.grid, messages, wait_s) if messages else ():
             board = by_node.get(reply.metadata.src_node_id)
             if board is not None:
                 replies[board.device_id] = self._outcome(board, reply)
@@ -253,7 +261,11 @@ class FlowerAggregator(RoundEngine):
 
     def _exchange(self, device_ids: list[int]) -> RelayedExchange:
         """How a SecAgg round over `device_ids` reaches them (secure.secure_round)."""
-        return RelayedExchange(self, {d: self.links[d] for d in device_ids})
+
+        def dropped(device_id: int, error: str) -> None:
+            self.on_event("device_error", {"device": device_id, "error": f"secagg: {error}"})
+
+        return RelayedExchange({d: self.links[d] for d in device_ids}, self._relay, dropped)
 
     def _relay(self, batches: dict[int, Batch]) -> dict[int, list[bytes] | str]:
         """One `query.relay` message per board; device id → its frames, or why none came."""
@@ -277,7 +289,7 @@ class FlowerAggregator(RoundEngine):
         got: dict[int, list[bytes] | str] = {
             d: f"dropped: no reply from the gateway in {wait_s:.0f} s" for d in batches
         }
-        for reply in self.grid.send_and_receive(messages, timeout=wait_s) if messages else ():
+        for reply in send_and_receive(self.grid, messages, wait_s) if messages else ():
             device_id = by_node.get(reply.metadata.src_node_id)
             if device_id is None:
                 continue
@@ -332,31 +344,29 @@ class FlowerAggregator(RoundEngine):
         return Outcome(device_id, update, late=bool(record["late"]))
 
 
-@dataclass
-class RelayedExchange:
-    """The SecAgg steps of tools/secagg/server.py through the gateways: each step is one
-    `query.relay` message per board, sent to every board at once; every SECAGG_* request is
-    sealed here with the board's link session of this round and every answer opened here, so
-    a gateway carries only cipher text (shares, keys and masked inputs alike)."""
+def send_and_receive(grid: Grid, messages: list[Message], timeout: float) -> list[Message]:
+    """Grid.send_and_receive, except that each reply is pulled on its own thread, every
+    PULL_EVERY_S, until `timeout`. Flower pulls all replies in one call that retries a reply's
+    missing objects until the message expires: a gateway killed while uploading its reply (a
+    SecAgg step, say) would hold up every other board's reply past the step's wait."""
+    message_ids = list(grid.push_messages(messages))
+    deadline = time.monotonic() + timeout
+    replies: list[Message] = []
 
-    engine: FlowerAggregator
-    links: dict[int, RelayedLink]
+    def pull(message_id: str) -> None:
+        while time.monotonic() < deadline:
+            got = list(grid.pull_messages([message_id]))
+            if got:
+                replies.extend(got)
+                return
+            time.sleep(PULL_EVERY_S)
 
-    def ask(self, asks: Mapping[int, Sequence[Ask]]) -> dict[int, list[bytes]]:
-        batches = {d: self.links[d].batch(list(requests)) for d, requests in asks.items()}
-        answers: dict[int, list[bytes]] = {}
-        for device_id, got in self.engine._relay(batches).items():
-            link = self.links[device_id]
-            try:
-                if isinstance(got, str):
-                    raise LinkError(got)
-                frames = link.replies(batches[device_id], link.open(got))
-            except LinkError as exc:  # dropped out of the SecAgg round
-                error = f"secagg: {type(exc).__name__}: {exc}"
-                self.engine.on_event("device_error", {"device": device_id, "error": error})
-                continue
-            answers[device_id] = [frame.payload for frame in frames]
-        return answers
+    threads = [threading.Thread(target=pull, args=(i,), daemon=True) for i in message_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return list(replies)  # a pull still stuck on a broken reply ends when its message expires
 
 
 def _console_events(kind: str, detail: dict[str, Any]) -> None:
@@ -369,6 +379,9 @@ def _console_events(kind: str, detail: dict[str, Any]) -> None:
             f"{detail['recovered']} dropped out after sharing (masks removed via shares)",
             highlight=False,
         )
+        Console().print(
+            f"round {detail['round']}: sum sha256 {detail['sum_sha256']}", highlight=False
+        )
     elif kind == "secagg_abort":
         Console().print(f"round {detail['round']}: {detail['reason']}", highlight=False)
 
@@ -380,7 +393,7 @@ def query_boards(grid: Grid, node_ids: list[int]) -> dict[int, RemoteBoard]:
         for n in node_ids
     ]
     found = {}
-    for reply in grid.send_and_receive(messages, timeout=QUERY_TIMEOUT_S):
+    for reply in send_and_receive(grid, messages, QUERY_TIMEOUT_S):
         if reply.has_error():
             continue
         record = reply.content["board"]
