@@ -45,6 +45,13 @@ def run_in_background(call: Callable[[], object]) -> tuple[threading.Thread, dic
     return thread, outcome
 
 
+def finished(outcome: dict[str, object]) -> None:
+    """Re-raise what the background run raised; fail if it did not end (run_in_background)."""
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    assert "report" in outcome, "the Flower run did not finish"
+
+
 def wait_for_run(work: Path, timeout: float = 120) -> None:
     """Until the SuperLink started in `work` (engine work_dir) accepted the run."""
     log = work / "logs" / "superlink.log"
@@ -115,3 +122,9 @@ class Loopback:
         cmd += ["--auth-keys", str(self.tmp / "node-keys"), "--work-dir", str(self.work / name)]
         cmd += ["--tap", str(tap)] if tap is not None else []
         return spawn(name, cmd, self.work / "gateway-home", self.work / "logs")
+
+    def gateways(
+        self, devices: list[VirtualDevice], tap: Path | None = None
+    ) -> dict[int, FlowerProcess]:
+        """One gateway per board, named gateway-<device id>; device id → its process."""
+        return {d.device_id: self.gateway(f"gateway-{d.device_id}", d.url, tap) for d in devices}

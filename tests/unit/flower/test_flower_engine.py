@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from tests.support.firmware import build_host_firmware
-from tests.support.flower import Loopback, load_samples, wait_for_run, wait_until
+from tests.support.flower import Loopback, finished, load_samples, wait_for_run, wait_until
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.core import Aggregator
 from tools.aggregator.store import Store
@@ -93,9 +93,7 @@ def test_flower_engine_matches_builtin_and_survives_a_killed_gateway(tmp_path: P
         )
         try:
             wait_for_run(work)
-            for device in devices:
-                name = f"gateway-{device.device_id}"
-                gateways[device.device_id] = loopback.gateway(name, device.url)
+            gateways.update(loopback.gateways(devices))
             victim = devices[VICTIM - 1]
             wait_until(
                 lambda: _trains_received(work, victim) >= 4 or "error" in outcome,
@@ -110,8 +108,7 @@ def test_flower_engine_matches_builtin_and_survives_a_killed_gateway(tmp_path: P
             for gateway in gateways.values():
                 gateway.stop()
             runner.join(60)
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
+    finished(outcome)
 
     builtin, flower = Store(builtin_store), Store(flower_store)
     try:

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from tests.support.firmware import build_host_firmware
-from tests.support.flower import Loopback, load_samples, wait_for_run, wait_until
+from tests.support.flower import Loopback, finished, load_samples, wait_for_run, wait_until
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.core import Outcome, RoundEngine, device_round
 from tools.aggregator.provision import provision_client
@@ -152,9 +152,7 @@ def test_secagg_rounds_over_flower_release_the_exact_sum_and_survive_a_killed_ga
         )
         try:
             wait_for_run(work)
-            for device in devices:
-                name = f"gateway-{device.device_id}"
-                gateways[device.device_id] = loopback.gateway(name, device.url, taps)
+            gateways.update(loopback.gateways(devices, taps))
             victim_tap = taps / f"{board_name(devices[VICTIM - 1].url)}.tap"
             wait_until(
                 lambda: _shares_delivered(victim_tap) >= 2 or "error" in outcome,
@@ -168,9 +166,7 @@ def test_secagg_rounds_over_flower_release_the_exact_sum_and_survive_a_killed_ga
             for gateway in gateways.values():
                 gateway.stop()
             runner.join(60)
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    assert "report" in outcome, "the Flower run did not finish"
+    finished(outcome)
 
     flower = Store(flower_store)
     try:
