@@ -173,7 +173,7 @@ def _secure_sum(
     exchange: Exchange,
 ) -> Secured:
     cohort = sorted(ready)
-    threshold = engine.config.secagg_threshold or default_threshold(len(cohort))
+    threshold = engine.secagg_threshold(plan, len(cohort))  # ≥ t, the noise calibration
     try:
         result = SecAggRound(
             cohort, plan.round, threshold, plan.train.bits, engine.n_params, exchange=exchange
