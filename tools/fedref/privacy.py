@@ -71,7 +71,8 @@ def quantization_scale(clip: float, noise_std: float, bits: int, summands: int =
     leaves (2^(bits-1) - 1 - 16) / 16 · C/σ noise standard deviations instead of 5 (3.5 at
     σ = 2C, 1.7 at 4C); values beyond saturate on the wire and wrap in a SecAgg sum (ε is
     unchanged because secure aggregation masks the values before saturation, PRIVACY.md
-    "Modulus rule"; the average suffers: use 16 bits at such σ). The result is rounded to float32 (its wire form).
+    "Modulus rule"; the average suffers: use 16 bits at such σ). The result is rounded to
+    float32 (its wire form).
     """
     if bits not in (8, 16, 32) or summands < 1 or not clip > 0 or noise_std < 0:
         raise ValueError("need bits in 8/16/32, summands >= 1, clip > 0, noise_std >= 0")
