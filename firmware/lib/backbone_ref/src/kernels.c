@@ -506,42 +506,70 @@ BR_INLINE void block_2x4(const int32_t *col, const int32_t *w, int32_t pairs, co
     "ssat %[b3], #8, %[b3]\n\t"                                                         \
     "strb %[b3], [%[b0], #3]\n\t"
 
-/* The common block (four channels, no clamp tighter than int8's) wholly in assembly: biases,
- * MACs, requantization and stores with all sixteen values in the fourteen free registers; what
- * is needed only at the start or the end (requant row, output pointers, loop bound) is read
- * from memory. The arithmetic is block_2x4's. */
-BR_INLINE void block_2x4_plain(const int32_t *col, const int32_t *w, int32_t pairs,
-                               const br_requant *q, int8_t *oa, int8_t *ob)
-{
-    int32_t a0, a1, a2, a3, b0, b1, b2, b3, xa, xb, w0, w1;
-    const int32_t *const end = col + 2 * pairs;
-    const int32_t odd = pairs & 1;
-    __asm__ volatile("ldr %[xa], %[q]\n\t"
-                     "ldr %[a0], [%[xa]]\n\t"
-                     "ldr %[a1], [%[xa], #16]\n\t"
-                     "ldr %[a2], [%[xa], #32]\n\t"
-                     "ldr %[a3], [%[xa], #48]\n\t"
-                     "mov %[b0], %[a0]\n\t"
-                     "mov %[b1], %[a1]\n\t"
-                     "mov %[b2], %[a2]\n\t"
-                     "mov %[b3], %[a3]\n\t"
-                     "ldr %[xa], %[odd]\n\t"
-                     "cmp %[xa], #0\n\t"
-                     "beq 2f\n\t" MAC_2X4_ASM "2:\n\t"
-                     "ldr %[xa], %[end]\n\t"
-                     "cmp %[col], %[xa]\n\t"
-                     "beq 3f\n\t"
-                     "1:\n\t" MAC_2X4_ASM MAC_2X4_ASM "ldr %[xa], %[end]\n\t"
-                     "cmp %[col], %[xa]\n\t"
-                     "bne 1b\n\t"
-                     "3:\n\t" REQUANT_CH0_ASM REQUANT_CH123_ASM
-                     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),
-                       [b0] "=&r"(b0), [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3),
-                       [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1),
-                       [col] "+r"(col), [w] "+r"(w)
-                     : [q] "m"(q), [oa] "m"(oa), [ob] "m"(ob), [end] "m"(end), [odd] "m"(odd)
-                     : "cc", "memory");
-}
+/* The common case (groups of four channels, no clamp tighter than int8's) wholly in
+ * assembly, group after group: biases, MACs, requantization and stores with all sixteen values
+ * in the fourteen free registers; what is needed only at a group's start or end (requant row,
+ * output pointers, loop bounds) lives in memory. The arithmetic is block_2x4's. */
+/* The MAC loops of the plain groups: any number of pairs (an odd one first, then two per
+ * turn), or a multiple of 4 (four per turn, no odd check). */
+#define MAC_LOOP_ANY                                                                           \
+    "ldr %[xa], %[odd]\n\t"                                                                    \
+    "cmp %[xa], #0\n\t"                                                                        \
+    "beq 2f\n\t" MAC_2X4_ASM "2:\n\t"                                                          \
+    "ldr %[xa], %[end]\n\t"                                                                    \
+    "cmp %[col], %[xa]\n\t"                                                                    \
+    "beq 3f\n\t"                                                                               \
+    "1:\n\t" MAC_2X4_ASM MAC_2X4_ASM "ldr %[xa], %[end]\n\t"                                   \
+    "cmp %[col], %[xa]\n\t"                                                                    \
+    "bne 1b\n\t"                                                                               \
+    "3:\n\t"
+
+#define MAC_LOOP_QUADS                                                                         \
+    "1:\n\t" MAC_2X4_ASM MAC_2X4_ASM MAC_2X4_ASM MAC_2X4_ASM "ldr %[xa], %[end]\n\t"           \
+    "cmp %[col], %[xa]\n\t"                                                                    \
+    "bne 1b\n\t"
+
+#define GROUPS_2X4_PLAIN(name, MAC_LOOP)                                                                \
+BR_INLINE void name(const int32_t *col, const int32_t *w, int32_t pairs,           \
+                                const br_requant *q, int8_t *oa, int8_t *ob, int32_t groups)   \
+{                                                                                              \
+    int32_t a0, a1, a2, a3, b0, b1, b2, b3, xa, xb, w0, w1;                                    \
+    const int32_t *const col0 = col, *const end = col + 2 * pairs;                             \
+    const int32_t odd = pairs & 1;                                                             \
+    int32_t left = groups;                                                                     \
+    __asm__ volatile("0:\n\t"                                                                  \
+                     "ldr %[col], %[col0]\n\t"                                                 \
+                     "ldr %[xa], %[q]\n\t"                                                     \
+                     "ldr %[a0], [%[xa]]\n\t"                                                  \
+                     "ldr %[a1], [%[xa], #16]\n\t"                                             \
+                     "ldr %[a2], [%[xa], #32]\n\t"                                             \
+                     "ldr %[a3], [%[xa], #48]\n\t"                                             \
+                     "mov %[b0], %[a0]\n\t"                                                    \
+                     "mov %[b1], %[a1]\n\t"                                                    \
+                     "mov %[b2], %[a2]\n\t"                                                    \
+                     "mov %[b3], %[a3]\n\t"                                                    \
+                     MAC_LOOP REQUANT_CH0_ASM REQUANT_CH123_ASM                                \
+                     "adds %[a0], #4\n\t"                                                      \
+                     "str %[a0], %[oa]\n\t"                                                    \
+                     "adds %[b0], #4\n\t"                                                      \
+                     "str %[b0], %[ob]\n\t"                                                    \
+                     "adds %[xa], #64\n\t"                                                     \
+                     "str %[xa], %[q]\n\t"                                                     \
+                     "ldr %[xb], %[left]\n\t"                                                  \
+                     "subs %[xb], #1\n\t"                                                      \
+                     "str %[xb], %[left]\n\t"                                                  \
+                     "bne 0b"                                                                  \
+                     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),         \
+                       [b0] "=&r"(b0), [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3),         \
+                       [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1),         \
+                       [col] "=&r"(col), [w] "+r"(w), [q] "+m"(q), [oa] "+m"(oa),              \
+                       [ob] "+m"(ob), [left] "+m"(left)                                        \
+                     : [col0] "m"(col0), [end] "m"(end), [odd] "m"(odd)                        \
+                     : "cc", "memory");                                                        \
+}                                                                                              
+
+GROUPS_2X4_PLAIN(groups_2x4_any, MAC_LOOP_ANY)
+GROUPS_2X4_PLAIN(groups_2x4_quads, MAC_LOOP_QUADS)
 
 typedef struct {
     const int32_t *packed;
@@ -557,13 +585,21 @@ BR_INLINE void gemm_pair_mode(const dsp_gemm *g, const int32_t *col, int8_t *oa,
     const int32_t lo = g->clamp.lo, hi = g->clamp.hi;
     const int32_t *w = g->packed;
     const br_requant *q = g->requant;
-    for (int32_t oc = 0; oc < out_c; oc += 4, w += 4 * pairs, q += 4) {
-        const int n = out_c - oc < 4 ? (int)(out_c - oc) : 4;
-        if (mode == CLAMP_NONE && n == 4) {
-            block_2x4_plain(col, w, pairs, q, oa + oc, ob + oc);
+    int32_t oc = 0;
+    if (mode == CLAMP_NONE && out_c >= 4) {
+        const int32_t groups = out_c / 4;
+        if (pairs % 4 == 0) {
+            groups_2x4_quads(col, w, pairs, q, oa, ob, groups);
         } else {
-            block_2x4(col, w, pairs, q, oa + oc, ob + oc, n, mode, lo, hi);
+            groups_2x4_any(col, w, pairs, q, oa, ob, groups);
         }
+        oc = 4 * groups;
+        w += 4 * pairs * groups;
+        q += oc;
+    }
+    for (; oc < out_c; oc += 4, w += 4 * pairs, q += 4) {
+        const int n = out_c - oc < 4 ? (int)(out_c - oc) : 4;
+        block_2x4(col, w, pairs, q, oa + oc, ob + oc, n, mode, lo, hi);
     }
 }
 
@@ -683,6 +719,107 @@ BR_INLINE void dw_pixel_3x3(const br_conv_params *p, const int8_t *window, int32
     }
 }
 
+/* One row of three taps of the 3x3 depthwise group in assembly (DW_TAP's arithmetic). */
+#define DW_ROW3_ASM                                                                            \
+    "ldr %[x], [%[rp]]\n\t"                                                                    \
+    "ldrd %[w02], %[w13], [%[w]], #8\n\t"                                                      \
+    "sxtb16 %[e], %[x]\n\t"                                                                    \
+    "sxtb16 %[x], %[x], ror #8\n\t"                                                            \
+    "smlabb %[a0], %[e], %[w02], %[a0]\n\t"                                                    \
+    "smlatt %[a2], %[e], %[w02], %[a2]\n\t"                                                    \
+    "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                    \
+    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"                                                    \
+    "ldr %[x], [%[rp], %[xs]]\n\t"                                                             \
+    "ldrd %[w02], %[w13], [%[w]], #8\n\t"                                                      \
+    "sxtb16 %[e], %[x]\n\t"                                                                    \
+    "sxtb16 %[x], %[x], ror #8\n\t"                                                            \
+    "smlabb %[a0], %[e], %[w02], %[a0]\n\t"                                                    \
+    "smlatt %[a2], %[e], %[w02], %[a2]\n\t"                                                    \
+    "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                    \
+    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"                                                    \
+    "ldr %[x], [%[rp], %[x2]]\n\t"                                                             \
+    "ldrd %[w02], %[w13], [%[w]], #8\n\t"                                                      \
+    "sxtb16 %[e], %[x]\n\t"                                                                    \
+    "sxtb16 %[x], %[x], ror #8\n\t"                                                            \
+    "smlabb %[a0], %[e], %[w02], %[a0]\n\t"                                                    \
+    "smlatt %[a2], %[e], %[w02], %[a2]\n\t"                                                    \
+    "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                    \
+    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"                                                   
+
+/* The four channels' requantization (dsp_requant's arithmetic), rp = requant row, x = out. */
+#define DW_REQUANT4_ASM                                                                        \
+    "ldrd %[e], %[w02], [%[rp], #4]\n\t"                                                       \
+    "smmulr %[a0], %[a0], %[e]\n\t"                                                            \
+    "ldrsb %[e], [%[rp], #12]\n\t"                                                             \
+    "add %[w13], %[w02], %[a0], lsl #1\n\t"                                                    \
+    "add %[a0], %[w13], %[a0], asr #31\n\t"                                                    \
+    "asr %[a0], %[a0], %[e]\n\t"                                                               \
+    "ssat %[a0], #8, %[a0]\n\t"                                                                \
+    "strb %[a0], [%[x], #0]\n\t"                                                               \
+    "ldrd %[e], %[w02], [%[rp], #20]\n\t"                                                      \
+    "smmulr %[a1], %[a1], %[e]\n\t"                                                            \
+    "ldrsb %[e], [%[rp], #28]\n\t"                                                             \
+    "add %[w13], %[w02], %[a1], lsl #1\n\t"                                                    \
+    "add %[a1], %[w13], %[a1], asr #31\n\t"                                                    \
+    "asr %[a1], %[a1], %[e]\n\t"                                                               \
+    "ssat %[a1], #8, %[a1]\n\t"                                                                \
+    "strb %[a1], [%[x], #1]\n\t"                                                               \
+    "ldrd %[e], %[w02], [%[rp], #36]\n\t"                                                      \
+    "smmulr %[a2], %[a2], %[e]\n\t"                                                            \
+    "ldrsb %[e], [%[rp], #44]\n\t"                                                             \
+    "add %[w13], %[w02], %[a2], lsl #1\n\t"                                                    \
+    "add %[a2], %[w13], %[a2], asr #31\n\t"                                                    \
+    "asr %[a2], %[a2], %[e]\n\t"                                                               \
+    "ssat %[a2], #8, %[a2]\n\t"                                                                \
+    "strb %[a2], [%[x], #2]\n\t"                                                               \
+    "ldrd %[e], %[w02], [%[rp], #52]\n\t"                                                      \
+    "smmulr %[a3], %[a3], %[e]\n\t"                                                            \
+    "ldrsb %[e], [%[rp], #60]\n\t"                                                             \
+    "add %[w13], %[w02], %[a3], lsl #1\n\t"                                                    \
+    "add %[a3], %[w13], %[a3], asr #31\n\t"                                                    \
+    "asr %[a3], %[a3], %[e]\n\t"                                                               \
+    "ssat %[a3], #8, %[a3]\n\t"                                                                \
+    "strb %[a3], [%[x], #3]\n\t"                                                              
+
+/* A 3x3 pixel, all groups, no clamp tighter than int8's, wholly in assembly: the 13 values
+ * the taps need stay in registers; the requant row, output and window pointers and the group
+ * count, needed once per group, live in memory. */
+BR_INLINE void dw_pixel_3x3_plain(const br_conv_params *p, const int8_t *window, int32_t x_step,
+                                  int32_t y_step, int8_t *out)
+{
+    int32_t a0, a1, a2, a3, x, e, w02, w13, rp;
+    const int32_t *w = p->packed;
+    const br_requant *q = p->requant;
+    const int8_t *base = window;
+    int32_t left = p->in_c / 4;
+    __asm__ volatile("0:\n\t"
+                     "ldr %[rp], %[base]\n\t"
+                     "ldr %[x], %[q]\n\t"
+                     "ldr %[a0], [%[x]]\n\t"
+                     "ldr %[a1], [%[x], #16]\n\t"
+                     "ldr %[a2], [%[x], #32]\n\t"
+                     "ldr %[a3], [%[x], #48]\n\t" DW_ROW3_ASM "add %[rp], %[rp], %[ys]\n\t"
+                     DW_ROW3_ASM "add %[rp], %[rp], %[ys]\n\t" DW_ROW3_ASM
+                     "ldr %[rp], %[q]\n\t"
+                     "ldr %[x], %[out]\n\t" DW_REQUANT4_ASM "adds %[x], #4\n\t"
+                     "str %[x], %[out]\n\t"
+                     "adds %[rp], #64\n\t"
+                     "str %[rp], %[q]\n\t"
+                     "ldr %[rp], %[base]\n\t"
+                     "adds %[rp], #4\n\t"
+                     "str %[rp], %[base]\n\t"
+                     "ldr %[e], %[left]\n\t"
+                     "subs %[e], #1\n\t"
+                     "str %[e], %[left]\n\t"
+                     "bne 0b"
+                     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),
+                       [x] "=&r"(x), [e] "=&r"(e), [w02] "=&r"(w02), [w13] "=&r"(w13),
+                       [rp] "=&r"(rp), [w] "+r"(w), [q] "+m"(q), [out] "+m"(out),
+                       [base] "+m"(base), [left] "+m"(left)
+                     : [xs] "r"(x_step), [x2] "r"(2 * x_step), [ys] "r"(y_step)
+                     : "cc", "memory");
+}
+
 /* One pixel of any other filter size: the same taps in loops. */
 BR_INLINE void dw_pixel_any(const br_conv_params *p, const int8_t *window, int32_t x_step,
                             int32_t y_step, int mode, int32_t lo, int32_t hi, int8_t *out)
@@ -708,7 +845,9 @@ BR_INLINE void dw_pixel_any(const br_conv_params *p, const int8_t *window, int32
 BR_INLINE void dw_pixel_mode(const br_conv_params *p, const int8_t *window, int32_t x_step,
                              int32_t y_step, int mode, int32_t lo, int32_t hi, int8_t *out)
 {
-    if (p->k_h == 3 && p->k_w == 3) {
+    if (p->k_h == 3 && p->k_w == 3 && mode == CLAMP_NONE) {
+        dw_pixel_3x3_plain(p, window, x_step, y_step, out);
+    } else if (p->k_h == 3 && p->k_w == 3) {
         dw_pixel_3x3(p, window, x_step, y_step, mode, lo, hi, out);
     } else {
         dw_pixel_any(p, window, x_step, y_step, mode, lo, hi, out);
@@ -1272,25 +1411,59 @@ void br_average_pool(const br_pool_params *p, const int8_t *input, int8_t *outpu
 
 /* ---------------------------------------------------------------- MEAN */
 
+/* One output of MEAN from its sum over the reduced axis. */
+static inline int8_t mean_output(const br_mean_params *p, int32_t sum)
+{
+    if (p->same_quant) {
+        return (int8_t)(sum / p->reduce); /* C truncation, exactly TFLM's Mean<int8, int32> */
+    }
+    const int32_t shifted = sum - p->input_zero_point * p->reduce;
+    return (int8_t)clamp_int(mbqm(shifted, p->multiplier, p->shift) + p->output_zero_point, -128,
+                             127);
+}
+
+#if BR_DSP
+/* Sums of four adjacent inner positions at once: each word's four int8 values split by SXTB16
+ * into (0, 2) and (1, 3) and added by SADD16 into 16-bit lanes, exact while reduce <= 256
+ * (|sum| <= 256 * 128). */
+static void mean_sums4(const int8_t *x, int32_t reduce, int32_t inner, int32_t sums[4])
+{
+    int32_t even = 0, odd = 0;
+    for (int32_t r = 0; r < reduce; ++r, x += inner) {
+        const int32_t v = load_word(x);
+        even = __sadd16(even, __sxtb16(v));
+        odd = __sadd16(odd, sxtb16_ror8(v));
+    }
+    sums[0] = (int16_t)even;
+    sums[1] = (int16_t)odd;
+    sums[2] = even >> 16;
+    sums[3] = odd >> 16;
+}
+#endif
+
 void br_mean(const br_mean_params *p, const int8_t *input, int8_t *output)
 {
     for (int32_t o = 0; o < p->outer; ++o) {
-        for (int32_t i = 0; i < p->inner; ++i) {
-            const int8_t *x = input + o * p->reduce * p->inner + i;
+        const int8_t *x = input + o * p->reduce * p->inner;
+        int8_t *out = output + o * p->inner;
+        int32_t i = 0;
+#if BR_DSP
+        if (p->reduce <= 256) {
+            for (; i + 4 <= p->inner; i += 4) {
+                int32_t sums[4];
+                mean_sums4(x + i, p->reduce, p->inner, sums);
+                for (int j = 0; j < 4; ++j) {
+                    out[i + j] = mean_output(p, sums[j]);
+                }
+            }
+        }
+#endif
+        for (; i < p->inner; ++i) {
             int32_t sum = 0;
             for (int32_t r = 0; r < p->reduce; ++r) {
-                sum += x[r * p->inner];
+                sum += x[r * p->inner + i];
             }
-            int32_t out;
-            if (p->same_quant) {
-                out = sum / p->reduce; /* C truncation, exactly TFLM's Mean<int8, int32> */
-            } else {
-                const int32_t shifted = sum - p->input_zero_point * p->reduce;
-                out = mbqm(shifted, p->multiplier, p->shift) +
-                      p->output_zero_point;
-                out = clamp_int(out, -128, 127);
-            }
-            output[o * p->inner + i] = (int8_t)out;
+            out[i] = mean_output(p, sum);
         }
     }
 }
