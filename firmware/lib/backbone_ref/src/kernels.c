@@ -129,6 +129,15 @@ static void interior_range(int out_n, int stride, int pad, int k, int dil, int i
 
 #define BR_INLINE static inline __attribute__((always_inline))
 
+/* The assembly blocks keep up to 14 values in registers, all of r0-r12 and lr: an unoptimized
+ * build (r7 then holds the frame pointer), or one with -DBR_NO_ASM (for a build that keeps a
+ * frame pointer), takes the C blocks instead, with the same results. */
+#if defined(__OPTIMIZE__) && !defined(BR_NO_ASM)
+#define BR_DSP_ASM 1
+#else
+#define BR_DSP_ASM 0
+#endif
+
 /* SMMULR and PKHBT/PKHTB have no ACLE intrinsic in GCC 12; each is one instruction. */
 BR_INLINE int32_t smmulr(int32_t a, int32_t b)
 {
@@ -413,6 +422,7 @@ BR_INLINE void block_2x4(const int32_t *col, const int32_t *w, int32_t pairs, co
     int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
     int32_t xa, xb, w0, w1;
     const int32_t *const end = col + 2 * pairs; /* read from memory: no register is left */
+#if BR_DSP_ASM
     if (pairs & 1) {
         __asm__(MAC_2X4_ASM : MAC_2X4_OPERANDS : : "memory");
     }
@@ -424,6 +434,17 @@ BR_INLINE void block_2x4(const int32_t *col, const int32_t *w, int32_t pairs, co
                 : [end] "m"(end)
                 : "cc", "memory");
     }
+#else
+    for (; col != end; col += 2, w += 4) {
+        xa = col[0], xb = col[1];
+        w0 = w[0], w1 = w[1];
+        a0 = __smlad(xa, w0, a0), b0 = __smlad(xb, w0, b0);
+        a1 = __smlad(xa, w1, a1), b1 = __smlad(xb, w1, b1);
+        w0 = w[2], w1 = w[3];
+        a2 = __smlad(xa, w0, a2), b2 = __smlad(xb, w0, b2);
+        a3 = __smlad(xa, w1, a3), b3 = __smlad(xb, w1, b3);
+    }
+#endif
     if (n == 4) {
         requant_pair(a0, b0, &q[0], oa, ob, mode, lo, hi);
         requant_pair(a1, b1, &q[1], oa + 1, ob + 1, mode, lo, hi);
@@ -438,6 +459,7 @@ BR_INLINE void block_2x4(const int32_t *col, const int32_t *w, int32_t pairs, co
     }
 }
 
+#if BR_DSP_ASM
 /* Channel 0 of the plain block's requantization (see dsp_requant): v = SMMULR(acc, multiplier),
  * (2v + round + (v >> 31)) >> post_shift, SSAT; then a0 and b0 hold the output pointers. */
 #define REQUANT_CH0_ASM                                                                        \
@@ -570,6 +592,7 @@ BR_INLINE void name(const int32_t *col, const int32_t *w, int32_t pairs,        
 
 GROUPS_2X4_PLAIN(groups_2x4_any, MAC_LOOP_ANY)
 GROUPS_2X4_PLAIN(groups_2x4_quads, MAC_LOOP_QUADS)
+#endif /* BR_DSP_ASM */
 
 typedef struct {
     const int32_t *packed;
@@ -586,6 +609,7 @@ BR_INLINE void gemm_pair_mode(const dsp_gemm *g, const int32_t *col, int8_t *oa,
     const int32_t *w = g->packed;
     const br_requant *q = g->requant;
     int32_t oc = 0;
+#if BR_DSP_ASM
     if (mode == CLAMP_NONE && out_c >= 4) {
         const int32_t groups = out_c / 4;
         if (pairs % 4 == 0) {
@@ -597,6 +621,7 @@ BR_INLINE void gemm_pair_mode(const dsp_gemm *g, const int32_t *col, int8_t *oa,
         w += 4 * pairs * groups;
         q += oc;
     }
+#endif
     for (; oc < out_c; oc += 4, w += 4 * pairs, q += 4) {
         const int n = out_c - oc < 4 ? (int)(out_c - oc) : 4;
         block_2x4(col, w, pairs, q, oa + oc, ob + oc, n, mode, lo, hi);
@@ -719,6 +744,7 @@ BR_INLINE void dw_pixel_3x3(const br_conv_params *p, const int8_t *window, int32
     }
 }
 
+#if BR_DSP_ASM
 /* One row of three taps of the 3x3 depthwise group in assembly (DW_TAP's arithmetic). */
 #define DW_ROW3_ASM                                                                            \
     "ldr %[x], [%[rp]]\n\t"                                                                    \
@@ -819,6 +845,7 @@ BR_INLINE void dw_pixel_3x3_plain(const br_conv_params *p, const int8_t *window,
                      : [xs] "r"(x_step), [x2] "r"(2 * x_step), [ys] "r"(y_step)
                      : "cc", "memory");
 }
+#endif /* BR_DSP_ASM */
 
 /* One pixel of any other filter size: the same taps in loops. */
 BR_INLINE void dw_pixel_any(const br_conv_params *p, const int8_t *window, int32_t x_step,
@@ -845,9 +872,13 @@ BR_INLINE void dw_pixel_any(const br_conv_params *p, const int8_t *window, int32
 BR_INLINE void dw_pixel_mode(const br_conv_params *p, const int8_t *window, int32_t x_step,
                              int32_t y_step, int mode, int32_t lo, int32_t hi, int8_t *out)
 {
+#if BR_DSP_ASM
     if (p->k_h == 3 && p->k_w == 3 && mode == CLAMP_NONE) {
         dw_pixel_3x3_plain(p, window, x_step, y_step, out);
-    } else if (p->k_h == 3 && p->k_w == 3) {
+        return;
+    }
+#endif
+    if (p->k_h == 3 && p->k_w == 3) {
         dw_pixel_3x3(p, window, x_step, y_step, mode, lo, hi, out);
     } else {
         dw_pixel_any(p, window, x_step, y_step, mode, lo, hi, out);
