@@ -137,6 +137,12 @@ static void interior_range(int out_n, int stride, int pad, int k, int dil, int i
 #else
 #define BR_DSP_ASM 0
 #endif
+#if BR_DSP_ASM
+#include <stddef.h>
+_Static_assert(sizeof(br_requant) == 16 && offsetof(br_requant, multiplier) == 4 &&
+                   offsetof(br_requant, round) == 8 && offsetof(br_requant, post_shift) == 12,
+               "the assembly blocks read br_requant rows at these offsets");
+#endif
 
 /* SMMULR and PKHBT/PKHTB have no ACLE intrinsic in GCC 12; each is one instruction. */
 BR_INLINE int32_t smmulr(int32_t a, int32_t b)
@@ -460,78 +466,38 @@ BR_INLINE void block_2x4(const int32_t *col, const int32_t *w, int32_t pairs, co
 }
 
 #if BR_DSP_ASM
-/* Channel 0 of the plain block's requantization (see dsp_requant): v = SMMULR(acc, multiplier),
- * (2v + round + (v >> 31)) >> post_shift, SSAT; then a0 and b0 hold the output pointers. */
+/* Output v = SSAT((2v + round + (v >> 31)) >> shift) stored at out[j], v = SMMULR(acc,
+ * multiplier) already (see dsp_requant); tmp is free. */
+#define REQUANT_FINISH_ASM(v, round, shift, tmp, out, j)                                       \
+    "add %[" #tmp "], %[" #round "], %[" #v "], lsl #1\n\t"                                    \
+    "add %[" #v "], %[" #tmp "], %[" #v "], asr #31\n\t"                                       \
+    "asr %[" #v "], %[" #v "], %[" #shift "]\n\t"                                              \
+    "ssat %[" #v "], #8, %[" #v "]\n\t"                                                        \
+    "strb %[" #v "], [%[" #out "], #" #j "]\n\t"
+
+/* Channel 0 of the plain block's requantization (see dsp_requant); then a0 and b0 hold the
+ * output pointers (col is free once the MACs are done). */
 #define REQUANT_CH0_ASM                                                                        \
     "ldr %[xa], %[q]\n\t"                                                                      \
     "ldrd %[xb], %[w0], [%[xa], #4]\n\t"                                                       \
     "smmulr %[a0], %[a0], %[xb]\n\t"                                                           \
     "smmulr %[b0], %[b0], %[xb]\n\t"                                                           \
     "ldrsb %[xb], [%[xa], #12]\n\t"                                                            \
-    "add %[w1], %[w0], %[a0], lsl #1\n\t"                                                      \
-    "add %[a0], %[w1], %[a0], asr #31\n\t"                                                     \
-    "asr %[a0], %[a0], %[xb]\n\t"                                                              \
-    "ssat %[a0], #8, %[a0]\n\t"                                                                \
-    "add %[w1], %[w0], %[b0], lsl #1\n\t"                                                      \
-    "add %[b0], %[w1], %[b0], asr #31\n\t"                                                     \
-    "asr %[b0], %[b0], %[xb]\n\t"                                                              \
-    "ssat %[b0], #8, %[b0]\n\t"                                                                \
-    "ldr %[w1], %[ob]\n\t"                                                                     \
-    "strb %[b0], [%[w1]]\n\t"                                                                  \
-    "mov %[b0], %[w1]\n\t"                                                                     \
-    "ldr %[w1], %[oa]\n\t"                                                                     \
-    "strb %[a0], [%[w1]]\n\t"                                                                  \
-    "mov %[a0], %[w1]\n\t"
+    "ldr %[col], %[oa]\n\t" REQUANT_FINISH_ASM(a0, w0, xb, w1, col, 0) "mov %[a0], %[col]\n\t" \
+    "ldr %[col], %[ob]\n\t" REQUANT_FINISH_ASM(b0, w0, xb, w1, col, 0) "mov %[b0], %[col]\n\t"
 
 /* Channels 1 to 3: the same, stored through a0 and b0. */
-#define REQUANT_CH123_ASM                                                                      \
-    "ldrd %[xb], %[w0], [%[xa], #20]\n\t"                                               \
-    "smmulr %[a1], %[a1], %[xb]\n\t"                                                    \
-    "smmulr %[b1], %[b1], %[xb]\n\t"                                                    \
-    "ldrsb %[xb], [%[xa], #28]\n\t"                                                      \
-    "add %[w1], %[w0], %[a1], lsl #1\n\t"                                                    \
-    "add %[a1], %[w1], %[a1], asr #31\n\t"                                               \
-    "asr %[a1], %[a1], %[xb]\n\t"                                                       \
-    "ssat %[a1], #8, %[a1]\n\t"                                                         \
-    "strb %[a1], [%[a0], #1]\n\t"                                                         \
-    "add %[w1], %[w0], %[b1], lsl #1\n\t"                                                    \
-    "add %[b1], %[w1], %[b1], asr #31\n\t"                                               \
-    "asr %[b1], %[b1], %[xb]\n\t"                                                       \
-    "ssat %[b1], #8, %[b1]\n\t"                                                         \
-    "strb %[b1], [%[b0], #1]\n\t" \
-    "ldrd %[xb], %[w0], [%[xa], #36]\n\t"                                               \
-    "smmulr %[a2], %[a2], %[xb]\n\t"                                                    \
-    "smmulr %[b2], %[b2], %[xb]\n\t"                                                    \
-    "ldrsb %[xb], [%[xa], #44]\n\t"                                                      \
-    "add %[w1], %[w0], %[a2], lsl #1\n\t"                                                    \
-    "add %[a2], %[w1], %[a2], asr #31\n\t"                                               \
-    "asr %[a2], %[a2], %[xb]\n\t"                                                       \
-    "ssat %[a2], #8, %[a2]\n\t"                                                         \
-    "strb %[a2], [%[a0], #2]\n\t"                                                         \
-    "add %[w1], %[w0], %[b2], lsl #1\n\t"                                                    \
-    "add %[b2], %[w1], %[b2], asr #31\n\t"                                               \
-    "asr %[b2], %[b2], %[xb]\n\t"                                                       \
-    "ssat %[b2], #8, %[b2]\n\t"                                                         \
-    "strb %[b2], [%[b0], #2]\n\t" \
-    "ldrd %[xb], %[w0], [%[xa], #52]\n\t"                                               \
-    "smmulr %[a3], %[a3], %[xb]\n\t"                                                    \
-    "smmulr %[b3], %[b3], %[xb]\n\t"                                                    \
-    "ldrsb %[xb], [%[xa], #60]\n\t"                                                      \
-    "add %[w1], %[w0], %[a3], lsl #1\n\t"                                                    \
-    "add %[a3], %[w1], %[a3], asr #31\n\t"                                               \
-    "asr %[a3], %[a3], %[xb]\n\t"                                                       \
-    "ssat %[a3], #8, %[a3]\n\t"                                                         \
-    "strb %[a3], [%[a0], #3]\n\t"                                                         \
-    "add %[w1], %[w0], %[b3], lsl #1\n\t"                                                    \
-    "add %[b3], %[w1], %[b3], asr #31\n\t"                                               \
-    "asr %[b3], %[b3], %[xb]\n\t"                                                       \
-    "ssat %[b3], #8, %[b3]\n\t"                                                         \
-    "strb %[b3], [%[b0], #3]\n\t"
+#define REQUANT_CH_ASM(a, b, j, multiplier_at, post_shift_at)                                  \
+    "ldrd %[xb], %[w0], [%[xa], #" #multiplier_at "]\n\t"                                      \
+    "smmulr %[" #a "], %[" #a "], %[xb]\n\t"                                                   \
+    "smmulr %[" #b "], %[" #b "], %[xb]\n\t"                                                   \
+    "ldrsb %[xb], [%[xa], #" #post_shift_at "]\n\t"                                            \
+    REQUANT_FINISH_ASM(a, w0, xb, w1, a0, j) REQUANT_FINISH_ASM(b, w0, xb, w1, b0, j)
 
-/* The common case (groups of four channels, no clamp tighter than int8's) wholly in
- * assembly, group after group: biases, MACs, requantization and stores with all sixteen values
- * in the fourteen free registers; what is needed only at a group's start or end (requant row,
- * output pointers, loop bounds) lives in memory. The arithmetic is block_2x4's. */
+#define REQUANT_CH123_ASM                                                                      \
+    REQUANT_CH_ASM(a1, b1, 1, 20, 28) REQUANT_CH_ASM(a2, b2, 2, 36, 44)                        \
+    REQUANT_CH_ASM(a3, b3, 3, 52, 60)
+
 /* The MAC loops of the plain groups: any number of pairs (an odd one first, then two per
  * turn), or a multiple of 4 (four per turn, no odd check). */
 #define MAC_LOOP_ANY                                                                           \
@@ -745,67 +711,30 @@ BR_INLINE void dw_pixel_3x3(const br_conv_params *p, const int8_t *window, int32
 }
 
 #if BR_DSP_ASM
-/* One row of three taps of the 3x3 depthwise group in assembly (DW_TAP's arithmetic). */
-#define DW_ROW3_ASM                                                                            \
-    "ldr %[x], [%[rp]]\n\t"                                                                    \
+/* One tap of the 3x3 depthwise group in assembly (DW_TAP's arithmetic), and a row of three. */
+#define DW_TAP_ASM(address)                                                                    \
+    "ldr %[x], " address "\n\t"                                                                \
     "ldrd %[w02], %[w13], [%[w]], #8\n\t"                                                      \
     "sxtb16 %[e], %[x]\n\t"                                                                    \
     "sxtb16 %[x], %[x], ror #8\n\t"                                                            \
     "smlabb %[a0], %[e], %[w02], %[a0]\n\t"                                                    \
     "smlatt %[a2], %[e], %[w02], %[a2]\n\t"                                                    \
     "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                    \
-    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"                                                    \
-    "ldr %[x], [%[rp], %[xs]]\n\t"                                                             \
-    "ldrd %[w02], %[w13], [%[w]], #8\n\t"                                                      \
-    "sxtb16 %[e], %[x]\n\t"                                                                    \
-    "sxtb16 %[x], %[x], ror #8\n\t"                                                            \
-    "smlabb %[a0], %[e], %[w02], %[a0]\n\t"                                                    \
-    "smlatt %[a2], %[e], %[w02], %[a2]\n\t"                                                    \
-    "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                    \
-    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"                                                    \
-    "ldr %[x], [%[rp], %[x2]]\n\t"                                                             \
-    "ldrd %[w02], %[w13], [%[w]], #8\n\t"                                                      \
-    "sxtb16 %[e], %[x]\n\t"                                                                    \
-    "sxtb16 %[x], %[x], ror #8\n\t"                                                            \
-    "smlabb %[a0], %[e], %[w02], %[a0]\n\t"                                                    \
-    "smlatt %[a2], %[e], %[w02], %[a2]\n\t"                                                    \
-    "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                    \
-    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"                                                   
+    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"
 
-/* The four channels' requantization (dsp_requant's arithmetic), rp = requant row, x = out. */
+#define DW_ROW3_ASM                                                                            \
+    DW_TAP_ASM("[%[rp]]") DW_TAP_ASM("[%[rp], %[xs]]") DW_TAP_ASM("[%[rp], %[x2]]")
+
+/* One channel's requantization (dsp_requant's arithmetic), rp = requant row, x = out. */
+#define DW_REQUANT_ASM(acc, j, multiplier_at, post_shift_at)                                   \
+    "ldrd %[e], %[w02], [%[rp], #" #multiplier_at "]\n\t"                                      \
+    "smmulr %[" #acc "], %[" #acc "], %[e]\n\t"                                                \
+    "ldrsb %[e], [%[rp], #" #post_shift_at "]\n\t"                                             \
+    REQUANT_FINISH_ASM(acc, w02, e, w13, x, j)
+
 #define DW_REQUANT4_ASM                                                                        \
-    "ldrd %[e], %[w02], [%[rp], #4]\n\t"                                                       \
-    "smmulr %[a0], %[a0], %[e]\n\t"                                                            \
-    "ldrsb %[e], [%[rp], #12]\n\t"                                                             \
-    "add %[w13], %[w02], %[a0], lsl #1\n\t"                                                    \
-    "add %[a0], %[w13], %[a0], asr #31\n\t"                                                    \
-    "asr %[a0], %[a0], %[e]\n\t"                                                               \
-    "ssat %[a0], #8, %[a0]\n\t"                                                                \
-    "strb %[a0], [%[x], #0]\n\t"                                                               \
-    "ldrd %[e], %[w02], [%[rp], #20]\n\t"                                                      \
-    "smmulr %[a1], %[a1], %[e]\n\t"                                                            \
-    "ldrsb %[e], [%[rp], #28]\n\t"                                                             \
-    "add %[w13], %[w02], %[a1], lsl #1\n\t"                                                    \
-    "add %[a1], %[w13], %[a1], asr #31\n\t"                                                    \
-    "asr %[a1], %[a1], %[e]\n\t"                                                               \
-    "ssat %[a1], #8, %[a1]\n\t"                                                                \
-    "strb %[a1], [%[x], #1]\n\t"                                                               \
-    "ldrd %[e], %[w02], [%[rp], #36]\n\t"                                                      \
-    "smmulr %[a2], %[a2], %[e]\n\t"                                                            \
-    "ldrsb %[e], [%[rp], #44]\n\t"                                                             \
-    "add %[w13], %[w02], %[a2], lsl #1\n\t"                                                    \
-    "add %[a2], %[w13], %[a2], asr #31\n\t"                                                    \
-    "asr %[a2], %[a2], %[e]\n\t"                                                               \
-    "ssat %[a2], #8, %[a2]\n\t"                                                                \
-    "strb %[a2], [%[x], #2]\n\t"                                                               \
-    "ldrd %[e], %[w02], [%[rp], #52]\n\t"                                                      \
-    "smmulr %[a3], %[a3], %[e]\n\t"                                                            \
-    "ldrsb %[e], [%[rp], #60]\n\t"                                                             \
-    "add %[w13], %[w02], %[a3], lsl #1\n\t"                                                    \
-    "add %[a3], %[w13], %[a3], asr #31\n\t"                                                    \
-    "asr %[a3], %[a3], %[e]\n\t"                                                               \
-    "ssat %[a3], #8, %[a3]\n\t"                                                                \
-    "strb %[a3], [%[x], #3]\n\t"                                                              
+    DW_REQUANT_ASM(a0, 0, 4, 12) DW_REQUANT_ASM(a1, 1, 20, 28) DW_REQUANT_ASM(a2, 2, 36, 44)   \
+    DW_REQUANT_ASM(a3, 3, 52, 60)
 
 /* A 3x3 pixel, all groups, no clamp tighter than int8's, wholly in assembly: the 13 values
  * the taps need stay in registers; the requant row, output and window pointers and the group
