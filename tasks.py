@@ -188,8 +188,8 @@ def clean(c: Context) -> None:
         "port": "pyserial URL of a device (/dev/ttyUSB0, /dev/pts/N, socket://127.0.0.1:P); repeat",
         "rounds": "total committed rounds to reach (a rerun resumes the store)",
         "privacy": "none | central | distributed | local (docs/PRIVACY.md)",
-        "noise_multiplier": "z: noise std z·clip (central, local), z·clip/√n per device "
-        "(distributed)",
+        "noise_multiplier": "z: noise std z·clip (central, local), z·clip/√t per device "
+        "(distributed: t the SecAgg threshold; every release carries K devices' noise)",
         "clip": "C: L2 bound of each device's update",
         "delta": "δ of the reported (ε, δ)",
         "epsilon_budget": "ε a release may never exceed: a round whose actual participation "
@@ -220,6 +220,8 @@ def clean(c: Context) -> None:
         "boards": "flower: boards to wait for before round 1 (default 1)",
         "node_key": "flower: a gateway's SuperNode public key (.pub); enables SuperNode "
         "authentication; repeat",
+        "bits": "UPDATE value width 8/16/32 (default 8: 510 B at 64×7; grid from "
+        "docs/PRIVACY.md's rule)",
     },
 )
 def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "none",
@@ -230,7 +232,7 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
               store: str = "", unit: str = "user", enrollment: str = "",
               secagg: bool = False, simulation: bool = False, engine: str = "builtin",
               superlink: str = "127.0.0.1:9091", connect: bool = False, boards: int = 1,
-              node_key: list[str] | None = None) -> None:
+              node_key: list[str] | None = None, bits: int = 8) -> None:
     """Run DP federated rounds over devices; writes build/report/aggregate.json and PNGs."""
     from tools.aggregator.run import main
 
@@ -244,6 +246,7 @@ def aggregate(c: Context, port: list[str], rounds: int = 10, privacy: str = "non
         f"--cohort={cohort}", f"--population={population}", f"--strategy={strategy}",
         f"--server-lr={server_lr}", f"--server-optimizer={server_optimizer}", f"--lr={lr}",
         f"--epochs={epochs}", f"--deadline={deadline}", f"--task={task}", f"--unit={unit}",
+        f"--bits={bits}",
     ] + ([f"--store={store}"] if store else []) + (
         [f"--enrollment={enrollment}"] if enrollment else []) + (
         ["--secagg"] if secagg else []) + (["--simulation"] if simulation else [])
@@ -310,11 +313,12 @@ def monitor(c: Context, port: str, baud: int = 115200) -> None:
         "clip": "C: L2 bound of each device's head delta (default 0.5)",
         "k": "labelled windows per class each device personalizes from (default 10)",
         "secagg": "secure aggregation in distributed mode (default on; --no-secagg: off)",
+        "bits": "UPDATE value width 8/16/32 (default 8)",
     }
 )
 def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
          rounds: int = 5, privacy: str = "distributed", noise_multiplier: float = 1.0,
-         clip: float = 0.5, k: int = 10, secagg: bool = True) -> None:
+         clip: float = 0.5, k: int = 10, secagg: bool = True, bits: int = 8) -> None:
     """Run the whole loop on virtual boards and report (build/report/demo.md).
 
     Train/gen/build if inputs changed, start the fleet, personalize on the devices, run DP
@@ -323,7 +327,7 @@ def demo(c: Context, task: str = "watch", board: str = "host", devices: int = 0,
 
     report = run_demo(DemoConfig(task=task, board=board, devices=devices, rounds=rounds,
                                  privacy=privacy, noise_multiplier=noise_multiplier,
-                                 clip=clip, k=k, secagg=secagg))
+                                 clip=clip, k=k, secagg=secagg, bits=bits))
     held, fed, p = report["held_out"], report["federated"], report["privacy"]
     eps = "∞" if p["epsilon"] is None else f"{p['epsilon']:.2f}"
     print(f"held-out: global {held['global_acc']:.3f} → personal {held['personal_acc']:.3f} "
@@ -371,13 +375,13 @@ def hil(c: Context, port: str = "", board: str = "esp32", profile: str = "") -> 
         "dropout": "probability that a selected client does not answer (default 0)",
         "engine": "builtin (numpy, one process) | flower (one Flower virtual SuperNode per "
         "client in Flower's simulation runtime; docs/DEPLOYMENT.md)",
-        "bits": "UPDATE value width 8/16/32, scale from docs/PRIVACY.md's rule (default 16)",
+        "bits": "UPDATE value width 8/16/32, scale from docs/PRIVACY.md's rule (default 8)",
     }
 )
 def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 20,
              cohort: int = 100, noise: str = "0,0.5,1,2", clip: float = 0.5,
              privacy: str = "central,distributed", dropout: float = 0.0,
-             engine: str = "builtin", bits: int = 16) -> None:
+             engine: str = "builtin", bits: int = 8) -> None:
     """Simulate thousands of clients with the vectorized twins: accuracy vs ε curves per mode.
 
     Distributed mode quantizes and adds the device's discrete Gaussian; ε comes from the
@@ -405,13 +409,18 @@ def simulate(c: Context, task: str = "kws", clients: int = 1000, rounds: int = 2
     help={
         "task": "task to cross-validate (default watch)",
         "folds": "user folds; every user is held out once (default 5)",
-        "repeats": "shot draws per held-out device and k (default 3)",
+        "repeats": "shot draws per held-out device and k (default 10)",
         "k": "comma-separated shots per class (default 2,5,10)",
         "noise": "noise multiplier z of the federated rounds, 0 = none (default 1, the demo's)",
+        "scored": "heldout (default, the result) or federated: the selection set for choosing "
+        "personalization settings without looking at held-out users (writes evaluate-federated.*)",
+        "strength": "prototype strength of the personal head (default 1, the device's); other "
+        "values only with --scored federated",
     }
 )
-def evaluate(c: Context, task: str = "watch", folds: int = 5, repeats: int = 3,
-             k: str = "2,5,10", noise: float = 1.0) -> None:
+def evaluate(c: Context, task: str = "watch", folds: int = 5, repeats: int = 10,
+             k: str = "2,5,10", noise: float = 1.0, scored: str = "heldout",
+             strength: float = 1.0) -> None:
     """User-level cross-validation: global, personal and local-only with 95 % intervals.
 
     Trains one backbone per fold (cached in build/eval/), federates and personalizes with the
@@ -420,18 +429,19 @@ def evaluate(c: Context, task: str = "watch", folds: int = 5, repeats: int = 3,
     from tools.evaluate.report import markdown, write_report
 
     config = EvalConfig(task=task, folds=folds, repeats=repeats,
-                        ks=tuple(int(v) for v in k.split(",")), noise_multiplier=noise)
+                        ks=tuple(int(v) for v in k.split(",")), noise_multiplier=noise,
+                        scored=scored, imprint_strength=strength)
     report = run_crossval(config)
     path = write_report(report)
     print(markdown(report))
-    print(f"wrote {path}, evaluate.md and evaluate.png")
+    print(f"wrote {path} and its .md and .png")
 
 
 @task(
     help={
         "task": "model to measure (default watch)",
         "only": "comma-separated sections (backbone, head, firmware, link, aggregator, demo, "
-        "secagg)",
+        "secagg, privacy)",
     }
 )
 def bench(c: Context, task: str = "watch", only: str = "") -> None:

@@ -125,6 +125,27 @@ def test_noisy_update_matches_reference_and_respects_the_bound(
         assert update.ready.flags == 0  # nothing saturated; CLIPPED is no longer sent
 
 
+def test_default_8_bit_update_with_noise_matches_the_twin_and_the_bound(
+        client: DeviceClient, device: VirtualDevice, replay: ReplayData) -> None:
+    """The aggregator's default width and grid (8 bits, docs/PRIVACY.md's rule for σ = C):
+    the device's conditional rounding and noise (host ASan and QEMU's Cortex-M4) give the
+    twin's integers. (Re-drawn roundings are compared C against twin in
+    tests/unit/fedcore/test_conditional_rounding.py: real deltas are accepted at once.)"""
+    client.hello()
+    if device.kind == "qemu":
+        client.seed(hashlib.sha256(b"qemu test seed").digest())
+    _replay(client, replay)
+    clip = 0.5
+    params = dataclasses.replace(_train_params(noise_std=clip), bits=8,
+                                 scale=fpriv.quantization_scale(clip, clip, 8))
+    client.train(params)
+    update = client.fetch_update(TRAIN_ROUND, timeout=60)
+    q_ref, flags_ref, _ = _reference_update(replay.w, replay.b, replay, params)
+    assert np.array_equal(update.q, q_ref)
+    assert update.ready.flags == flags_ref & m.UPDATE_SATURATED == 0  # 5σ of headroom
+    assert len(update.data) == update.q.size  # one byte per value on the wire
+
+
 def test_state_survives_restart(host_firmware, tmp_path, replay: ReplayData) -> None:
     from tests.firmware.conftest import assert_clean_exit
     from tests.support.cbuild import SANITIZER_ENV
@@ -160,8 +181,8 @@ def test_reset_reboots_and_keeps_the_committed_head(client: DeviceClient,
 
 def test_imprinted_personalization_matches_python(client: DeviceClient, device: VirtualDevice,
                                                   replay: ReplayData) -> None:
-    """TRAIN with IMPRINT: the personal head is global + class prototypes, then training, bit
-    for bit as tools/fedref (checked through the personal head's logits)."""
+    """TRAIN with IMPRINT: the personal head is the global head trained, plus the class
+    prototypes, bit for bit as tools/fedref (checked through the personal head's logits)."""
     client.hello()
     if device.kind == "qemu":
         client.seed(bytes(range(32)))
@@ -172,10 +193,11 @@ def test_imprinted_personalization_matches_python(client: DeviceClient, device: 
                      noise_std=0.0, flags=m.TRAIN_USE_SEED | m.TRAIN_IMPRINT, seed=SEED)
     client.train(params)
     client.wait_update_ready(params.round, timeout=60)
-    w_p, b_p = fhead.imprint(w, b, replay.embeddings, replay.labels, m.TRAIN_IMPRINT_STRENGTH)
-    w_p, b_p, _ = fhead.train(w_p, b_p, replay.embeddings, replay.labels,
+    w_p, b_p, _ = fhead.train(w, b, replay.embeddings, replay.labels,
                               fhead.TrainParams(params.lr, params.epochs, params.batch),
                               Rng.from_u64(SEED))
+    w_p, b_p = fhead.imprint(w_p, b_p, replay.embeddings, replay.labels,
+                             m.TRAIN_IMPRINT_STRENGTH)
     assert not np.array_equal(w_p, w)
     for window, e in zip(replay.windows[:5], replay.embeddings[:5], strict=True):
         personal = client.infer(window, use_global=False)

@@ -399,3 +399,28 @@ def test_a_damaged_stored_update_is_never_noised_again(board: Board) -> None:
         assert info.releases == 0 and info.epsilon_spent == math.inf  # unknown: all of it
         later = dataclasses.replace(PRIVATE, round=PRIVATE.round + 5)
         assert _refused(client, later) == NackCode.STORAGE
+
+
+def test_production_personalization_adds_the_prototypes(board: Board,
+                                                        replay: ReplayData) -> None:
+    """TRAIN with IMPRINT runs on a production board (training, then fc_head_imprint on the
+    sensor's examples). A learning rate too small to move any weight leaves the trained head
+    equal to the initial one, so the personal head is exactly initial + prototypes whatever
+    the CSPRNG's shuffles; after a restart the application's count of right answers equals the
+    twin's and differs from the initial head's."""
+    personalize = dataclasses.replace(PRIVATE, lr=1e-30, flags=m.TRAIN_IMPRINT)
+    with board.start() as client:
+        client.train(personalize)
+        client.fetch_update(personalize.round, timeout=60)
+    board.stop()
+    with board.start() as client:
+        client.hello()
+        assert board.device is not None
+        log = board.device.log_text()
+    w_p, b_p = fhead.imprint(replay.w, replay.b, replay.embeddings, replay.labels,
+                             m.TRAIN_IMPRINT_STRENGTH)
+    pairs = list(zip(replay.embeddings, replay.labels, strict=True))
+    right = sum(fhead.predict(w_p, b_p, e) == y for e, y in pairs)
+    right_initial = sum(fhead.predict(replay.w, replay.b, e) == y for e, y in pairs)
+    assert right != right_initial
+    assert f"personal head right on {right} of {len(pairs)} windows" in log

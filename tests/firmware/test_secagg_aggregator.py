@@ -1,15 +1,20 @@
 """`--privacy distributed --secagg` end to end on 6 enrolled host boards (ASan/UBSan): rounds
 are released from the SecAgg sum, the store keeps only masked uploads, the devices refuse to
-hand out their plain updates, and ε against the aggregator is the ε of the sum."""
+hand out their plain updates, a board that drops out is topped up by the aggregator (the
+release still carries K = 6 shares), and ε against the aggregator is that of the sums it saw
+(the k ≥ t shares in each, zero-out, no amplification)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-import numpy as np
+import dp_accounting
+import pytest
 
 from tests.firmware.conftest import ReplayData, assert_clean_exit
 from tests.support.cbuild import SANITIZER_ENV
+from tools.aggregator import privacy
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.core import Aggregator
 from tools.aggregator.provision import provision
@@ -47,36 +52,54 @@ def test_distributed_secagg_rounds_release_only_sums(
         store = Store(store_path)
         config = AggregatorConfig(
             rounds=2, privacy=PrivacyMode.DISTRIBUTED, secagg=True, noise_multiplier=1.0,
-            clip=1.0, bits=8, scale=1 / 64, deadline_s=60, simulation=True,
-        )  # fmt: skip
+            clip=1.0, deadline_s=60, simulation=True,
+        )  # fmt: skip  (the default width and grid: 8-bit q, conditional rounding)
         aggregator = Aggregator(store, config, clients, (replay.w, replay.b))
         records = aggregator.run()
         n_params = replay.w.size + replay.b.size
-        bits_mod = masking.min_bits(8, DEVICES)
+        assert config.bits == 8
+        bits_mod = masking.min_bits(config.bits, DEVICES)
         for record in records:
             assert record.outcome == "released" and record.metrics["accepted"] == DEVICES
             for update in store.updates(record.round):
                 assert update.accepted and len(update.q) == (n_params * bits_mod + 7) // 8
         assert aggregator.head_version == 2 and store.integrity_check() == []
+        # Round 3: one board loses power before it trains. The sum holds 5 shares (≥ t = 4);
+        # the aggregator adds the sixth, so the release and its ε are a full round's.
+        devices[-1].stop()
+        dropped = aggregator.run_round()
+        assert dropped.outcome == "released" and dropped.metrics["accepted"] == DEVICES - 1
+        assert dropped.event == records[0].event
+        sigma = 1.0 / math.sqrt(4)  # σ = z·C/√t, t = ⌊6/2⌋ + 1
+        assert dropped.device_noise_std == pytest.approx(sigma)
+        c_prime = privacy.update_sensitivity(config, n_params, sigma)
+        assert records[0].event.noise_multiplier == pytest.approx(sigma * math.sqrt(6) / c_prime)
         # The plain update of a SecAgg round never leaves a device.
         try:
-            clients[0].request(m.UpdateGet(2, 0, 64), expect=MsgType.UPDATE_CHUNK, retries=0)
+            clients[0].request(m.UpdateGet(3, 0, 64), expect=MsgType.UPDATE_CHUNK, retries=0)
             raise AssertionError("a device released its plain update")
         except NackError as err:
             assert err.code == NackCode.SECAGG_ACTIVE
         summary = privacy_summary(store)
         assert summary["secagg"] and summary["secagg_unreleased_sums"] == 0
-        assert np.isclose(
-            summary["epsilon_against_aggregator_worst_unit"],
-            summary["epsilon_against_head_consumers"],
+        # Against the aggregator: the sums of 6, 6 and 5 shares, no amplification.
+        accountant = dp_accounting.rdp.RdpAccountant()
+        for shares in (6, 6, 5):
+            accountant.compose(dp_accounting.GaussianDpEvent(sigma * math.sqrt(shares) / c_prime))
+        assert summary["epsilon_against_aggregator_worst_unit"] == pytest.approx(
+            accountant.get_epsilon(config.delta), rel=1e-9
+        )
+        assert summary["epsilon_against_head_consumers"] == pytest.approx(
+            privacy.ledger_epsilon(config, [records[0].event] * 3), rel=1e-12
         )
         assert "it saw only sums" in privacy_lines(summary)
         store.close()
     finally:
         for client in clients:
             client.close()
-        for device in devices:
+        for device in devices[:-1]:
             assert_clean_exit(device)
+        devices[-1].stop()
 
 
 def test_plain_rounds_over_enrolled_devices_use_the_authenticated_link(

@@ -58,12 +58,14 @@ class AggregatorConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     example_clip: float = 0.0
-    bits: int = 16  # 8 halves the update but grows the sensitivity C + s·√P (docs/PRIVACY.md)
+    bits: int = 8  # 455 B of values at 64×7; conditional rounding keeps C' near C (PRIVACY.md)
     scale: float = 0.0  # quantization step; 0: from clip, noise and bits (quant_scale_for)
     deadline_s: float = 30.0  # per round, for TRAIN to UPDATE_READY and fetch
     min_updates: int = 1  # fewer accepted updates: the round commits without a new head
     secagg: bool = False  # distributed mode: the aggregator sees only the sum (issue 13)
-    secagg_threshold: int = 0  # Shamir threshold t; 0: floor(n/2) + 1 of the round's devices
+    # Shamir threshold t, also the share count device noise is calibrated to (σ = zC/√t);
+    # 0: ⌊m/2⌋ + 1 of the expected m devices. A round over n devices uses max(t, ⌊n/2⌋ + 1).
+    secagg_threshold: int = 0
     # Replay-profile boards (host windows, SEED, seeded TRAIN, no device privacy policy) take
     # part only in a run declared a simulation; otherwise they are refused every round.
     simulation: bool = False

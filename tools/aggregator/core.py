@@ -12,9 +12,10 @@ any TRAIN if even a full round would exceed the ε budget, Poisson-sample units 
 push the global head where a device's head_sha256 differs, TRAIN, collect updates until the
 deadline (one thread per device; selected devices that are not connected are dropouts),
 validate each, then release a new head only if something arrived and the event that actually
-ran fits the budget: sum, central noise, fixed denominator, server optimizer, holdout
-evaluation, accountant event — committed in one transaction. A round that releases nothing
-is committed as empty / too_few / refused and charges nothing.
+ran fits the budget: sum, the aggregator's noise (central: all of it; distributed: the top-up
+to K device shares, so the release does not depend on who arrived), fixed denominator, server
+optimizer, holdout evaluation, accountant event — committed in one transaction. A round
+that releases nothing is committed as empty / too_few / refused and charges nothing.
 
 `RoundEngine` is that logic without I/O (plan_round → ask → finish_round), for other
 transports; `Aggregator` drives it over serial DeviceClients.
@@ -231,22 +232,28 @@ class RoundEngine:
         selected device answers would exceed the budget (then nobody is asked)."""
         population = self.population()
         plan = sampling.plan(self.config, population)
+        sampling.check_cap(plan, self.config.delta)
         if plan.note:
             self.on_event("sampling", {"note": plan.note, "q": plan.q})
-        privacy.check_budget(
-            self.config, self.store.events(), self._event(plan, plan.expected_devices)
-        )
+        privacy.check_budget(self.config, self.store.events(), self._event(plan, plan.cap))
         round_id = self.round + 1
-        sigma = privacy.device_noise_std(self.config, plan.expected_devices)
-        train = self._train_params(round_id, sigma)
+        train = self._train_params(round_id, privacy.plan_noise_std(self.config, plan))
         return RoundPlan(
             round_id,
             time.time(),
             plan,
-            sampling.poisson_sample(population, plan.q),
+            sampling.poisson_sample(population, plan.q, plan.cap),
             train,
             self._expected(train),
         )
+
+    def secagg_threshold(self, plan: RoundPlan, devices: int) -> int:
+        """The Shamir threshold of a SecAgg round over `devices`: at least t, the share count
+        the device noise is calibrated to (privacy.noise_shares), and more than half of them
+        (a device refuses 2t ≤ n). Every SecAgg transport must use it: a sum of fewer than t
+        shares would give the aggregator less noise than its figure assumes."""
+        floor = privacy.noise_shares(self.config, plan.sampling)[1]
+        return max(floor, secure.default_threshold(devices))
 
     def finish_round(
         self, plan: RoundPlan, outcomes: list[Outcome], secured: secure.Secured | None = None
@@ -261,11 +268,15 @@ class RoundEngine:
         received = len(deltas) if secured is None else secured.in_sum
         event = self._event(plan.sampling, received)
         outcome = self._release_decision(received, event)
+        if secured is not None and 0 < received < self.secagg_threshold(plan, 0):
+            outcome = "too_few"  # a transport summed fewer than t shares: never released
         if secured is not None and received and outcome != "released":
             # The aggregator saw this round's sum although nothing is released or charged.
             seen = int(self.store.get_meta("secagg_unreleased_sums") or 0)
             self.store.set_meta("secagg_unreleased_sums", seen + 1)
-        new_head = self._aggregate(deltas, plan.sampling) if outcome == "released" else None
+        new_head = (
+            self._aggregate(deltas, plan.sampling, received) if outcome == "released" else None
+        )
         charged = event if outcome == "released" else None
         record = RoundRow(
             round=plan.round,
@@ -295,15 +306,8 @@ class RoundEngine:
         )
         return record
 
-    def _event(self, plan: sampling.SamplingPlan, received: float) -> privacy.RoundEvent | None:
-        return privacy.round_event(
-            self.config,
-            plan.q,
-            plan.expected_devices,
-            received,
-            self.n_params,
-            plan.devices_per_unit,
-        )
+    def _event(self, plan: sampling.SamplingPlan, received: int) -> privacy.RoundEvent | None:
+        return privacy.round_event(self.config, plan, received, self.n_params)
 
     def _release_decision(self, received: int, event: privacy.RoundEvent | None) -> str:
         """ "released", or why nothing is: no update arrived, fewer than --min-updates, or the
@@ -390,10 +394,11 @@ class RoundEngine:
         return row, verdict.delta if accepted else None
 
     def _aggregate(
-        self, deltas: list[np.ndarray], plan: sampling.SamplingPlan
+        self, deltas: list[np.ndarray], plan: sampling.SamplingPlan, shares: int
     ) -> tuple[np.ndarray, np.ndarray]:
+        """`shares`: device noise shares in Σ deltas (with SecAgg one summed Δ holds many)."""
         stacked = np.stack(deltas)
-        noise = privacy.central_noise(self.config, stacked.shape[1])
+        noise = privacy.release_noise(self.config, plan, shares, stacked.shape[1])
         denominator = plan.expected_devices if self.config.privacy in FIXED_DENOMINATOR else 0.0
         mean = combine(stacked, self.config, noise, denominator)
         params = np.concatenate([self.w.ravel(), self.b]).astype(np.float64)

@@ -1,16 +1,22 @@
 """Privacy modes (DESIGN §4, docs/PRIVACY.md) and RDP accounting with Google's dp-accounting.
 
 The accountant state is the list of per-round events (sampling rate q, effective noise
-multiplier z_eff) of the rounds that *released* a head; ε is recomputed from that list, so it
-survives restarts exactly. z_eff is the released noise std divided by the L2 sensitivity of one
-unit of privacy under the mode's neighbouring relation:
+multiplier z_eff, truncation) of the rounds that *released* a head; ε is recomputed from that
+list, so it survives restarts exactly. z_eff is the released noise std divided by the L2
+sensitivity of one unit of privacy under the mode's neighbouring relation:
 
   central      add/remove one unit   z_eff = z·C / (d·C')
-  distributed  add/remove one unit   z_eff = z·C·√(received/m) / (d·C')   (shares that arrived)
+  distributed  add/remove one unit   z_eff = σ·√K / (d·C'),  σ = z·C/√t   (K shares, always)
   local        replace one unit      z_eff = z·C / (2·C'·√d)              (no amplification)
 
-with C' = C + s·√P (clip plus stochastic rounding on the grid s), d the largest number of
-devices one unit owns (1 at device level), m the expected number of devices per round.
+with C' the L2 bound of one quantized update on the grid s (`update_sensitivity`: conditional
+rounding, about √(C² + s²P/4 + s(C + s√P/2)), at most C + s·√P), d the largest number of
+devices one unit owns (1 at device level), K the round's device cap and t the SecAgg
+threshold the device noise is calibrated to (`noise_shares`). In distributed mode the
+aggregator tops the k shares that arrived up to K (`release_noise`), so the released noise
+never depends on who took part; against the aggregator itself (which sees the SecAgg sum
+before the top-up and knows who is in it) `sum_epsilon` charges the k ≥ t shares it holds,
+zero-out, without amplification.
 """
 
 from __future__ import annotations
@@ -24,7 +30,13 @@ import numpy as np
 from absl import logging as absl_logging
 
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
-from tools.fedref.privacy import discrete_gaussian
+from tools.aggregator.sampling import SamplingPlan
+from tools.fedref.privacy import (
+    PrivacyParams,
+    discrete_gaussian,
+    privatize_many,
+    rounded_norm_bound,
+)
 from tools.fedref.rng import Rng
 
 # dp-accounting warns through absl when a fractional RDP order fails to converge; the order is
@@ -44,6 +56,7 @@ class RoundEvent:
 
     sampling_q: float  # probability a unit is selected (1.0 in local mode)
     noise_multiplier: float  # released noise std / sensitivity of one unit (z_eff)
+    truncation: float = 0.0  # P(the cohort cap changed the Poisson sample): δ slack
 
 
 def relation(config: AggregatorConfig) -> NeighbourRelation:
@@ -61,17 +74,36 @@ def grid_scale(config: AggregatorConfig, noise_std: float) -> float:
 
 
 def update_sensitivity(config: AggregatorConfig, n_params: int, noise_std: float = 0.0) -> float:
-    """L2 bound of one quantized update: C + s·√P (stochastic rounding moves each of the P
-    values by less than one grid step s; docs/PRIVACY.md "Sensitivity on the grid")."""
-    return config.clip + grid_scale(config, noise_std) * math.sqrt(n_params)
+    """L2 bound C' of one quantized update before noise, in Δ units: s times the norm bound the
+    device enforces with conditional rounding (`fedref.privacy.rounded_norm_bound`, the device
+    ledger's own; about √(C² + s²P/4 + s(C + s√P/2)) and never above C + s·√P;
+    docs/PRIVACY.md "Sensitivity on the grid")."""
+    scale = grid_scale(config, noise_std)
+    return scale * rounded_norm_bound(config.clip, scale, n_params)
 
 
-def device_noise_std(config: AggregatorConfig, expected_devices: float) -> float:
-    """σ each device adds to its Δ, in Δ units: distributed splits z·C over the *expected*
-    number of devices m (fixed before the round, never the count that answered)."""
+def noise_shares(config: AggregatorConfig, plan: SamplingPlan) -> tuple[int, int]:
+    """(K, t) of a distributed round, fixed before anyone is asked: every release carries K
+    devices' noise (the round's device cap; the aggregator adds the missing shares), and each
+    device's σ = z·C/√t is calibrated to t, the SecAgg threshold (`--secagg-threshold`, else
+    ⌊m/2⌋ + 1 of the expected m devices): a SecAgg sum is never released with fewer than t
+    shares, so the aggregator's view always has z·√(k/t) ≥ z."""
+    cap = max(1, plan.cap)
+    threshold = config.secagg_threshold or int(plan.expected_devices) // 2 + 1
+    return cap, max(1, min(threshold, cap))
+
+
+def plan_noise_std(config: AggregatorConfig, plan: SamplingPlan) -> float:
+    """σ each device is asked to add in a round of this plan (TRAIN's noise_std)."""
+    return device_noise_std(config, noise_shares(config, plan)[1])
+
+
+def device_noise_std(config: AggregatorConfig, shares: float) -> float:
+    """σ each device adds to its Δ, in Δ units: distributed splits z·C over the number of
+    shares it is calibrated to (t, fixed before the round, never the count that answered)."""
     z, c = config.noise_multiplier, config.clip
     if config.privacy == PrivacyMode.DISTRIBUTED:
-        return z * c / math.sqrt(max(expected_devices, 1.0))
+        return z * c / math.sqrt(max(shares, 1.0))
     if config.privacy == PrivacyMode.LOCAL:
         return z * c
     return 0.0
@@ -90,25 +122,59 @@ def central_noise(config: AggregatorConfig, size: int) -> np.ndarray:
     return ints.astype(np.float64) * scale
 
 
-def round_event(
+def release_noise(
     config: AggregatorConfig,
-    sampling_q: float,
-    expected_devices: float,
+    plan: SamplingPlan,
     received: int,
-    n_params: int,
-    devices_per_unit: int = 1,
+    size: int,
+    simulation: np.random.Generator | None = None,
+) -> np.ndarray:
+    """The noise the aggregator adds to a sum of `received` device shares, in Δ units.
+    Central: `central_noise`. Distributed: the top-up, K − received more device shares — each
+    coordinate the sum of that many discrete Gaussians of the devices' σ_int on the devices'
+    grid, drawn with the device's sampler twin from ChaCha20 keyed by `secrets` — so the
+    release holds exactly K shares' noise whoever arrived. `simulation` (a numpy generator)
+    draws the same distribution vectorized (`privatize_many`: simulator only, not for a real
+    release). Zeros otherwise."""
+    if config.privacy == PrivacyMode.CENTRAL:
+        return central_noise(config, size)
+    if config.privacy != PrivacyMode.DISTRIBUTED:
+        return np.zeros(size)
+    cap, threshold = noise_shares(config, plan)
+    missing = cap - received
+    if missing < 0:
+        raise ValueError(f"{received} shares in a round capped at K = {cap}")
+    sigma = device_noise_std(config, threshold)
+    params = PrivacyParams(config.clip, sigma, grid_scale(config, sigma), 32)
+    if simulation is not None:
+        ints = privatize_many(np.zeros((max(missing, 1), size)), params, simulation)[:missing]
+        return ints.sum(axis=0).astype(np.float64) * params.scale
+    # K shares are drawn whatever k is, so the time the top-up takes does not tell k.
+    rng = Rng(secrets.token_bytes(32))
+    shares = [[discrete_gaussian(rng, params.sigma_int) for _ in range(size)] for _ in range(cap)]
+    ints = np.array(shares[:missing], dtype=np.int64).reshape(missing, size).sum(axis=0)
+    return ints.astype(np.float64) * params.scale
+
+
+def round_event(
+    config: AggregatorConfig, plan: SamplingPlan, received: int, n_params: int
 ) -> RoundEvent | None:
     """The event a released round adds to the ledger (module docstring); None when the mode
-    spends nothing or nothing was received (an empty round releases nothing)."""
+    spends nothing or nothing was received (an empty round releases nothing). In distributed
+    mode it does not depend on `received`: the release always carries K shares."""
     if config.privacy == PrivacyMode.NONE or received <= 0:
         return None
-    z, c = config.noise_multiplier, config.clip
-    sensitivity = update_sensitivity(config, n_params, device_noise_std(config, expected_devices))
+    z, c, d = config.noise_multiplier, config.clip, plan.devices_per_unit
+    sigma = plan_noise_std(config, plan)
+    sensitivity = update_sensitivity(config, n_params, sigma)
     if config.privacy == PrivacyMode.LOCAL:
-        return RoundEvent(1.0, z * c / (2 * sensitivity * math.sqrt(devices_per_unit)))
+        return RoundEvent(1.0, z * c / (2 * sensitivity * math.sqrt(d)))
     if config.privacy == PrivacyMode.DISTRIBUTED:
-        z *= math.sqrt(received / max(expected_devices, 1.0))
-    return RoundEvent(min(1.0, sampling_q), z * c / (devices_per_unit * sensitivity))
+        cap = noise_shares(config, plan)[0]
+        return RoundEvent(
+            min(1.0, plan.q), sigma * math.sqrt(cap) / (d * sensitivity), plan.truncation
+        )
+    return RoundEvent(min(1.0, plan.q), z * c / (d * sensitivity))
 
 
 def dp_event(events: list[RoundEvent]) -> dp_accounting.DpEvent:
@@ -130,14 +196,31 @@ def epsilon(
     delta: float,
     neighbours: NeighbourRelation = NeighbourRelation.ADD_OR_REMOVE_ONE,
 ) -> float:
-    """ε at δ after `events` (RDP accountant under `neighbours`); 0 when empty."""
+    """ε at δ after `events` (RDP accountant under `neighbours`); 0 when empty.
+
+    A capped round runs the ideal (uncapped) mechanism except with probability η, its
+    truncation; over the run the two differ in total variation by at most H = Ση. If the
+    ideal run is (ε, δ')-DP, the one that ran is (ε, δ' + (1 + e^ε)·H)-DP, so the answer is
+    the least ε found with ε ≥ ε_ideal(δ − (1 + e^ε)·H) (increasing fixed point)."""
     if not events:
         return 0.0
     if any(e.noise_multiplier <= 0 for e in events):
         return math.inf
     accountant = dp_accounting.rdp.RdpAccountant(neighboring_relation=neighbours)
     accountant.compose(dp_event(events))
-    return float(accountant.get_epsilon(delta))
+    slack = sum(e.truncation for e in events)
+    eps = float(accountant.get_epsilon(delta))
+    for _ in range(100):
+        if slack == 0:
+            return eps
+        rest = delta - (1 + math.exp(min(eps, 700.0))) * slack
+        if rest <= 0:
+            return math.inf
+        again = float(accountant.get_epsilon(rest))
+        if again <= eps:
+            return eps
+        eps = again
+    return math.inf
 
 
 def ledger_epsilon(config: AggregatorConfig, events: list[RoundEvent]) -> float:
@@ -159,6 +242,24 @@ def aggregator_epsilon(config: AggregatorConfig, noise_stds: list[float], n_para
         for sigma in noise_stds
     ]
     return epsilon(events, config.delta, NeighbourRelation.REPLACE_ONE)
+
+
+def sum_epsilon(
+    config: AggregatorConfig, sums: list[tuple[float, int, int]], n_params: int
+) -> float:
+    """ε of one unit against an aggregator that sees only SecAgg sums (before the top-up):
+    `sums` holds, for every sum that contained the unit, (device σ, k shares in the sum, d'
+    of the unit's devices in it). The aggregator chose the sample and sees who is in each sum,
+    so nothing is amplified; the relation is zero-out (the unit's devices take part with or
+    without its data — a device with no data sends a noised zero delta), sensitivity d'·C'
+    per sum, composed over every sum it saw, released or not."""
+    if not sums:
+        return 0.0
+    events = [
+        RoundEvent(1.0, sigma * math.sqrt(k) / (d * update_sensitivity(config, n_params, sigma)))
+        for sigma, k, d in sums
+    ]
+    return epsilon(events, config.delta)
 
 
 def _runs(events: list[RoundEvent]) -> list[tuple[RoundEvent, int]]:

@@ -61,13 +61,14 @@ def privacy_summary(store: Store) -> dict[str, Any]:
         (privacy.aggregator_epsilon(config, s, n_params) for s in noise_by_unit.values()),
         default=0.0,
     )
-    if config.secagg:  # the aggregator sees only the sums it releases (PRIVACY.md threat model)
-        against_aggregator = privacy.ledger_epsilon(config, store.events())
+    if config.secagg:  # it sees only sums, released or not (PRIVACY.md "What each party sees")
+        against_aggregator = secagg_aggregator_epsilon(store, config, unit_of, n_params)
     ledgers = [float(v) for v in (store.get_meta("device_ledger") or {}).values()]
     released = store.events()
     current = plan(config, population) if population.units else None
     sampling_rate = current.q if current else None
-    sigma = privacy.device_noise_std(config, current.expected_devices) if current else 0.0
+    sigma = privacy.plan_noise_std(config, current) if current else 0.0
+    shares = privacy.noise_shares(config, current) if current else (0, 0)
     return {
         "mode": str(config.privacy),
         "unit": level,
@@ -87,10 +88,39 @@ def privacy_summary(store: Store) -> dict[str, Any]:
         "epsilon_against_aggregator_worst_unit": (
             None if config.privacy == PrivacyMode.NONE else _figure(against_aggregator)
         ),
+        "aggregator_relation": (
+            "zero_out: every SecAgg sum it saw, no amplification"
+            if config.secagg
+            else "replace_one: every update it received, no amplification"
+        ),
         "epsilon_device_ledger_max": max(ledgers) if ledgers else NO_LEDGER,
         "secagg": config.secagg,
         "secagg_unreleased_sums": int(store.get_meta("secagg_unreleased_sums") or 0),
+        **(
+            {"noise_shares_released": shares[0], "noise_shares_calibrated": shares[1]}
+            if config.privacy == PrivacyMode.DISTRIBUTED
+            else {}
+        ),
     }
+
+
+def secagg_aggregator_epsilon(
+    store: Store, config: AggregatorConfig, unit_of: dict[int, str], n_params: int
+) -> float:
+    """Worst unit's ε against an aggregator that saw only SecAgg sums: every sum that held one
+    of the unit's devices (released or not), with the k shares it held (privacy.sum_epsilon)."""
+    sums: dict[str, list[tuple[float, int, int]]] = {}
+    for sigma, devices in store.sums_by_round().values():
+        per_unit: dict[str, int] = {}
+        for device_id in devices:
+            unit = unit_of.get(device_id, f"device-{device_id}")
+            per_unit[unit] = per_unit.get(unit, 0) + 1
+        for unit, count in per_unit.items():
+            sums.setdefault(unit, []).append((sigma, len(devices), count))
+    return max(
+        (privacy.sum_epsilon(config, s, n_params) for s in sums.values()),
+        default=0.0,
+    )
 
 
 def profile_counts(store: Store) -> dict[str, int]:
@@ -153,10 +183,22 @@ def privacy_lines(p: dict[str, Any]) -> str:
         f"{p['neighbouring_relation']}; sampling {p['sampling']}, q = {fmt(p['sampling_rate'])}\n"
         f"- ε against consumers of released heads: **{fmt(p['epsilon_against_head_consumers'])}**"
         f" at δ = {p['delta']:g} ({p['rounds_released']} released rounds, "
-        f"sensitivity C' = {p['sensitivity_per_update']:.4g} per update)\n"
+        f"sensitivity C' = {p['sensitivity_per_update']:.4g} per update)"
+        + _shares_note(p)
         + _aggregator_line(p, fmt)
         + f"- ε in the device's own ledger (largest reported): "
         f"{fmt(p['epsilon_device_ledger_max'])}\n"
+    )
+
+
+def _shares_note(p: dict[str, Any]) -> str:
+    if "noise_shares_released" not in p:
+        return "\n"
+    return (
+        f"; every release carries the noise of K = {p['noise_shares_released']} device shares "
+        f"(σ = z·C/√t, t = {p['noise_shares_calibrated']}), the aggregator adding those of "
+        "devices that did not arrive: this figure trusts the aggregator to do so, as central "
+        "mode trusts it with all the noise\n"
     )
 
 
@@ -168,13 +210,11 @@ def _aggregator_line(p: dict[str, Any], fmt: Any) -> str:
         )
     unreleased = p.get("secagg_unreleased_sums", 0)
     caveat = (
-        f" (it also saw {unreleased} sums of rounds that were not released and are not in "
-        "this figure)"
-        if unreleased
-        else ""
+        f" (including {unreleased} sums of rounds that were not released)" if unreleased else ""
     )
     return (
-        f"- ε against the aggregator: secure aggregation on, it saw only sums: "
+        f"- ε against the aggregator: secure aggregation on, it saw only sums (each of ≥ t "
+        f"device noise shares; zero-out, no amplification: it chose the sample): "
         f"**{fmt(p['epsilon_against_aggregator_worst_unit'])}**{caveat}\n"
     )
 

@@ -159,9 +159,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enrollment", type=Path, default=None, help="CSV device_id,user_id")
     p.add_argument("--min-updates", type=int, default=1)
     p.add_argument(
+        "--bits",
+        type=int,
+        choices=[8, 16, 32],
+        default=AggregatorConfig.bits,
+        help="UPDATE value width; the grid follows docs/PRIVACY.md's rule (default 8)",
+    )
+    p.add_argument(
         "--secagg",
         action="store_true",
         help="secure aggregation (distributed mode; devices enrolled with `invoke provision`)",
+    )
+    p.add_argument(
+        "--secagg-threshold",
+        type=int,
+        default=0,
+        help="SecAgg threshold t, also what device noise is calibrated to: σ = z·C/√t "
+        "(default ⌊m/2⌋ + 1 of the expected m devices; docs/PRIVACY.md, Distributed mode)",
     )
     p.add_argument("--strategy", choices=[s.value for s in Strategy], default="fedavg")
     p.add_argument("--server-lr", type=float, default=1.0)
@@ -222,7 +236,9 @@ def config_from_args(args: argparse.Namespace) -> AggregatorConfig:
         population=args.population,
         unit=PrivacyUnit(args.unit),
         min_updates=args.min_updates,
+        bits=args.bits,
         secagg=args.secagg,
+        secagg_threshold=args.secagg_threshold,
         strategy=Strategy(args.strategy),
         server_lr=args.server_lr,
         server_optimizer=args.server_optimizer,

@@ -8,13 +8,19 @@ is Σ q over the round's survivors, exactly; the aggregator turns it into Σ Δ 
 and hands it to the usual FedAvg with the fixed denominator (distributed mode), so the release
 is the same as without SecAgg — only who sees what changes (PRIVACY.md, threat model).
 
+`secure_round` is that logic for every engine: the built-in one (`collect`, serial clients on
+this machine) and the Flower ServerApp (tools/flower/server_app.py, each SecAgg step one
+relayed message fan-out to the gateways) differ only in how devices train and are reached.
+
 The store keeps, per survivor, the masked upload y it received (uniform mod 2^b: auditable
 bytes, not an update) and no individual q.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,10 +32,10 @@ from tools.aggregator.store import UpdateRow
 from tools.link.client import DeviceClient, FetchedUpdate
 from tools.link.errors import LinkError
 from tools.link.messages import Capability, Info, Train, UpdateReady
-from tools.secagg.server import SecAggAbortError, SecAggRound
+from tools.secagg.server import ClientExchange, Exchange, SecAggAbortError, SecAggRound
 
 if TYPE_CHECKING:
-    from tools.aggregator.core import Aggregator, Outcome, RoundPlan
+    from tools.aggregator.core import Aggregator, Outcome, RoundEngine, RoundPlan
 
 
 def _outcome(device_id: int, update: FetchedUpdate | None = None, error: str = "") -> Outcome:
@@ -80,7 +86,7 @@ def _train_only(agg: Aggregator, client: DeviceClient, params: Train, deadline: 
     return _outcome(device_id, result.update, result.error)
 
 
-def _metadata_problem(agg: Aggregator, ready: UpdateReady, params: Train) -> str:
+def _metadata_problem(agg: RoundEngine, ready: UpdateReady, params: Train) -> str:
     if (ready.round, ready.head_version) != (params.round, agg.head_version):
         return f"stale: round {ready.round} head {ready.head_version}"
     if ready.n_params != agg.n_params or ready.bits != params.bits:
@@ -91,8 +97,8 @@ def _metadata_problem(agg: Aggregator, ready: UpdateReady, params: Train) -> str
 
 
 def collect(agg: Aggregator, plan: RoundPlan) -> tuple[list[Outcome], Secured]:
-    """Train the selected devices, then one SecAgg round over those whose metadata is right.
-    Outcomes: the masked upload for each device in the sum, an error for every other."""
+    """Built-in engine: train the selected devices on their serial ports (one thread each),
+    then `secure_round` over their DeviceClients."""
     params = plan.train
     deadline = time.monotonic() + agg.config.deadline_s
     reachable = [d for d in plan.selected if d in agg.clients and d not in agg.gone]
@@ -104,45 +110,82 @@ def collect(agg: Aggregator, plan: RoundPlan) -> tuple[list[Outcome], Secured]:
                 strict=True,
             )
         )
-    outcomes = {d: trained.get(d, _outcome(d, error="not connected")) for d in plan.selected}
-    rows, ready = [], {}
-    for d, o in outcomes.items():
+    outcomes = [trained.get(d, _outcome(d, error="not connected")) for d in plan.selected]
+    for o in outcomes:
         if o.error.startswith("port_gone"):
-            agg.gone.add(d)
+            agg.gone.add(o.device_id)
+    return secure_round(
+        agg, plan, outcomes, lambda ids: ClientExchange({d: agg.clients[d] for d in ids})
+    )
+
+
+def secure_round(
+    engine: RoundEngine,
+    plan: RoundPlan,
+    trained: list[Outcome],
+    exchange: Callable[[list[int]], Exchange],
+) -> tuple[list[Outcome], Secured]:
+    """The round logic of every engine once the devices trained: `trained` holds each selected
+    device's UPDATE_READY (FetchedUpdate with no data) or why none came; one SecAgg round runs
+    over those whose metadata is right, through `exchange(device ids)` (serial clients, or a
+    Flower relay). Outcomes: the masked upload for each device in the sum, an error for every
+    other."""
+    params = plan.train
+    rows, ready = [], {}
+    for o in trained:
         if o.update is None:
             continue
-        problem = _metadata_problem(agg, o.update.ready, params)
+        problem = _metadata_problem(engine, o.update.ready, params)
         if problem:
-            rows.append(UpdateRow(d, False, problem))
+            rows.append(UpdateRow(o.device_id, False, problem))
         else:
-            ready[d] = o.update.ready
+            ready[o.device_id] = o.update.ready
     secured = Secured(rows, [], 0)
     if len(ready) >= 2:
-        secured = _secure_sum(agg, plan, ready, rows)
+        secured = _secure_sum(engine, plan, ready, rows, exchange(sorted(ready)))
     in_sum = {r.device_id for r in secured.rows if r.accepted}
+    rejected = {r.device_id for r in rows}
     final = [
-        o if d in in_sum or any(r.device_id == d for r in rows) or o.update is None
-        else _outcome(d, error="secagg: not in the sum (dropped out or round aborted)")
-        for d, o in outcomes.items()
+        o if o.device_id in in_sum | rejected or o.update is None
+        else _outcome(o.device_id, error="secagg: not in the sum (dropped out or round aborted)")
+        for o in trained
     ]  # fmt: skip
     return final, secured
 
 
+def sum_digest(total: np.ndarray) -> str:
+    """A short digest of Σ q (int64, little-endian) for the operator's log: lets a test or an
+    auditor holding the opened updates check the sum bit for bit without the log showing it."""
+    return hashlib.sha256(np.asarray(total, dtype="<i8").tobytes()).hexdigest()[:16]
+
+
+def secured_sum(total: np.ndarray, scale: float, rows: list[UpdateRow], in_sum: int) -> Secured:
+    """What finish_round gets from a SecAgg round whose sum Σ q over `in_sum` devices is
+    `total`: Σ Δ = scale · Σ q (scale as the device used it, float32)."""
+    return Secured(rows, [total.astype(np.float64) * float(np.float32(scale))], in_sum)
+
+
 def _secure_sum(
-    agg: Aggregator, plan: RoundPlan, ready: dict[int, UpdateReady], rows: list[UpdateRow]
+    engine: RoundEngine,
+    plan: RoundPlan,
+    ready: dict[int, UpdateReady],
+    rows: list[UpdateRow],
+    exchange: Exchange,
 ) -> Secured:
-    cohort = {d: agg.clients[d] for d in sorted(ready)}
-    threshold = agg.config.secagg_threshold or default_threshold(len(cohort))
+    cohort = sorted(ready)
+    threshold = engine.secagg_threshold(plan, len(cohort))  # ≥ t, the noise calibration
     try:
-        result = SecAggRound(cohort, plan.round, threshold, plan.train.bits, agg.n_params).run()
+        result = SecAggRound(
+            cohort, plan.round, threshold, plan.train.bits, engine.n_params, exchange=exchange
+        ).run()
     except SecAggAbortError as exc:  # nothing released; the devices keep their updates
-        agg.on_event("secagg_abort", {"round": plan.round, "reason": str(exc)})
+        engine.on_event("secagg_abort", {"round": plan.round, "reason": str(exc)})
         return Secured(rows, [], 0)
-    agg.on_event("secagg", {"round": plan.round, "in_sum": len(result.survivors),
-                            "recovered": len(result.dropped)})  # fmt: skip
+    engine.on_event("secagg", {"round": plan.round, "in_sum": len(result.survivors),
+                               "recovered": len(result.dropped),
+                               "sum_sha256": sum_digest(result.total)})  # fmt: skip
     for d in result.survivors:
         r = ready[d]
         rows.append(UpdateRow(d, True, "secagg: masked, in the sum", r.bits, r.scale, r.flags,
                               r.crc32, result.uploads[d]))  # fmt: skip
-    total_delta = result.total.astype(np.float64) * float(np.float32(plan.train.scale))
-    return Secured(rows, [total_delta], len(result.survivors))
+    return secured_sum(result.total, plan.train.scale, rows, len(result.survivors))

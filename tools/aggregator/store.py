@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS device_profiles (
     epsilon_budget REAL, releases INTEGER, last_seen REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS accountant (
     round INTEGER PRIMARY KEY REFERENCES rounds(round), sampling_q REAL NOT NULL,
-    noise_multiplier REAL NOT NULL);
+    noise_multiplier REAL NOT NULL, truncation REAL NOT NULL DEFAULT 0);
 """
 
 
@@ -109,6 +109,11 @@ class Store:
                 "enrollment): its ε was accounted differently; move it away or pass --store"
             )
         self.conn.executescript(SCHEMA)
+        accountant = {row[1] for row in self.conn.execute("PRAGMA table_info(accountant)")}
+        if "truncation" not in accountant:  # stores from before the cohort cap: nothing capped
+            self.conn.execute(
+                "ALTER TABLE accountant ADD COLUMN truncation REAL NOT NULL DEFAULT 0"
+            )
 
     def close(self) -> None:
         self.conn.close()
@@ -139,9 +144,9 @@ class Store:
 
     def events(self) -> list[RoundEvent]:
         rows = self.conn.execute(
-            "SELECT sampling_q, noise_multiplier FROM accountant ORDER BY round"
+            "SELECT sampling_q, noise_multiplier, truncation FROM accountant ORDER BY round"
         ).fetchall()
-        return [RoundEvent(q, z) for q, z in rows]
+        return [RoundEvent(q, z, t) for q, z, t in rows]
 
     def server_state(self) -> bytes | None:
         row = self.conn.execute(
@@ -179,6 +184,18 @@ class Store:
         out: dict[int, list[float]] = {}
         for device_id, sigma in rows:
             out.setdefault(int(device_id), []).append(float(sigma))
+        return out
+
+    def sums_by_round(self) -> dict[int, tuple[float, list[int]]]:
+        """Per round with accepted updates: (σ each device was asked to add, the devices whose
+        update is in the round's sum). With SecAgg these are the sums the aggregator saw."""
+        rows = self.conn.execute(
+            "SELECT u.round, r.device_noise_std, u.device_id FROM updates u JOIN rounds r "
+            "ON u.round = r.round WHERE u.accepted = 1 ORDER BY u.round, u.id"
+        )
+        out: dict[int, tuple[float, list[int]]] = {}
+        for round_id, sigma, device_id in rows:
+            out.setdefault(int(round_id), (float(sigma), []))[1].append(int(device_id))
         return out
 
     def updates(self, round_id: int, accepted_only: bool = False) -> list[UpdateRow]:
@@ -305,8 +322,13 @@ class Store:
             )
             if row.event is not None:
                 self.conn.execute(
-                    "INSERT INTO accountant VALUES (?, ?, ?)",
-                    (row.round, row.event.sampling_q, row.event.noise_multiplier),
+                    "INSERT INTO accountant VALUES (?, ?, ?, ?)",
+                    (
+                        row.round,
+                        row.event.sampling_q,
+                        row.event.noise_multiplier,
+                        row.event.truncation,
+                    ),
                 )
             self.conn.execute("COMMIT")
         except BaseException:

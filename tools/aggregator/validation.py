@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tools.fedref.privacy import dequantize
+from tools.fedref.privacy import dequantize, rounded_norm_bound
 from tools.link.messages import UpdateReady
 
 # Probability that a Gaussian noise vector's norm exceeds σ(√P + t) is below exp(-t²/2).
@@ -36,11 +36,12 @@ class Verdict:
 
 
 def norm_bound(expected: Expected) -> float:
-    """C, plus stochastic rounding (≤ one step per value), plus the noise tail when noised."""
+    """The norm bound the device enforces on the rounded update (conditional rounding, at most
+    C plus one step per value), plus the noise tail when noised."""
     p = expected.n_params
-    rounding = expected.scale * math.sqrt(p)
+    rounded = expected.scale * rounded_norm_bound(expected.clip, expected.scale, p)
     noise = expected.noise_std * (math.sqrt(p) + _NOISE_TAIL_T) if expected.noise_std else 0.0
-    return expected.clip + rounding + noise
+    return rounded + noise
 
 
 def validate(

@@ -26,7 +26,7 @@ from tools.link.frame import FLAG_REPLY, Frame, encode_frame
 
 BITS_PER_BYTE_8N1 = 10
 ROUND_ID = 1
-CONFIG = AggregatorConfig(clip=0.5, bits=8)  # 8-bit values, the scale rule of docs/PRIVACY.md
+CONFIG = AggregatorConfig(clip=0.5)  # the default width (8 bits), the scale rule of PRIVACY.md
 
 
 def _head(task: str) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ from tools.bench.schema import validate
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "bench"
-SECTIONS = ("backbone", "head", "firmware", "link", "aggregator", "demo", "secagg")
+SECTIONS = ("backbone", "head", "firmware", "link", "aggregator", "demo", "secagg", "privacy")
 console = Console()
 
 

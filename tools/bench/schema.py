@@ -95,6 +95,11 @@ SCHEMA: dict[str, dict[str, Any]] = {
         ),
         "qemu_round": {"boards": NUMBER, "round_s": NUMBER, "port_bytes_per_device": NUMBER},
     },
+    "privacy": {
+        "m4_instr_privatize_64x7": NUMBER,
+        "m4_instr_privatize_64x7_no_noise": NUMBER,
+        "m4_instr_per_rounding_attempt_64x7": NUMBER,
+    },
 }
 
 

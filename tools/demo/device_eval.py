@@ -31,7 +31,7 @@ class LocalTraining:
     lr: float = 0.1
     epochs: int = 30  # within the device policy's work limit (32 epochs of 256 examples)
     batch: int = 8
-    imprint: bool = True  # personal head starts from global + class prototypes (TRAIN_IMPRINT)
+    imprint: bool = True  # trained head plus the class prototypes (TRAIN_IMPRINT)
 
     def train_message(self, round_id: int) -> m.Train:
         # No noise and no clipping: the result stays on the device as its personal head.

@@ -45,6 +45,7 @@ class DemoConfig:
     secagg: bool = True  # distributed mode with secure aggregation: the server sees only sums
     noise_multiplier: float = 1.0
     clip: float = 0.5
+    bits: int = 8  # UPDATE value width (the aggregator's default)
     delta: float = 1e-5
     k: int = 10
     extra_k: tuple[int, ...] = (2, 5)
@@ -177,6 +178,7 @@ def _federate(config: DemoConfig, fed: list[DeviceData], clients: dict[int, Any]
     agg_config = AggregatorConfig(
         rounds=config.rounds, privacy=PrivacyMode(config.privacy),
         noise_multiplier=config.noise_multiplier, clip=config.clip, delta=config.delta,
+        bits=config.bits,
         lr=config.fed_lr, epochs=config.fed_epochs, batch=config.personal.batch,
         secagg=config.secagg and config.privacy == "distributed",
         simulation=True)  # replay boards: a declared simulation

@@ -25,13 +25,15 @@ import numpy as np
 from rich.console import Console
 
 from tools.demo.device_eval import LocalTraining
+from tools.link.messages import TRAIN_IMPRINT_STRENGTH
 
 console = Console()
-METRICS = ("global_acc", "personal_acc", "local_only_acc", "finetune_acc")
+METRICS = ("global_acc", "personal_acc", "local_only_acc", "finetune_acc", "imprint_first_acc")
 PAIRS = (
     ("personal_acc", "local_only_acc"),
     ("personal_acc", "global_acc"),
     ("finetune_acc", "local_only_acc"),
+    ("imprint_first_acc", "local_only_acc"),
 )
 
 
@@ -41,7 +43,7 @@ class EvalConfig:
     folds: int = 5
     pretrain_users: int = 5  # of the users not held out; the rest are federated
     ks: tuple[int, ...] = (2, 5, 10)
-    repeats: int = 3  # shot draws per held-out device and k
+    repeats: int = 10  # shot draws per held-out device and k (cheap: the twin is vectorized)
     rounds: int = 5  # federated rounds (the demo's)
     fed_k: int = 10
     fed_lr: float = 0.1
@@ -50,6 +52,22 @@ class EvalConfig:
     noise_multiplier: float = 1.0  # central noise z·C on the sum (0: none)
     personal: LocalTraining = field(default_factory=LocalTraining)
     seed: int = 0
+    # Whose test windows are scored: "heldout" (the result), or "federated", the selection set
+    # for choosing personalization settings without looking at held-out users (the backbone
+    # never saw them; their global head did, through 5 noised rounds on 10 shots per class).
+    scored: str = "heldout"
+    # Prototype strength of the personal head. The device's is TRAIN_IMPRINT_STRENGTH (1); other
+    # values are for choosing it on the selection set (scored="federated") only.
+    imprint_strength: float = TRAIN_IMPRINT_STRENGTH
+
+    def __post_init__(self) -> None:
+        if self.scored not in ("heldout", "federated"):
+            raise ValueError(f"scored must be 'heldout' or 'federated', got {self.scored!r}")
+        if self.scored == "heldout" and self.imprint_strength != TRAIN_IMPRINT_STRENGTH:
+            raise ValueError(
+                f"held-out users are scored with the device's imprint strength "
+                f"{TRAIN_IMPRINT_STRENGTH}; try other strengths with scored='federated'"
+            )
 
 
 @dataclass
@@ -211,25 +229,36 @@ def _trained(
     labels: list[np.ndarray],
     params: Any,
     seeds: list[int],
-    tests: list[tuple[np.ndarray, np.ndarray]],
-) -> list[float]:
-    """Accuracy of each client's head after on-device training (the vectorized twin)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each client's head after on-device training (the vectorized twin): (K, d, c), (K, c)."""
     from tools.fedref.batch import train_many
     from tools.fedref.rng import Rng
 
     w, b, _, _ = train_many(w0, b0, embs, labels, params, [Rng.from_u64(s) for s in seeds])
-    return _accuracies(w, b, tests)
+    return w, b
+
+
+def _imprinted(
+    w: np.ndarray, b: np.ndarray, embs: list[np.ndarray], labels: list[np.ndarray], strength: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each client's head (w[i], b[i]) plus its own class prototypes (fc_head_imprint's twin)."""
+    from tools.fedref.head import imprint
+
+    heads = [
+        imprint(w[i], b[i], e, y, strength)
+        for i, (e, y) in enumerate(zip(embs, labels, strict=True))
+    ]
+    return np.stack([h[0] for h in heads]), np.stack([h[1] for h in heads])
 
 
 def evaluate_heldout(
     data: Any, fold: FoldModel, w_g: np.ndarray, b_g: np.ndarray, config: EvalConfig, index: int
 ) -> list[dict[str, Any]]:
-    """One row per held-out device, k and repeat: global, personal and local-only accuracy."""
+    """One row per scored device (held-out, or federated for selection), k and repeat: global,
+    personal and local-only accuracy."""
     from model_gen.datasets import TEST, devices_of
-    from tools.fedref.head import imprint
-    from tools.link.messages import TRAIN_IMPRINT_STRENGTH
 
-    devices = devices_of(data, fold.users["heldout"])
+    devices = devices_of(data, fold.users[config.scored])
     rows = []
     params = config.personal.params()
     for k in config.ks:
@@ -248,29 +277,22 @@ def evaluate_heldout(
         embs, labels = [fold.embedding[s] for s in shots], [data.y[s] for s in shots]
 
         seeds = [config.seed * 7919 + index * 1009 + i for i in range(len(runs))]
-        start = [
-            imprint(w_g, b_g, e, y, TRAIN_IMPRINT_STRENGTH)
-            for e, y in zip(embs, labels, strict=True)
-        ]
         n = len(runs)
-        glob = _accuracies(
-            np.broadcast_to(w_g, (n, *w_g.shape)), np.broadcast_to(b_g, (n, *b_g.shape)), tests
-        )
-        finetune = _trained(w_g, b_g, embs, labels, params, seeds, tests)
+        w_all, b_all = np.broadcast_to(w_g, (n, *w_g.shape)), np.broadcast_to(b_g, (n, *b_g.shape))
+        glob = _accuracies(w_all, b_all, tests)
+        tuned = _trained(w_g, b_g, embs, labels, params, seeds)  # the device's TRAIN from global
+        finetune = _accuracies(*tuned, tests)
+        # TRAIN_IMPRINT: the trained head plus the device's class prototypes (device.c order)
         personal = (
-            _trained(
-                np.stack([w for w, _ in start]),
-                np.stack([b for _, b in start]),
-                embs,
-                labels,
-                params,
-                seeds,
-                tests,
-            )
+            _accuracies(*_imprinted(*tuned, embs, labels, config.imprint_strength), tests)
             if config.personal.imprint
             else finetune
         )
-        local = _trained(np.zeros_like(w_g), np.zeros_like(b_g), embs, labels, params, seeds, tests)
+        # the previous personalization: prototypes first, then training
+        start = _imprinted(w_all, b_all, embs, labels, config.imprint_strength)
+        imprint_first = _accuracies(*_trained(*start, embs, labels, params, seeds), tests)
+        zeros = (np.zeros_like(w_g), np.zeros_like(b_g))
+        local = _accuracies(*_trained(*zeros, embs, labels, params, seeds), tests)
         for i, (d, r) in enumerate(runs):
             rows.append(
                 {
@@ -283,6 +305,7 @@ def evaluate_heldout(
                     "personal_acc": personal[i],
                     "local_only_acc": local[i],
                     "finetune_acc": finetune[i],
+                    "imprint_first_acc": imprint_first[i],
                 }
             )
     return rows

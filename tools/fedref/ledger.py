@@ -2,8 +2,9 @@
 
 One release is the multivariate discrete Gaussian the device adds on the quantization grid.
 Its zero-concentrated DP (rho) uses the sensitivity the device can verify alone, in grid units:
-replace-one against any observer of the update (2 clipped deltas differ by up to 2C), the float
-slack of the clip, and stochastic rounding (< 1 per coordinate); no sampling amplification.
+replace-one against any observer of the update: every rounded vector the device releases has
+L2 norm within `privacy.rounded_norm_bound` (conditional rounding, with the clip's float
+slack), so two differ by at most twice it; no sampling amplification.
 RDP(a) = a * rho; releases add their rho; (epsilon, delta) is dp-accounting's conversion
 (`compute_epsilon`) over ORDERS. docs/PRIVACY.md states the guarantee and its assumptions.
 """
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tools.fedref.privacy import rounded_norm_bound
+
 F32 = np.float32
 
 # The C grid (FC_LEDGER_ORDERS); the tests pass the same to RdpAccountant(orders=...).
@@ -22,13 +25,12 @@ ORDERS: tuple[float, ...] = (
     1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0,
     10.0, 12.0, 14.0, 16.0, 20.0, 24.0, 28.0, 32.0, 48.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
 )  # fmt: skip
-CLIP_FLOAT_SLACK = 2.0**-22  # fc_privatize's float clip may exceed C by this relative amount
 
 
 def sensitivity_grid(clip: float, scale: float, n_params: int) -> float:
-    """L2 sensitivity in grid units the device can verify: 2 (C (1 + 2^-22) / s + sqrt(P))."""
-    clip, scale = float(F32(clip)), float(F32(scale))
-    return 2.0 * (clip * (1.0 + CLIP_FLOAT_SLACK) / scale + math.sqrt(n_params))
+    """L2 sensitivity in grid units the device can verify: twice the norm bound every rounded
+    vector it releases keeps (`privacy.rounded_norm_bound`, conditional rounding)."""
+    return 2.0 * rounded_norm_bound(clip, scale, n_params)
 
 
 def discreteness_slack(sigma: float, n_params: int) -> float:

@@ -1,14 +1,16 @@
 """`invoke simulate`: the federated loop for thousands of clients with the Python twins.
 
 Same mechanism as the devices and the aggregator, vectorized: the aggregator's Poisson
-sampling (CSPRNG, q = cohort / clients) picks each round's clients, a selected client drops
-out with probability `dropout`, every answering client trains its head with
+sampling (CSPRNG, q = cohort / clients, at most K devices in distributed mode) picks each
+round's clients, a selected client drops out with probability `dropout`, every answering
+client trains its head with
 tools/fedref/batch.train_many (proven equal to the per-client twin, which is proven equal to
 the C), privatizes its Δ as the device does (clip, stochastic rounding to the grid, discrete
 Gaussian σ_local in distributed/local mode: tools/fedref/privacy.privatize_many), the server
-sums with the aggregator's `combine` (fixed denominator m), adds central noise with the
-aggregator's own sampler (central mode) and counts ε with the aggregator's accountant for
-the event that ran (dropouts included). What is simulated is the fleet, not the arithmetic.
+sums with the aggregator's `combine` (fixed denominator m), adds the aggregator's noise
+(central mode: all of it; distributed: the top-up to K device shares, privacy.release_noise,
+drawn vectorized) and counts ε with the aggregator's accountant for the event that ran. What
+is simulated is the fleet, not the arithmetic.
 
 Clients of `kws` are simulated speakers synthesized with seeds the model never saw (new
 voices), in cached chunks; each client's embeddings are computed once by the TFLM runtime.
@@ -43,7 +45,7 @@ class SimConfig:
     noise_multipliers: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
     modes: tuple[str, ...] = ("central", "distributed")  # DP modes run for each z > 0
     dropout: float = 0.0  # probability that a selected client does not answer
-    bits: int = 16  # UPDATE value width (the aggregator's default)
+    bits: int = 8  # UPDATE value width (the aggregator's default)
     delta: float = 1e-5
     k: int = 10
     lr: float = 0.1
@@ -177,7 +179,7 @@ def sim_setup(config: SimConfig, z: float, mode: str, n: int) -> SimSetup:
         {c: f"client-{c}" for c in range(n)}, PrivacyUnit.DEVICE
     )
     plan = sampling.plan(agg, population)
-    sigma = privacy.device_noise_std(agg, plan.expected_devices)
+    sigma = privacy.plan_noise_std(agg, plan)
     scale = privacy.grid_scale(agg, sigma)
     return SimSetup(agg, population, plan, PrivacyParams(agg.clip, sigma, scale, agg.bits), scale)
 
@@ -188,23 +190,27 @@ def client_stream_seed(config: SimConfig, round_id: int, client: int) -> int:
 
 
 def server_step(
-    setup: SimSetup, w: np.ndarray, b: np.ndarray, sent: np.ndarray
+    setup: SimSetup,
+    w: np.ndarray,
+    b: np.ndarray,
+    sent: np.ndarray,
+    rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Any]:
     """The server half of a round (also the Flower simulation's, tools/flower/simulation.py):
-    combine the devices' dequantized updates `sent` (central noise, fixed denominator in
-    central/distributed mode), apply, and return the accountant's event for the round."""
+    combine the devices' dequantized updates `sent` with the aggregator's noise (central, or
+    the distributed top-up to K shares; drawn vectorized from `rng` when given), the fixed
+    denominator in central/distributed mode, apply, and return the accountant's event."""
     from tools.aggregator import privacy
     from tools.aggregator.core import FIXED_DENOMINATOR
     from tools.aggregator.strategy import combine
 
     agg, plan = setup.agg, setup.plan
     denominator = plan.expected_devices if agg.privacy in FIXED_DENOMINATOR else 0.0
-    mean = combine(
-        sent.astype(np.float64), agg, privacy.central_noise(agg, sent.shape[1]), denominator
-    )
+    noise = privacy.release_noise(agg, plan, len(sent), sent.shape[1], rng)
+    mean = combine(sent.astype(np.float64), agg, noise, denominator)
     w = w + mean[: w.size].reshape(w.shape).astype(np.float32)
     b = b + mean[w.size :].astype(np.float32)
-    event = privacy.round_event(agg, plan.q, plan.expected_devices, len(sent), sent.shape[1])
+    event = privacy.round_event(agg, plan, len(sent), sent.shape[1])
     return w, b, event
 
 
@@ -253,7 +259,7 @@ def federate(
     for round_id in range(1, config.rounds + 1):
         chosen = [
             c
-            for c in sampling.poisson_sample(setup.population, plan.q)
+            for c in sampling.poisson_sample(setup.population, plan.q, plan.cap)
             if noise_rng.random() >= config.dropout
         ]
         received.append(len(chosen))
@@ -269,7 +275,7 @@ def federate(
             )
             deltas = np.concatenate([(wl - w).reshape(len(chosen), -1), bl - b], axis=1)
             sent = dequantize(privatize_many(deltas, setup.device, noise_rng), setup.scale)
-            w, b, event = server_step(setup, w, b, sent)
+            w, b, event = server_step(setup, w, b, sent, noise_rng)
             events += [event] if event is not None else []
         epsilon.append(privacy.ledger_epsilon(agg, events) if z > 0 else None)
         accuracy.append(accuracy_of(clients, w, b))
@@ -334,8 +340,9 @@ def run_simulation(config: SimConfig) -> dict[str, Any]:
             )
             progress.advance(bar)
     ceiling = pooled_head_accuracy(clients, w0, b0)
-    console.log(f"pooled-data head on the frozen backbone (ceiling of head federation): "
-                f"{ceiling:.3f}")
+    console.log(
+        f"pooled-data head on the frozen backbone (ceiling of head federation): {ceiling:.3f}"
+    )
     report = {
         "config": asdict(config),
         "initial_acc": initial,

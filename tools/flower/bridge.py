@@ -36,10 +36,12 @@ import numpy as np
 
 from tools.aggregator.core import device_round
 from tools.link import messages as m
-from tools.link.client import DeviceClient
+from tools.link.client import DAMAGE_GRACE, RESEND_CODES, DeviceClient
 from tools.link.errors import LinkError
+from tools.link.faults import FaultPlan, FaultyTransport
 from tools.link.frame import (
     BROADCAST_DEVICE,
+    FLAG_AUTH,
     FLAG_REPLY,
     Frame,
     FrameError,
@@ -48,11 +50,26 @@ from tools.link.frame import (
     encode_frame,
 )
 from tools.link.messages import MsgType
+from tools.link.transport import open_transport
 
 _LENGTH = struct.Struct(">I")
 MAX_REQUEST = 1 << 20  # a head of 64×64 floats is 16 KiB; anything near 1 MiB is hostile
 MAX_RELAY_FRAMES = 256  # a head of 64×64 floats is 9 MODEL_CHUNKs; a batch is far smaller
 MAX_RELAY_WAIT_S = 600.0
+
+
+MAX_RESENDS = 5
+
+
+def _damaged(frame: Frame) -> bool:
+    """A plain NACK saying the device could not read a frame (BAD_CRC / BAD_FRAME, ack_seq 0)."""
+    if frame.type != MsgType.NACK or frame.flags & FLAG_AUTH:
+        return False
+    try:
+        nack = m.Nack.unpack(frame.payload)
+    except m.MessageError:
+        return False
+    return nack.ack_seq == 0 and nack.code in RESEND_CODES
 
 
 class BridgeError(RuntimeError):
@@ -123,12 +140,14 @@ class Bridge:
     link_retries: int = 5
     on_request: Callable[[str, dict[str, Any]], None] | None = None  # (op, summary): a UI's log
     tap: Path | None = None  # append every relayed frame here (an audit of what the gateway saw)
+    faults: FaultPlan | None = None  # tests: the serial line loses/damages frames (tools/link)
     _client: DeviceClient | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: socket.socket | None = None
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _decoder: StreamDecoder = field(default_factory=StreamDecoder)  # relayed device frames
+    _pending: list[Frame] = field(default_factory=list)  # decoded, not handed out yet
 
     # ---- serving ----------------------------------------------------------------------------
 
@@ -193,8 +212,11 @@ class Bridge:
 
     def _device(self) -> DeviceClient:
         if self._client is None:
-            self._client = DeviceClient.open(
-                self.url, timeout=self.link_timeout, retries=self.link_retries
+            transport = open_transport(self.url)
+            if self.faults is not None:
+                transport = FaultyTransport(transport, self.faults)
+            self._client = DeviceClient(
+                transport, timeout=self.link_timeout, retries=self.link_retries
             )
         return self._client
 
@@ -202,6 +224,8 @@ class Bridge:
         if self._client is not None:
             self._client.close()
             self._client = None
+        self._pending.clear()
+        self._decoder = StreamDecoder()
 
     def _info(self) -> dict[str, Any]:
         try:
@@ -246,17 +270,28 @@ class Bridge:
 
     def _relay(self, req: dict[str, Any]) -> dict[str, Any]:
         """Write the ServerApp's frames in order, each once its predecessor was answered (a
-        reply frame with its seq), and return every frame the device sent, as it sent it.
+        reply frame with its seq), and return every frame the device sent, as it sent it. A
+        request left unanswered (lost or damaged on the line) is sent again as one of its
+        `resends` spares, which the ServerApp sealed beforehand: the bridge cannot seal.
         Stops at a NACK or a silent device (the ServerApp reads why in what came back); then,
         with `until_type`, keeps reading until a frame of that type arrives or `deadline_s`
         passes. Only frame headers are read here: sealed payloads stay sealed."""
         frames = [unb64(text) for text in req["frames"]]
+        resends = min(max(int(req.get("resends", 0)), 0), MAX_RESENDS)
+        spares = [unb64(text) for text in req.get("spares", [])]
         if len(frames) > MAX_RELAY_FRAMES:
             raise BridgeError(f"{len(frames)} frames in one relay, at most {MAX_RELAY_FRAMES}")
+        if len(spares) != len(frames) * resends:
+            raise BridgeError(f"{len(spares)} spare frames for {len(frames)} × {resends} resends")
         try:
-            headers = [decode_frame(wire) for wire in frames]
+            headers = [decode_frame(wire) for wire in frames + spares]
         except FrameError as exc:
             raise BridgeError(f"a relayed frame does not decode: {exc}") from exc
+        tries = [
+            [(frames[i], headers[i])]
+            + [(spares[j], headers[len(frames) + j]) for j in range(i * resends, (i + 1) * resends)]
+            for i in range(len(frames))
+        ]
         reply_timeout = min(float(req.get("reply_timeout_s", self.link_timeout)), MAX_RELAY_WAIT_S)
         wait_s = min(float(req.get("deadline_s", 0.0)), MAX_RELAY_WAIT_S)
         until = int(req.get("until_type", -1))
@@ -264,15 +299,16 @@ class Bridge:
         poll_every = max(float(req.get("poll_every_s", 1.0)), 0.1)
         if self.on_request is not None:
             self.on_request("relay", {"frames": len(frames), "until_type": until})
+        sent: list[bytes] = []
         try:
             client = self._device()
-            got = self._relay_frames(client, frames, headers, reply_timeout)
+            got = self._relay_frames(client, tries, reply_timeout, sent)
             if until >= 0 and not any(f.type == until for f in got):
-                got += self._wait_for(client, until, wait_s, polls, poll_every, frames)
+                got += self._wait_for(client, until, wait_s, polls, poll_every, sent)
         except (LinkError, OSError) as exc:
             self._close_client()
             return {"op": "relay", "error": f"port_gone: {exc}", "frames": []}
-        self._tap(frames, got)
+        self._tap(sent, got)
         if self.on_request is not None:
             self.on_request("relayed", {"frames_back": len(got), "types": [f.type for f in got]})
         return {
@@ -318,35 +354,68 @@ class Bridge:
             out.writelines(json.dumps(line) + "\n" for line in lines)
 
     def _relay_frames(
-        self, client: DeviceClient, frames: list[bytes], headers: list[Frame], timeout: float
+        self,
+        client: DeviceClient,
+        tries: list[list[tuple[bytes, Frame]]],
+        timeout: float,
+        sent: list[bytes],
     ) -> list[Frame]:
+        """Each request in turn: its frame, then, while the device gives no answer (a frame or
+        its reply lost on the line), its spares. Stops at a request nothing answered or at a
+        NACK (the ServerApp reads why)."""
         got: list[Frame] = []
-        for wire, header in zip(frames, headers, strict=True):
-            client.transport.write(wire)
+        for attempts in tries:
+            seqs: set[int] = set()
 
-            def answers(frame: Frame, seq: int = header.seq) -> bool:
-                return frame.seq == seq and bool(frame.flags & FLAG_REPLY)
+            def answers(frame: Frame, seqs: set[int] = seqs) -> bool:
+                return frame.seq in seqs and bool(frame.flags & FLAG_REPLY)
 
-            replies = self._read_frames(client, answers, time.monotonic() + timeout)
-            got += replies
-            if not replies or not answers(replies[-1]) or replies[-1].type == MsgType.NACK:
+            answer = None
+            for wire, header in attempts:
+                client.transport.write(wire)
+                sent.append(wire)
+                seqs.add(header.seq)
+                replies = self._await_answer(client, answers, time.monotonic() + timeout)
+                got += replies
+                if replies and answers(replies[-1]):
+                    answer = replies[-1]
+                    break
+            if answer is None or answer.type == MsgType.NACK:
                 break
         return got
+
+    def _await_answer(
+        self, client: DeviceClient, answers: Callable[[Frame], bool], deadline: float
+    ) -> list[Frame]:
+        """Frames until an answer or the deadline; a NACK for a frame the device could not read
+        (ack_seq 0: damaged on the line) cuts the wait to DAMAGE_GRACE, as DeviceClient does:
+        its answer, if any, would come right behind it."""
+        got: list[Frame] = []
+        while True:
+            frames = self._read_frames(client, lambda f: answers(f) or _damaged(f), deadline)
+            got += frames
+            if not frames or answers(frames[-1]) or not _damaged(frames[-1]):
+                return got
+            deadline = min(deadline, time.monotonic() + DAMAGE_GRACE)
 
     def _read_frames(
         self, client: DeviceClient, done: Callable[[Frame], bool], deadline: float
     ) -> list[Frame]:
-        """Frames from the device until one satisfies `done` (included) or the deadline."""
-        decoder = self._decoder
+        """Frames from the device until one satisfies `done` (included) or the deadline. Frames
+        that came in the same read after that one are kept for the next call (an unsolicited
+        UPDATE_READY right behind the ACK of TRAIN, say), as DeviceClient keeps them."""
         got: list[Frame] = []
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return got
-            data = client.transport.read(min(remaining, 0.2))
-            for frame in decoder.feed(data) if data else ():
+            while self._pending:
+                frame = self._pending.pop(0)
                 got.append(frame)
                 if frame.device_id != BROADCAST_DEVICE and client.device_id == BROADCAST_DEVICE:
                     client.device_id = frame.device_id
                 if done(frame):
                     return got
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return got
+            data = client.transport.read(min(remaining, 0.2))
+            if data:
+                self._pending.extend(self._decoder.feed(data))

@@ -8,6 +8,9 @@ It imports nothing heavy (no TensorFlow): its start-up is on every round's criti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
@@ -81,17 +84,9 @@ def relay(message: Message, context: Context) -> Message:
     """Frames the ServerApp built (sealed for the board) to the board, its frames back, unopened
     (tools/flower/relay.py): this process and the bridge hold no key."""
     job = message.content["relay"]
-    req = {
-        "op": "relay",
-        "frames": [b64(bytes(f)) for f in job["frames"]],
-        "reply_timeout_s": float(job["reply_timeout_s"]),
-        "until_type": int(job["until_type"]),
-        "deadline_s": float(job["deadline_s"]),
-        "polls": [b64(bytes(f)) for f in job["polls"]],
-        "poll_every_s": float(job["poll_every_s"]),
-    }
     record: dict = {"device_id": -1, "error": "", "frames": []}
     try:
+        req = bridge_relay_request(job)
         reply = request(_bridge(context), req, timeout=float(job["deadline_s"]) + 60.0)
         record.update(
             device_id=int(reply.get("device_id", -1)),
@@ -101,3 +96,18 @@ def relay(message: Message, context: Context) -> Message:
     except BridgeError as exc:
         record["error"] = f"bridge: {exc}"
     return Message(RecordDict({"relayed": ConfigRecord(record)}), reply_to=message)
+
+
+def bridge_relay_request(job: Mapping[str, Any]) -> dict[str, Any]:
+    """The bridge's `relay` request for the ServerApp's relay record (relay.relay_record)."""
+    return {
+        "op": "relay",
+        "frames": [b64(bytes(f)) for f in job["frames"]],
+        "reply_timeout_s": float(job["reply_timeout_s"]),
+        "until_type": int(job["until_type"]),
+        "deadline_s": float(job["deadline_s"]),
+        "polls": [b64(bytes(f)) for f in job["polls"]],
+        "poll_every_s": float(job["poll_every_s"]),
+        "spares": [b64(bytes(f)) for f in job["spares"]],
+        "resends": int(job["resends"]),
+    }

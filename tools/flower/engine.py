@@ -116,10 +116,7 @@ def run_flower_aggregate(
 def run_from_args(args: argparse.Namespace, config: AggregatorConfig, model_dir: Path) -> None:
     """`python -m tools.aggregator --engine flower ...` (see tools/aggregator/run.py)."""
     from tools.aggregator.run import load_enrollment
-    from tools.flower.server_app import SECAGG_UNSUPPORTED
 
-    if config.secagg:
-        raise SystemExit(SECAGG_UNSUPPORTED)
     spec = SuperLinkSpec(
         address=args.superlink,
         start=not args.connect,

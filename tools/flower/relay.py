@@ -19,12 +19,24 @@ second, so requests are batched: the device answers in order):
 2. the head if its hash differs (MODEL_BEGIN, MODEL_CHUNKs, MODEL_COMMIT) and TRAIN, sealed; the
    bridge then waits for the device's UPDATE_READY until the round deadline.
 3. UPDATE_GET for every chunk, sealed; the chunks are opened, joined and CRC-checked here.
+
+In a SecAgg round (`--secagg`) step 3 is replaced by the SecAgg steps of tools/secagg/server.py,
+one relay each (server_app.RelayedExchange): every SECAGG_* request is sealed here and every
+answer (keys, encrypted shares, masked input, revealed shares) sealed by the device.
+
+A frame lost on the serial line must not make the board a dropout. The bridge cannot seal a
+retry (no key, and a sealed frame replayed is refused), so every request goes with
+RELAY_RESENDS spares sealed here with their own seq and counter, sent only if the device does
+not answer; the device takes them as DeviceClient's retries (the same update for a TRAIN of
+the same round, the same keys/shares/masked input for a repeated SecAgg step).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -42,12 +54,17 @@ from tools.link.client import (
     request_frame,
     session_from_enroll_info,
 )
-from tools.link.errors import LinkTimeoutError, NackError, ProtocolError
+from tools.link.errors import LinkError, LinkTimeoutError, NackError, ProtocolError
 from tools.link.frame import FLAG_REPLY, Frame, FrameError, crc32, decode_frame, encode_frame
 from tools.link.messages import MsgType
+from tools.secagg.server import Ask
 
 RELAY_ACTION = "relay"  # message_type "query.relay" (tools/flower/client_app.py)
 POLL_EVERY_S = 1.0  # as DeviceClient.wait_update_ready: the unsolicited UPDATE_READY may be lost
+# Spare copies of every request, each sealed with its own seq and counter (the bridge cannot
+# seal): sent when the device's answer does not come, as DeviceClient.request retries. The
+# device takes a retried request as it takes DeviceClient's (PROTOCOL.md: retries).
+RELAY_RESENDS = 2
 
 
 @dataclass
@@ -55,10 +72,13 @@ class Batch:
     """Request frames for one relay, and what the bridge should wait for after them."""
 
     frames: list[bytes]
-    requests: list[tuple[int, MsgType, MsgType]]  # (seq, request type, expected reply type)
+    # (seqs: the first try's, then each spare's; request type; expected reply type)
+    requests: list[tuple[tuple[int, ...], MsgType, MsgType]]
     until_type: int = -1
     wait_s: float = 0.0
     polls: list[bytes] = field(default_factory=list)  # sent one per POLL_EVERY_S while waiting
+    spares: list[bytes] = field(default_factory=list)  # `resends` per frame, in frame order
+    resends: int = 0
 
 
 @dataclass
@@ -74,17 +94,27 @@ class RelayedLink:
     _seq: int = 0
 
     def batch(
-        self, messages: list[tuple[m.Message, MsgType]], until_type: int = -1, wait_s: float = 0.0
+        self,
+        messages: list[tuple[m.Message, MsgType]],
+        until_type: int = -1,
+        wait_s: float = 0.0,
+        resends: int = RELAY_RESENDS,
     ) -> Batch:
         """Frames for `messages` (each with the reply type it expects), sealed where the link
-        requires it, with consecutive sequence numbers and counters."""
-        frames, requests = [], []
+        requires it, with consecutive sequence numbers and counters; each followed by
+        `resends` spares (fresh seq and counter) that the bridge sends only if the device does
+        not answer: the counters of unused spares are simply skipped (the device accepts
+        gaps), and each spare's counter is below the next request's."""
+        frames, requests, spares = [], [], []
         for message, expect in messages:
-            self._seq = self._seq % 0xFFFF + 1
-            frame = request_frame(message, self.device_id, self._seq, self.session)
-            frames.append(encode_frame(frame))
-            requests.append((self._seq, message.TYPE, expect))
-        return Batch(frames, requests, until_type, wait_s)
+            seqs = []
+            for attempt in range(1 + resends):
+                self._seq = self._seq % 0xFFFF + 1
+                frame = request_frame(message, self.device_id, self._seq, self.session)
+                (spares if attempt else frames).append(encode_frame(frame))
+                seqs.append(self._seq)
+            requests.append((tuple(seqs), message.TYPE, expect))
+        return Batch(frames, requests, until_type, wait_s, spares=spares, resends=resends)
 
     def open(self, wires: list[bytes]) -> list[Frame]:
         """The relayed device frames that decode and authenticate, opened, in arrival order."""
@@ -104,8 +134,12 @@ class RelayedLink:
         as a DeviceClient raises them."""
         by_seq = {f.seq: f for f in frames if f.flags & FLAG_REPLY}
         out = []
-        for seq, request, expect in batch.requests:
-            frame = by_seq.get(seq)
+        for seqs, request, expect in batch.requests:
+            answers = [by_seq[seq] for seq in seqs if seq in by_seq]  # a retry's too
+            accepted = [f for f in answers if f.type != MsgType.NACK]
+            # a late answer to the first try, then a NACK of the retry (e.g. a MODEL_COMMIT
+            # that had already committed): the request was done
+            frame = (accepted or answers)[-1] if answers else None
             if frame is None:
                 raise LinkTimeoutError(f"device {self.device_id:#x}: no answer to {request.name}")
             if frame.type == MsgType.NACK:
@@ -158,7 +192,8 @@ class RelayedLink:
         batch = self.batch(messages, until_type=MsgType.UPDATE_READY, wait_s=wait_s)
         # Sealed now, sent by the bridge only while it waits (the device accepts counter gaps).
         poll = m.UpdateGet(params.round, m.UPDATE_GET_READY_OFFSET, 0)
-        batch.polls = self.batch([(poll, MsgType.UPDATE_READY)] * int(wait_s / POLL_EVERY_S)).frames
+        polls = [(poll, MsgType.UPDATE_READY)] * int(wait_s / POLL_EVERY_S)
+        batch.polls = self.batch(polls, resends=0).frames  # a lost poll: the next one follows
         return batch
 
     def ready(self, batch: Batch, wires: list[bytes], round_id: int) -> m.UpdateReady:
@@ -192,3 +227,49 @@ class RelayedLink:
         if crc32(bytes(data)) != ready.crc32:
             raise ProtocolError(f"device {self.device_id:#x}: update CRC-32 mismatch")
         return FetchedUpdate(ready, bytes(data), self.device_id)
+
+
+def relay_record(batch: Batch, reply_timeout_s: float) -> dict[str, Any]:
+    """The `query.relay` message's record for `batch` (client_app.bridge_relay_request turns it
+    into the bridge's request)."""
+    return {
+        "frames": batch.frames,
+        "reply_timeout_s": float(reply_timeout_s),
+        "until_type": int(batch.until_type),
+        "deadline_s": float(batch.wait_s),
+        "polls": batch.polls,
+        "poll_every_s": POLL_EVERY_S,
+        "spares": batch.spares,
+        "resends": batch.resends,
+    }
+
+
+Relay = Callable[[dict[int, Batch]], dict[int, list[bytes] | str]]
+
+
+@dataclass
+class RelayedExchange:
+    """The SecAgg steps of tools/secagg/server.py over relayed links (an Exchange): each step is
+    one relay per board, all boards at once (`relay`: the ServerApp's Flower fan-out); every
+    SECAGG_* request is sealed here with the board's session of this round and every answer
+    opened here, so a gateway carries only cipher text (keys, shares, masked inputs alike)."""
+
+    links: dict[int, RelayedLink]
+    relay: Relay  # device id → batch  ⟶  device id → its frames, or why none came
+    on_dropout: Callable[[int, str], None] | None = None
+
+    def ask(self, asks: Mapping[int, Sequence[Ask]]) -> dict[int, list[bytes]]:
+        batches = {d: self.links[d].batch(list(requests)) for d, requests in asks.items()}
+        answers: dict[int, list[bytes]] = {}
+        for device_id, got in self.relay(batches).items():
+            link = self.links[device_id]
+            try:
+                if isinstance(got, str):
+                    raise LinkError(got)
+                frames = link.replies(batches[device_id], link.open(got))
+            except LinkError as exc:  # dropped out of the SecAgg round
+                if self.on_dropout is not None:
+                    self.on_dropout(device_id, f"{type(exc).__name__}: {exc}")
+                continue
+            answers[device_id] = [frame.payload for frame in frames]
+        return answers

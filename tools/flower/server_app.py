@@ -20,6 +20,7 @@ report folder, all on the SuperLink's machine (the ServerApp runs there).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,8 +38,16 @@ from tools.aggregator.evaluate import Holdout
 from tools.aggregator.keys import KeyStore
 from tools.aggregator.report import write_report
 from tools.aggregator.run import _drive, _holdout, _initial_head
+from tools.aggregator.secure import secure_round
 from tools.aggregator.store import RoundRow, Store
-from tools.flower.relay import POLL_EVERY_S, RELAY_ACTION, Batch, RelayedLink
+from tools.flower.relay import (
+    RELAY_ACTION,
+    RELAY_RESENDS,
+    Batch,
+    RelayedExchange,
+    RelayedLink,
+    relay_record,
+)
 from tools.link import messages as m
 from tools.link.client import FetchedUpdate, head_blob
 from tools.link.errors import LinkError
@@ -46,9 +55,10 @@ from tools.link.messages import MessageError
 
 REPLY_SLACK_S = 30.0  # ClientApp start-up and transfer, on top of the device deadline
 QUERY_TIMEOUT_S = 30.0
-SECAGG_UNSUPPORTED = (
-    "--secagg is not available with --engine flower yet (the SecAgg exchange is not relayed): "
-    "run it with the built-in engine, or drop --secagg (then the aggregator sees each update)"
+PULL_EVERY_S = 1.0  # how often the ServerApp asks the SuperLink for a pending reply
+SECAGG_NOT_ENROLLED = (
+    "not enrolled with this aggregator: SecAgg runs over the authenticated link only; "
+    "`invoke provision` the board against the aggregator's store"
 )
 RELAY_REPLY_TIMEOUT_S = 5.0  # the device's answer to each relayed request, at the bridge
 
@@ -104,8 +114,6 @@ class FlowerAggregator(RoundEngine):
         reply_slack_s: float = REPLY_SLACK_S,
         enrollment: dict[int, str] | None = None,
     ) -> None:
-        if config.secagg:  # a run without masking must not report the SecAgg figure
-            raise ValueError(SECAGG_UNSUPPORTED)
         super().__init__(store, config, initial_head, holdout, _console_events, enrollment)
         self.grid, self.reply_slack_s = grid, reply_slack_s
         self.keys = KeyStore(store.conn)  # server key and enrolled device keys (provision.py)
@@ -127,17 +135,27 @@ class FlowerAggregator(RoundEngine):
     def run_round(self) -> RoundRow:
         """Plan, ask the selected boards through their SuperNodes, finish (as Aggregator)."""
         plan = self.plan_round()
-        for board in refresh_boards(self.grid, list(self.boards.values())):
-            self.boards[board.device_id] = board
-            self._admit(board)
+        if self.grid is not None:
+            for board in refresh_boards(self.grid, list(self.boards.values())):
+                self.boards[board.device_id] = board
+                self._admit(board)
+        if self.config.secagg:  # the ServerApp sees only the sum (tools/aggregator/secure.py)
+            trained = self._collect(plan, fetch=False)
+            return self.finish_round(plan, *secure_round(self, plan, trained, self._exchange))
         return self.finish_round(plan, self._collect(plan))
 
-    def _collect(self, plan: RoundPlan) -> list[Outcome]:
-        """Enrolled boards through the frame relay, the others with one `train` message."""
+    def _collect(self, plan: RoundPlan, fetch: bool = True) -> list[Outcome]:
+        """Enrolled boards through the frame relay, the others with one `train` message.
+        With fetch=False (SecAgg) only enrolled boards train, and only their UPDATE_READY
+        comes back: the update leaves them masked, in the SecAgg round."""
         live = [d for d in plan.selected if self._reachable(d)]
         enrolled = [d for d in live if self.keys.device_key(d) is not None]
-        replies = self._collect_plain(plan, [d for d in live if d not in enrolled])
-        replies.update(self._collect_relayed(plan, enrolled))
+        plain = [d for d in live if d not in enrolled]
+        if fetch:
+            replies = self._collect_plain(plan, plain)
+        else:
+            replies = {d: Outcome(d, error=SECAGG_NOT_ENROLLED) for d in plain}
+        replies.update(self._collect_relayed(plan, enrolled, fetch))
         wait_s = self.config.deadline_s + self.reply_slack_s
         outcomes = [self._missing_or(replies, d, wait_s) for d in plan.selected]
         for outcome in outcomes:
@@ -175,7 +193,7 @@ class FlowerAggregator(RoundEngine):
                 )
             )
         replies: dict[int, Outcome] = {}
-        for reply in self.grid.send_and_receive(messages, timeout=wait_s) if messages else ():
+        for reply in send_and_receive(self.grid, messages, wait_s) if messages else ():
             board = by_node.get(reply.metadata.src_node_id)
             if board is not None:
                 replies[board.device_id] = self._outcome(board, reply)
@@ -192,9 +210,12 @@ class FlowerAggregator(RoundEngine):
             self.links[device_id] = link
         return link
 
-    def _collect_relayed(self, plan: RoundPlan, device_ids: list[int]) -> dict[int, Outcome]:
-        """HELLO + ENROLL_GET, then head + TRAIN (waiting for UPDATE_READY), then the chunks:
-        three relays per board, each step sent to every board at once."""
+    def _collect_relayed(
+        self, plan: RoundPlan, device_ids: list[int], fetch: bool = True
+    ) -> dict[int, Outcome]:
+        """HELLO + ENROLL_GET, then head + TRAIN (waiting for UPDATE_READY), then the chunks
+        (fetch=False: not, the Outcome carries the UPDATE_READY only): three relays per board,
+        each step sent to every board at once."""
         links = {d: self._link(d) for d in device_ids}
         failed: dict[int, Outcome] = {}
 
@@ -226,8 +247,11 @@ class FlowerAggregator(RoundEngine):
         }
         readies = step(train, lambda d, batch, wires: links[d].ready(batch, wires, plan.round))
         late = time.monotonic() > deadline
-        fetch = {d: links[d].fetch_batch(ready) for d, ready in readies.items()}
-        updates = step(fetch, lambda d, batch, wires: links[d].update(batch, wires, readies[d]))
+        if fetch:
+            gets = {d: links[d].fetch_batch(ready) for d, ready in readies.items()}
+            updates = step(gets, lambda d, batch, wires: links[d].update(batch, wires, readies[d]))
+        else:
+            updates = {d: FetchedUpdate(ready, b"", d) for d, ready in readies.items()}
         for device_id, update in updates.items():
             info = self.boards[device_id].info
             if info is not None and info.has(m.Capability.LEDGER):
@@ -235,24 +259,25 @@ class FlowerAggregator(RoundEngine):
             failed[device_id] = Outcome(device_id, update, late=late)
         return failed
 
+    def _exchange(self, device_ids: list[int]) -> RelayedExchange:
+        """How a SecAgg round over `device_ids` reaches them (secure.secure_round)."""
+
+        def dropped(device_id: int, error: str) -> None:
+            self.on_event("device_error", {"device": device_id, "error": f"secagg: {error}"})
+
+        return RelayedExchange({d: self.links[d] for d in device_ids}, self._relay, dropped)
+
     def _relay(self, batches: dict[int, Batch]) -> dict[int, list[bytes] | str]:
         """One `query.relay` message per board; device id → its frames, or why none came."""
         messages, by_node = [], {}
         longest = max((b.wait_s for b in batches.values()), default=0.0)
-        wait_s = longest + RELAY_REPLY_TIMEOUT_S * 4 + self.reply_slack_s
+        wait_s = longest + RELAY_REPLY_TIMEOUT_S * (2 + RELAY_RESENDS) + self.reply_slack_s
         for device_id, batch in batches.items():
             node = self.boards[device_id].node_id
             if node is None:
                 continue
             by_node[node] = device_id
-            record = {
-                "frames": batch.frames,
-                "reply_timeout_s": RELAY_REPLY_TIMEOUT_S,
-                "until_type": int(batch.until_type),
-                "deadline_s": float(batch.wait_s),
-                "polls": batch.polls,
-                "poll_every_s": POLL_EVERY_S,
-            }
+            record = relay_record(batch, RELAY_REPLY_TIMEOUT_S)
             messages.append(
                 Message(
                     RecordDict({"relay": ConfigRecord(record)}),
@@ -264,7 +289,7 @@ class FlowerAggregator(RoundEngine):
         got: dict[int, list[bytes] | str] = {
             d: f"dropped: no reply from the gateway in {wait_s:.0f} s" for d in batches
         }
-        for reply in self.grid.send_and_receive(messages, timeout=wait_s) if messages else ():
+        for reply in send_and_receive(self.grid, messages, wait_s) if messages else ():
             device_id = by_node.get(reply.metadata.src_node_id)
             if device_id is None:
                 continue
@@ -319,9 +344,46 @@ class FlowerAggregator(RoundEngine):
         return Outcome(device_id, update, late=bool(record["late"]))
 
 
+def send_and_receive(grid: Grid, messages: list[Message], timeout: float) -> list[Message]:
+    """Grid.send_and_receive, except that each reply is pulled on its own thread, every
+    PULL_EVERY_S, until `timeout`. Flower pulls all replies in one call that retries a reply's
+    missing objects until the message expires: a gateway killed while uploading its reply (a
+    SecAgg step, say) would hold up every other board's reply past the step's wait."""
+    message_ids = list(grid.push_messages(messages))
+    deadline = time.monotonic() + timeout
+    replies: list[Message] = []
+
+    def pull(message_id: str) -> None:
+        while time.monotonic() < deadline:
+            got = list(grid.pull_messages([message_id]))
+            if got:
+                replies.extend(got)
+                return
+            time.sleep(PULL_EVERY_S)
+
+    threads = [threading.Thread(target=pull, args=(i,), daemon=True) for i in message_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return list(replies)  # a pull still stuck on a broken reply ends when its message expires
+
+
 def _console_events(kind: str, detail: dict[str, Any]) -> None:
+    """The run log (`flwr run` streams it): errors per board and each SecAgg round's outcome."""
     if kind == "device_error":
         Console().print(f"device {detail['device']}: {detail['error']}", highlight=False)
+    elif kind == "secagg":
+        Console().print(
+            f"round {detail['round']}: SecAgg sum of {detail['in_sum']} boards, "
+            f"{detail['recovered']} dropped out after sharing (masks removed via shares)",
+            highlight=False,
+        )
+        Console().print(
+            f"round {detail['round']}: sum sha256 {detail['sum_sha256']}", highlight=False
+        )
+    elif kind == "secagg_abort":
+        Console().print(f"round {detail['round']}: {detail['reason']}", highlight=False)
 
 
 def query_boards(grid: Grid, node_ids: list[int]) -> dict[int, RemoteBoard]:
@@ -331,7 +393,7 @@ def query_boards(grid: Grid, node_ids: list[int]) -> dict[int, RemoteBoard]:
         for n in node_ids
     ]
     found = {}
-    for reply in grid.send_and_receive(messages, timeout=QUERY_TIMEOUT_S):
+    for reply in send_and_receive(grid, messages, QUERY_TIMEOUT_S):
         if reply.has_error():
             continue
         record = reply.content["board"]

@@ -162,7 +162,7 @@ def simulate_curve(
         started = time.perf_counter()
         chosen = [
             c
-            for c in sampling.poisson_sample(setup.population, setup.plan.q)
+            for c in sampling.poisson_sample(setup.population, setup.plan.q, setup.plan.cap)
             if dropout_rng.random() >= config.dropout and c in owners
         ]
         content = ConfigRecord(
@@ -177,7 +177,7 @@ def simulate_curve(
         )  # fmt: skip
         if chosen:
             q = _round(grid, [owners[c] for c in chosen], content, job["round_timeout_s"])
-            w, b, event = server_step(setup, w, b, dequantize(q, setup.scale))
+            w, b, event = server_step(setup, w, b, dequantize(q, setup.scale), dropout_rng)
             events += [event] if event is not None else []
             received.append(len(q))
         else:

@@ -1,9 +1,11 @@
-"""Seed corpora for the fuzz targets, built with the Python twin (tools/link).
+"""Seed corpora for the fuzz targets, built with the Python twins (tools/link, tools/secagg).
 
 decoder: wire bytes of a valid frame of every message type, plus a few broken ones.
 device-*: inputs in the device harness's record format (tests/fuzz/harness/fuzz_device.c):
 every host->device request alone, and short sessions (install a head, sample and train, fetch
-the update, requests queued while a TRAIN runs, storage failing under CLEAR, a retried SAMPLE).
+the update, requests queued while a TRAIN runs, storage failing under CLEAR, a retried SAMPLE,
+enrollment and the SecAgg requests 0x70-0x7B in the clear: a device that is not enrolled
+refuses or enrolls, one that is refuses unsealed frames; the sealed paths need the key).
 
     python -m tools.fuzz.seeds      # rewrites tests/fuzz/corpus/<target>/seed-*
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ from tools.link import frame as fr
 from tools.link import messages as m
 from tools.link.client import head_blob
 from tools.link.messages import MsgType
+from tools.secagg import wire
 
 OP_FRAME, OP_RAW, OP_BUSY, OP_PLATFORM = 0, 1, 2, 3
 STORAGE_FAILS = 0x01
@@ -56,6 +60,45 @@ def app_example_record(label: int, window: bytes) -> bytes:
 
 def raw_record(data: bytes) -> bytes:
     return struct.pack("<BH", OP_RAW, len(data)) + data
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """A frame of any type with the given payload (e.g. a device's reply sent to it)."""
+
+    TYPE: MsgType
+    payload: bytes
+
+    def pack(self) -> bytes:
+        return self.payload
+
+
+def secagg_requests(round_id: int = 3) -> list:
+    """One of each enrollment and SecAgg message, with well-formed payloads (PROTOCOL §6-§7):
+    the host's requests, then the device's replies (which a device must refuse)."""
+    key = bytes(range(32))
+    peers = tuple((0x42 + k, bytes([k]) * 32, bytes([k + 1]) * 32) for k in range(3))
+    share = bytes(wire.SHARE_CT_LEN)
+    return [
+        m.EnrollGet(),
+        m.EnrollSet(key),
+        m.EnrollSet(key, m.ENROLL_FORCE),
+        wire.Setup(round_id, 3, 2, 20),
+        wire.Peers(round_id, peers),
+        wire.SharesIn(round_id, ((0x43, share), (0x44, share))),
+        wire.Mask(round_id, 0, 1024, (0x42, 0x43, 0x44)),
+        wire.Unmask(round_id, ((0x42, wire.SURVIVOR), (0x43, wire.DROPPED))),
+        RawMessage(MsgType.ENROLL_INFO, bytes(m.EnrollInfo.FORMAT.size)),
+        RawMessage(MsgType.SECAGG_KEYS, struct.pack("<I32s32s", round_id, key, key)),
+        RawMessage(
+            MsgType.SECAGG_SHARES, wire.LIST_HDR.pack(round_id, 1, 0) + bytes(wire.SHARE_ENTRY.size)
+        ),
+        RawMessage(MsgType.SECAGG_MASKED, wire.MASKED_HDR.pack(round_id, 0, 8, 20) + bytes(8)),
+        RawMessage(
+            MsgType.SECAGG_REVEAL,
+            wire.LIST_HDR.pack(round_id, 1, 0) + bytes(wire.REVEAL_ENTRY.size),
+        ),
+    ]
 
 
 def _window(input_len: int, seed: int) -> bytes:
@@ -142,6 +185,14 @@ def device_seeds() -> dict[str, bytes]:
         labelled[2], seq=71
     )
     seeds["session-raw-bytes"] = raw_record(fr.encode_frame(fr.Frame(MsgType.HELLO)) + b"\x00\x01")
+    for k, msg in enumerate(secagg_requests()):
+        seeds[f"secagg-{k:02d}-{msg.TYPE.name.lower()}"] = frame_record(msg, seq=100 + k)
+    enroll_then_round = [m.EnrollGet(), m.EnrollSet(bytes(range(32))), *secagg_requests()[3:8]]
+    seeds["session-enroll-secagg"] = (
+        session
+        + frame_record(train, seq=110)
+        + b"".join(frame_record(x, seq=111 + k) for k, x in enumerate(enroll_then_round))
+    )
     return seeds
 
 
@@ -163,6 +214,10 @@ def decoder_seeds() -> dict[str, bytes]:
         f"frame-{t.name.lower()}": fr.encode_frame(fr.Frame(t, p, 0x42, 9))
         for t, p in payloads.items()
     }
+    for msg in secagg_requests():
+        seeds[f"frame-{msg.TYPE.name.lower()}"] = fr.encode_frame(
+            fr.Frame(msg.TYPE, msg.pack(), 0x42, 9)
+        )
     seeds["frame-auth"] = fr.encode_frame(
         fr.Frame(MsgType.HELLO, b"", 0x42, 3, fr.FLAG_AUTH, 1, auth=bytes(fr.AUTH_SIZE))
     )

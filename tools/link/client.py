@@ -46,7 +46,7 @@ from tools.link.transport import Transport, open_transport
 
 CHUNK_BYTES = MAX_PAYLOAD - 8  # MODEL_CHUNK / UPDATE_CHUNK carry u32 version/round + u32 offset
 _SESSION_LOST = {NackCode.AUTH_TAG, NackCode.AUTH_KEY, NackCode.NO_IDENTITY}
-_RESEND_CODES = {NackCode.BAD_CRC, NackCode.BAD_FRAME}
+RESEND_CODES = {NackCode.BAD_CRC, NackCode.BAD_FRAME}
 # wait_ready: first wait for an answer to HELLO, doubled after each silent try up to the max.
 BOOT_FIRST_WAIT = 0.25
 BOOT_MAX_WAIT = 2.0
@@ -434,7 +434,7 @@ class DeviceClient:
             if frame.type == MsgType.NACK:
                 nack = _safe_unpack(m.Nack, frame)
                 return nack is not None and (
-                    nack.ack_seq == seq or (nack.ack_seq == 0 and nack.code in _RESEND_CODES)
+                    nack.ack_seq == seq or (nack.ack_seq == 0 and nack.code in RESEND_CODES)
                 )
             return frame.seq == seq and bool(frame.flags & FLAG_REPLY)
 
@@ -448,7 +448,7 @@ class DeviceClient:
                 break
             nack = m.Nack.unpack(frame.payload)
             self.counters.nacks += 1
-            if nack.ack_seq != 0 or nack.code not in _RESEND_CODES:
+            if nack.ack_seq != 0 or nack.code not in RESEND_CODES:
                 raise NackError(request.name, nack.code, nack.code_name, nack.detail)
             if not damaged:
                 damaged = True

@@ -27,6 +27,7 @@ class FaultPlan:
     duplicate: float = 0.0
     truncate: float = 0.0
     disconnect_after_frames: int | None = None  # None: never
+    lose: tuple[tuple[str, int], ...] = ()  # exactly these frames: (direction, n-th frame in it)
     directions: tuple[str, ...] = ("tx", "rx")  # "tx": host → device, "rx": device → host
 
 
@@ -41,6 +42,7 @@ class FaultyTransport(Transport):
         self.counts: Counter[tuple[str, str]] = Counter()
         self._rx_partial = bytearray()
         self._frames_seen = 0
+        self._seen_by_direction: Counter[str] = Counter()
         self._gone = False
 
     def write(self, data: bytes) -> None:
@@ -76,6 +78,10 @@ class FaultyTransport(Transport):
         if not frame.endswith(b"\x00") or direction not in self.plan.directions:
             return frame
         self._frames_seen += 1
+        self._seen_by_direction[direction] += 1
+        if (direction, self._seen_by_direction[direction]) in self.plan.lose:
+            self.counts[(direction, "lose")] += 1
+            return b""
         limit = self.plan.disconnect_after_frames
         if limit is not None and self._frames_seen > limit:
             self.counts[(direction, "disconnect")] += 1

@@ -16,15 +16,16 @@ it follows the protocol (PRIVACY.md: what a malicious server can do).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 from tools.link import crypto
 from tools.link.client import DeviceClient
 from tools.link.errors import LinkError
-from tools.link.messages import MsgType
+from tools.link.messages import MessageError, MsgType
 from tools.secagg import masking, shamir, wire
 
 MASK_CHUNK = 1024
@@ -55,19 +56,59 @@ def _need(count: int, t: int, stage: str) -> None:
         )
 
 
+Ask = tuple[Any, MsgType]  # a SecAgg request (tools/secagg/wire.py) and its reply's type
+
+
+class Exchange(Protocol):
+    """How one SecAgg step reaches the cohort: each device gets its requests in order (each
+    answered before the next) and every device is asked at once where the transport allows."""
+
+    def ask(self, asks: Mapping[int, Sequence[Ask]]) -> dict[int, list[bytes]]:
+        """The reply payloads of every device that answered all its requests; a device missing
+        from the result has dropped out (timeout, vanished port, NACK)."""
+        ...
+
+
+@dataclass
+class ClientExchange:
+    """Serial DeviceClients on this machine (the built-in engine), asked one after another."""
+
+    clients: Mapping[int, DeviceClient]
+
+    def ask(self, asks: Mapping[int, Sequence[Ask]]) -> dict[int, list[bytes]]:
+        answers: dict[int, list[bytes]] = {}
+        for device, requests in asks.items():
+            client = self.clients[device]
+            try:
+                answers[device] = [
+                    client.request(message, expect=expect, retries=1).payload
+                    for message, expect in requests
+                ]
+            except LinkError:
+                continue  # dropped out
+        return answers
+
+
 @dataclass
 class SecAggRound:
-    clients: Mapping[int, DeviceClient]
+    """One round over `clients`: DeviceClients by device id, or the device ids of a cohort
+    reached through `exchange` (a Flower gateway relay, tools/flower/server_app.py)."""
+
+    clients: Mapping[int, DeviceClient] | Sequence[int]
     round: int
     threshold: int
     q_bits: int
     n_params: int
     on_stage: Callable[[str], None] | None = None  # tests: called after "forward", "mask"
     bits_mod: int = 0  # 0: the modulus rule (tests may force a smaller one to see it refused)
+    exchange: Exchange | None = None  # None: ClientExchange(clients)
     result_bytes_up: dict[int, int] = field(default_factory=dict)
     result_bytes_down: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.exchange is None:
+            assert isinstance(self.clients, Mapping), "give DeviceClients or an exchange"
+            self.exchange = ClientExchange(self.clients)
         n = len(self.clients)
         self.bits_mod = self.bits_mod or masking.min_bits(self.q_bits, n)
         if self.bits_mod > 32:
@@ -85,21 +126,26 @@ class SecAggRound:
                 f"threshold t = {self.threshold} must satisfy n/2 < t <= n = {n}"
             )
 
-    def _ask(self, device: int, message, expect: MsgType):
-        client = self.clients[device]
-        payload = message.pack()
-        self.result_bytes_down[device] = self.result_bytes_down.get(device, 0) + len(payload)
-        frame = client.request(message, expect=expect, retries=1)
-        self.result_bytes_up[device] = self.result_bytes_up.get(device, 0) + len(frame.payload)
-        return frame.payload
-
-    def _each(self, devices, step: Callable[[int], object]) -> dict[int, object]:
+    def _step(
+        self,
+        devices: Iterable[int],
+        requests: Callable[[int], list[Ask]],
+        parse: Callable[[int, list[bytes]], object],
+    ) -> dict[int, object]:
+        """One protocol step for every device of `devices`, as one exchange; a device whose
+        answer does not parse has dropped out like a silent one."""
+        asks = {device: requests(device) for device in devices}
+        assert self.exchange is not None
         answers: dict[int, object] = {}
-        for device in devices:
+        for device, payloads in self.exchange.ask(asks).items():
+            down = sum(len(message.pack()) for message, _ in asks[device])
+            self.result_bytes_down[device] = self.result_bytes_down.get(device, 0) + down
+            up = sum(len(payload) for payload in payloads)
+            self.result_bytes_up[device] = self.result_bytes_up.get(device, 0) + up
             try:
-                answers[device] = step(device)
-            except LinkError:
-                continue  # dropped out
+                answers[device] = parse(device, payloads)
+            except (LinkError, MessageError):
+                continue
         return answers
 
     def _stage(self, name: str) -> None:
@@ -108,39 +154,38 @@ class SecAggRound:
 
     def run(self) -> SecAggResult:
         n, t, r = len(self.clients), self.threshold, self.round
-        keys = self._each(
+        keys = self._step(
             self.clients,
-            lambda d: wire.parse_keys(
-                self._ask(d, wire.Setup(r, n, t, self.bits_mod), MsgType.SECAGG_KEYS)
-            )[1:],
+            lambda d: [(wire.Setup(r, n, t, self.bits_mod), MsgType.SECAGG_KEYS)],
+            lambda d, got: wire.parse_keys(got[0])[1:],
         )
         _need(len(keys), t, "keys")
         u1 = sorted(keys)
         peers = tuple((d, *keys[d]) for d in u1)
         x_of = {d: i + 1 for i, d in enumerate(u1)}
-        sent = self._each(
+        sent = self._step(
             u1,
-            lambda d: wire.parse_shares(self._ask(d, wire.Peers(r, peers), MsgType.SECAGG_SHARES))[
-                1
-            ],
+            lambda d: [(wire.Peers(r, peers), MsgType.SECAGG_SHARES)],
+            lambda d, got: wire.parse_shares(got[0])[1],
         )
         _need(len(sent), t, "shares")
         u2 = sorted(sent)
         inbox = {d: tuple((s, ct) for s in u2 for to, ct in sent[s] if to == d) for d in u2}
-        forwarded = self._each(u2, lambda d: self._ask(d, wire.SharesIn(r, inbox[d]), MsgType.ACK))
+        forwarded = self._step(
+            u2, lambda d: [(wire.SharesIn(r, inbox[d]), MsgType.ACK)], lambda d, got: got
+        )
         _need(len(forwarded), t, "forward")
         self._stage("forward")
-        uploads = self._each(u2, lambda d: self._masked_input(d, tuple(u2)))
+        uploads = self._step(u2, lambda d: self._mask_requests(tuple(u2)), self._masked_input)
         _need(len(uploads), t, "mask")
         self._stage("mask")
         u3 = sorted(uploads)
         dropped = [d for d in u2 if d not in uploads]
         entries = tuple((d, wire.SURVIVOR if d in uploads else wire.DROPPED) for d in u2)
-        reveals = self._each(
+        reveals = self._step(
             u3,
-            lambda d: wire.parse_reveal(
-                self._ask(d, wire.Unmask(r, entries), MsgType.SECAGG_REVEAL)
-            )[1],
+            lambda d: [(wire.Unmask(r, entries), MsgType.SECAGG_REVEAL)],
+            lambda d, got: wire.parse_reveal(got[0])[1],
         )
         _need(len(reveals), t, "unmask")
         total = self._unmask(uploads, reveals, x_of, keys, u3, dropped)
@@ -149,18 +194,28 @@ class SecAggRound:
             dict(self.result_bytes_up), dict(self.result_bytes_down),
         )  # fmt: skip
 
-    def _masked_input(self, device: int, u2: tuple[int, ...]) -> bytes:
-        data, total = bytearray(), None
-        while total is None or len(data) < total:
-            payload = self._ask(
-                device, wire.Mask(self.round, len(data), MASK_CHUNK, u2), MsgType.SECAGG_MASKED
-            )
+    @property
+    def masked_len(self) -> int:
+        return (self.n_params * self.bits_mod + 7) // 8
+
+    def _mask_requests(self, u2: tuple[int, ...]) -> list[Ask]:
+        """Every chunk of y at once: the device answers min(MASK_CHUNK, what is left)."""
+        return [
+            (wire.Mask(self.round, offset, MASK_CHUNK, u2), MsgType.SECAGG_MASKED)
+            for offset in range(0, self.masked_len, MASK_CHUNK)
+        ]
+
+    def _masked_input(self, device: int, payloads: list[bytes]) -> bytes:
+        data = bytearray()
+        for payload in payloads:
             round_id, offset, total, bits, chunk = wire.parse_masked(payload)
             if (round_id, offset, bits) != (self.round, len(data), self.bits_mod) or not chunk:
                 raise LinkError(f"device {device:#x}: SECAGG_MASKED out of step")
+            if total != self.masked_len:
+                raise LinkError(f"device {device:#x}: masked input of {total} B")
             data += chunk
-        if total != (self.n_params * self.bits_mod + 7) // 8:
-            raise LinkError(f"device {device:#x}: masked input of {total} B")
+        if len(data) != self.masked_len:
+            raise LinkError(f"device {device:#x}: masked input of {len(data)} B")
         return bytes(data)
 
     def _unmask(self, uploads, reveals, x_of, keys, u3, dropped) -> np.ndarray:

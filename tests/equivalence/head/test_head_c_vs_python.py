@@ -152,12 +152,14 @@ def test_imprint_alone_is_bit_identical_and_is_a_nearest_mean_classifier():
 
 
 @pytest.mark.parametrize("strength", [0.5, 2.0])
-def test_imprint_then_train_is_bit_identical(strength):
+def test_train_then_imprint_is_bit_identical(strength):
+    """The device's TRAIN_IMPRINT order: training from the head, then the prototypes."""
     w0, b0, emb, labels = clustered_data(64, 7, 61, seed=12)
     params = TrainParams(lr=0.1, epochs=5, batch=8, momentum=0.5)
     c_out = cdriver.train(w0, b0, emb, labels, params, seed=3, capacity=40, imprint=strength)
-    w, b = head.imprint(w0, b0, emb[-40:], labels[-40:], strength)  # the ring keeps the last 40
-    w, b, res = head.train(w, b, emb[-40:], labels[-40:], params, Rng.from_u64(3))
+    last = slice(-40, None)  # the ring keeps the last 40
+    w, b, res = head.train(w0, b0, emb[last], labels[last], params, Rng.from_u64(3))
+    w, b = head.imprint(w, b, emb[last], labels[last], strength)
     assert c_out.status == 0
     assert np.array_equal(c_out.w, w) and np.array_equal(c_out.b, b)
     assert (c_out.examples, c_out.steps) == (res.examples, res.steps)
@@ -168,7 +170,8 @@ def test_imprint_then_train_is_bit_identical(strength):
 )
 def test_bad_imprint_strength_refused_head_unchanged(strength, status):
     w0, b0, emb, labels = clustered_data(8, 3, 10, seed=1)
-    c_out = cdriver.train(w0, b0, emb, labels, TrainParams(0.1, 1, 4), seed=1, imprint=strength)
+    no_training = TrainParams(lr=0.1, epochs=0, batch=4)
+    c_out = cdriver.train(w0, b0, emb, labels, no_training, seed=1, imprint=strength)
     assert c_out.status == status
     assert np.array_equal(c_out.w, w0) and np.array_equal(c_out.b, b0)
     with pytest.raises(ValueError):

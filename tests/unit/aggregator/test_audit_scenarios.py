@@ -21,7 +21,7 @@ from tools.aggregator.core import Aggregator
 from tools.aggregator.report import write_report
 from tools.aggregator.run import load_enrollment
 from tools.aggregator.store import Store
-from tools.fedref.privacy import quantization_scale
+from tools.fedref.privacy import quantization_scale, rounded_norm_bound
 from tools.link.client import DeviceClient
 
 W0 = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
@@ -61,7 +61,7 @@ def _gaussian_epsilon(z_eff: list[float], delta: float = 1e-5) -> float:
 
 def _c_prime(clip: float = 1.0, scale: float | None = None) -> float:
     step = float(np.float32(clip / 4096)) if scale is None else scale
-    return clip + step * math.sqrt(N_PARAMS)
+    return step * rounded_norm_bound(clip, step, N_PARAMS)
 
 
 @pytest.mark.parametrize("peers", [10], indirect=True)
@@ -83,7 +83,7 @@ def test_ten_ports_population_1000_is_q_1_and_19_05(tmp_path: Path, peers: list[
         _close(aggregator)
 
 
-def test_three_of_six_gone_central_is_12_30_and_distributed_charges_dropouts(
+def test_three_of_six_gone_central_is_12_30_and_distributed_tops_up_the_missing_noise(
     tmp_path: Path, peers: list[PyPeer]
 ) -> None:
     enrollment = {100 + i: f"user-{i}" for i in range(6)}  # 6 registered, 3 ports connected
@@ -103,15 +103,18 @@ def test_three_of_six_gone_central_is_12_30_and_distributed_charges_dropouts(
         scale = np.float32(distributed.config.quant_scale)
         for round_id in range(1, 4):
             record = distributed.run_round()
+            assert record.device_noise_std == pytest.approx(1 / math.sqrt(4))  # t = 4 of m = 6
             sent = [peer_delta_q(p.device_id, round_id, N_PARAMS, 16, 1.0, scale) for p in peers]
-            w = (
-                w
-                + np.sum([q.astype(np.float32) * scale for q in sent], axis=0)[:12].reshape(4, 3)
-                / 6
-            )  # fixed denominator m = 6, not the 3 that arrived
-            assert np.allclose(distributed.w, w, atol=1e-6)
-            assert record.event.noise_multiplier == pytest.approx(math.sqrt(3 / 6) / _c_prime())
-        z_eff = [math.sqrt(0.5) / _c_prime()] * 3
+            arrived = np.sum([q.astype(np.float32) * scale for q in sent], axis=0)[:12]
+            # fixed denominator m = 6, not the 3 that arrived; the rest is the aggregator's
+            # top-up: 3 more device shares of noise, integers on the devices' grid
+            topup = (distributed.w.astype(np.float64) - w).ravel() * 6 - arrived
+            assert np.allclose(topup / scale, np.round(topup / scale), atol=1e-2)
+            assert np.abs(topup).max() > 0
+            w = distributed.w.astype(np.float64)
+            # the event is that of K = 6 shares whoever arrived: z·√(6/4)
+            assert record.event.noise_multiplier == pytest.approx(math.sqrt(6 / 4) / _c_prime())
+        z_eff = [math.sqrt(6 / 4) / _c_prime()] * 3
         assert distributed.epsilon == pytest.approx(_gaussian_epsilon(z_eff), rel=1e-12)
     finally:
         _close(distributed)
@@ -119,9 +122,13 @@ def test_three_of_six_gone_central_is_12_30_and_distributed_charges_dropouts(
 
 @pytest.mark.parametrize("peers", [6], indirect=True)
 def test_budget_is_never_overshot_with_dropouts(tmp_path: Path, peers: list[PyPeer]) -> None:
-    """Audit: budget 12.30, 1 of 6 devices answers in round 5 → that round would be 19.05."""
-    four = _gaussian_epsilon([1 / _c_prime()] * 4)
-    five = _gaussian_epsilon([1 / _c_prime()] * 5)
+    """Audit: budget = the 5-round figure, 1 of 6 devices answers in round 5. The old code
+    had to refuse that round (its noise, from 1 share, would have cost 19.05); now the
+    aggregator tops the release up to K = 6 shares, so it costs what a full round costs and
+    is released within the budget; the next round is refused before any TRAIN."""
+    z_eff = math.sqrt(6 / 4) / _c_prime()  # K = 6 shares of σ = C/√t, t = 4
+    four = _gaussian_epsilon([z_eff] * 4)
+    five = _gaussian_epsilon([z_eff] * 5)
     aggregator = _aggregator(
         tmp_path,
         peers,
@@ -133,21 +140,15 @@ def test_budget_is_never_overshot_with_dropouts(tmp_path: Path, peers: list[PyPe
         aggregator.run(4)
         assert aggregator.epsilon == pytest.approx(four)
         for peer in peers[1:]:
-            peer.train_delay_s = 3.0  # 5 of 6 miss the deadline: z_eff = √(1/6)
-        refused = aggregator.run_round()
-        assert refused.outcome == "refused" and refused.event is None
-        assert refused.head_out == refused.head_in == 4
-        assert refused.epsilon == pytest.approx(four)
+            peer.train_delay_s = 3.0  # 5 of 6 miss the deadline
+        lonely = aggregator.run_round()
+        assert lonely.outcome == "released" and lonely.metrics["accepted"] == 1
+        assert lonely.event == privacy.RoundEvent(1.0, z_eff)
+        assert lonely.epsilon == pytest.approx(five) and five <= aggregator.config.epsilon_budget
         assert aggregator.store.integrity_check() == []
-        for peer in peers[1:]:
-            peer.train_delay_s = 0.0
-        time.sleep(2.5)  # the late peers finish round 5's training before round 6
-        released = aggregator.run_round()
-        assert released.outcome == "released" and released.head_out == 5
-        assert aggregator.epsilon == pytest.approx(five)
-        assert aggregator.epsilon <= aggregator.config.epsilon_budget
         with pytest.raises(privacy.BudgetExceededError):
             aggregator.run_round()  # even a full round would overshoot: nothing is sent
+        assert aggregator.epsilon == pytest.approx(five)
     finally:
         _close(aggregator)
 
@@ -166,7 +167,8 @@ def test_empty_round_releases_nothing_and_charges_nothing(
         time.sleep(2.5)  # the late peers finish round 1's training first
         released = aggregator.run_round()
         assert released.outcome == "released"
-        assert released.epsilon == pytest.approx(_gaussian_epsilon([1 / _c_prime()]))
+        z_eff = math.sqrt(3 / 2) / _c_prime()  # 3 registered: K = 3 shares, t = 2
+        assert released.epsilon == pytest.approx(_gaussian_epsilon([z_eff]))
         assert math.isfinite(aggregator.epsilon)
         assert aggregator.store.integrity_check() == []
     finally:
@@ -190,11 +192,12 @@ def test_published_report_has_three_figures_and_no_per_device_data(
     report = json.loads(text)
     p = report["privacy"]
     assert p["unit"] == "user-level" and p["neighbouring_relation"] == "add_or_remove_one"
-    # alice's two devices: sensitivity 2·C'; the accountant's figure for that event
+    # alice's two devices: sensitivity 2·C'; K = 3 shares of σ = z·C/√2 (t = 2 of m = 3)
     assert p["epsilon_against_head_consumers"] == pytest.approx(
-        _gaussian_epsilon([1 / (2 * _c_prime())] * 2)
+        _gaussian_epsilon([math.sqrt(3 / 2) / (2 * _c_prime())] * 2)
     )
-    sigma = 1.0 / math.sqrt(3)  # σ_local = z·C/√m, m = 3 devices expected
+    assert (p["noise_shares_released"], p["noise_shares_calibrated"]) == (3, 2)
+    sigma = 1.0 / math.sqrt(2)  # σ_local = z·C/√t
     accountant = dp_accounting.rdp.RdpAccountant(
         neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE
     )
@@ -229,6 +232,29 @@ def test_a_store_from_before_the_ledger_change_is_refused_with_advice(tmp_path: 
         Store(tmp_path / "old.sqlite")
 
 
+def test_a_store_from_before_the_cohort_cap_gains_the_truncation_column(
+    tmp_path: Path,
+) -> None:
+    """Stores written before the cap keep their events (nothing was capped: truncation 0)."""
+    import sqlite3
+
+    path = tmp_path / "before.sqlite"
+    Store(path).close()
+    old = sqlite3.connect(path)
+    old.executescript(
+        "DROP TABLE accountant; CREATE TABLE accountant (round INTEGER PRIMARY KEY, "
+        "sampling_q REAL NOT NULL, noise_multiplier REAL NOT NULL);"
+        "INSERT INTO accountant VALUES (1, 0.5, 1.2);"
+    )
+    old.commit()
+    old.close()
+    store = Store(path)
+    try:
+        assert store.events() == [privacy.RoundEvent(0.5, 1.2, 0.0)]
+    finally:
+        store.close()
+
+
 def test_round_engine_without_io_and_the_device_ledger_slot(tmp_path: Path) -> None:
     """The round logic as a library (no serial link): plan, report back, finish. Firmware
     that keeps a ledger reports `epsilon_spent`; the report shows the largest."""
@@ -243,7 +269,7 @@ def test_round_engine_without_io_and_the_device_ledger_slot(tmp_path: Path) -> N
         engine = RoundEngine(store, config, (W0, B0), enrollment={1: "a", 2: "a", 3: "b"})
         plan = engine.plan_round()
         assert plan.selected == [1, 2, 3] and plan.sampling.devices_per_unit == 2
-        assert plan.train.noise_std == pytest.approx(2.0 / math.sqrt(3))  # z·C/√m, m = 3
+        assert plan.train.noise_std == pytest.approx(2.0 / math.sqrt(2))  # z·C/√t, t = 2 of 3
         engine.note_device_ledger(2, SimpleNamespace(epsilon_spent=2.5))
         record = engine.finish_round(plan, [Outcome(d, error="silent") for d in plan.selected])
         assert (record.outcome, record.dropped, engine.epsilon) == ("empty", 3, 0.0)
@@ -277,6 +303,6 @@ def test_cli_says_when_the_population_is_not_registered(
     assert "no enrollment: registered the 10 connected devices" in text
     report = json.loads((tmp_path / "report" / "aggregate.json").read_text())
     assert report["privacy"]["sampling_rate"] == 1.0
-    # the CLI's defaults: 16-bit values on the grid of docs/PRIVACY.md's rule (no device noise)
-    c_prime = _c_prime(scale=float(np.float32(quantization_scale(1.0, 0.0, 16))))
+    # the CLI's defaults: 8-bit values on the grid of docs/PRIVACY.md's rule (no device noise)
+    c_prime = _c_prime(scale=float(np.float32(quantization_scale(1.0, 0.0, 8))))
     assert report["epsilon"] == pytest.approx(_gaussian_epsilon([1 / c_prime] * 2))

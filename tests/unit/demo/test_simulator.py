@@ -9,8 +9,9 @@ import math
 import dp_accounting
 import numpy as np
 import pytest
+from scipy.stats import binom
 
-from tools.fedref.privacy import quantization_scale
+from tools.fedref.privacy import quantization_scale, rounded_norm_bound
 from tools.fleet.simulator import SimConfig, load_clients, simulate_one
 
 
@@ -48,12 +49,16 @@ def test_epsilon_is_the_accountants_for_the_event_that_ran(watch: tuple, mode: s
     q = config.cohort / n
     assert run["sampling_q"] == q and run["mode"] == mode
     n_params = w0.size + b0.size
-    m = q * n  # expected devices: the fixed denominator and the noise split
-    sigma = config.clip / math.sqrt(m) if mode == "distributed" else 0.0  # z = 1
+    m = q * n  # expected devices: the fixed denominator
+    t = int(m) // 2 + 1  # distributed: σ = z·C/√t per device
+    # K: the least cap a Poisson draw over n + 1 devices exceeds with probability ≤ 1e-15;
+    # every distributed release carries K shares (the aggregator tops up), whoever arrived
+    cap = next(k for k in range(n + 2) if binom.sf(k, n + 1, q) <= 1e-15)
+    sigma = config.clip / math.sqrt(t) if mode == "distributed" else 0.0  # z = 1
     scale = quantization_scale(config.clip, sigma, config.bits)  # docs/PRIVACY.md's rule
-    c_prime = config.clip + scale * math.sqrt(n_params)
+    c_prime = scale * rounded_norm_bound(config.clip, scale, n_params)
     z_eff = [
-        config.clip * (math.sqrt(k / m) if mode == "distributed" else 1.0) / c_prime
+        (sigma * math.sqrt(cap) if mode == "distributed" else config.clip) / c_prime
         for k in run["received_by_round"]
         if k > 0
     ]

@@ -58,3 +58,58 @@ def test_every_user_is_held_out_exactly_once_and_never_trains_its_fold():
         assert len(f["heldout"]) == 2 and len(f["pretrain"]) == 5 and len(f["federated"]) == 3
         assert not set(f["heldout"]) & (set(f["pretrain"]) | set(f["federated"]))
         assert set(f["heldout"]) | set(f["pretrain"]) | set(f["federated"]) == set(users)
+
+
+def test_selection_set_is_named_apart_from_the_result():
+    """Scoring the federated users (the selection set) never writes over the held-out result,
+    and its report says what it is; an unknown choice is refused before any training."""
+    from tools.evaluate.report import SELECTION_NOTE, markdown, report_name
+
+    summary = {"mean": 0.9, "lo": 0.8, "hi": 1.0}
+    by_k = {
+        "2": {
+            key: summary
+            for key in (
+                "global_acc",
+                "personal_acc",
+                "local_only_acc",
+                "finetune_acc",
+                "imprint_first_acc",
+                "personal_acc-local_only_acc",
+                "personal_acc-global_acc",
+                "finetune_acc-local_only_acc",
+                "imprint_first_acc-local_only_acc",
+            )
+        }
+    }
+    folds = [{"float_acc": 0.9, "int8_acc": 0.9}]
+    reports = {
+        scored: {
+            "config": {
+                **EvalConfig(scored=scored).__dict__,
+                "personal": {"epochs": 30, "lr": 0.1, "imprint": True},
+            },
+            "by_k": by_k,
+            "folds": folds,
+            "int8_drop_mean": 0.0,
+            "users": 10,
+            "wall_s": 1.0,
+        }
+        for scored in ("heldout", "federated")
+    }
+    assert report_name(reports["heldout"]) == "evaluate"
+    assert report_name(reports["federated"]) == "evaluate-federated"
+    assert SELECTION_NOTE not in markdown(reports["heldout"])
+    assert SELECTION_NOTE in markdown(reports["federated"])
+    with pytest.raises(ValueError, match="scored"):
+        EvalConfig(scored="test")
+
+
+def test_other_imprint_strengths_only_on_the_selection_set():
+    """Held-out users are scored with the device's strength; others are for selection."""
+    from tools.link.messages import TRAIN_IMPRINT_STRENGTH
+
+    assert EvalConfig().imprint_strength == TRAIN_IMPRINT_STRENGTH
+    assert EvalConfig(scored="federated", imprint_strength=2.0).imprint_strength == 2.0
+    with pytest.raises(ValueError, match="federated"):
+        EvalConfig(imprint_strength=2.0)

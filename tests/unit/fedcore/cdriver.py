@@ -75,6 +75,26 @@ def privatize(delta: np.ndarray, params: PrivacyParams, seed: int) -> tuple[int,
     return status, flags, np.frombuffer(out, dtype="<i4", offset=8)
 
 
+def round_conditional(
+    x: np.ndarray, factor: float, scale: float, bound2: float, seed: int, runs: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """`runs` fc_round_conditional calls on one stream: (accepted attempt per run, the accepted
+    q per run as runs×n int64, the stream's next u32 afterwards)."""
+    x = np.asarray(x, dtype="<f4")
+    head = struct.pack("<ffdI", factor, scale, bound2, x.size)
+    out = run(["cround", str(seed), str(runs)], head + x.tobytes())
+    record = np.dtype([("attempt", "<u4"), ("q", "<i8", (x.size,))])
+    runs_out = np.frombuffer(out, dtype=record, count=runs)
+    (next_word,) = struct.unpack_from("<I", out, record.itemsize * runs)
+    return runs_out["attempt"].copy(), runs_out["q"].copy(), next_word
+
+
+def norm_bounds(queries: list[tuple[float, float, int]]) -> np.ndarray:
+    """(fc_rounding_norm2_bound, fc_rounded_norm_bound) of each (clip, scale, n): count×2 f64."""
+    stdin = struct.pack("<I", len(queries)) + b"".join(struct.pack("<ffI", *q) for q in queries)
+    return np.frombuffer(run(["nbound"], stdin), dtype="<f8").reshape(-1, 2)
+
+
 def clip(x: np.ndarray, bound: float) -> tuple[bool, np.ndarray]:
     x = np.asarray(x, dtype="<f4")
     out = run(["clip"], struct.pack("<fI", bound, x.size) + x.tobytes())
@@ -110,8 +130,8 @@ def train(
     imprint: float | None = None,
 ) -> CTrainResult:
     """Add the examples in order to a ring of `capacity` slots (0 = max), then fc_head_train
-    (preceded by fc_head_imprint with strength `imprint` when given; epochs 0 then skips
-    training)."""
+    (followed by fc_head_imprint with strength `imprint` when given, the device's TRAIN_IMPRINT
+    order; epochs 0 then skips training)."""
     d, c = w.shape
     n = len(labels)
     head = struct.pack("<6I", d, c, n, capacity, params.epochs, params.batch)
@@ -141,9 +161,7 @@ class LedgerRun:
 
 def ledger(releases: list[tuple[float, float, float, int, int]], delta: float) -> LedgerRun:
     """releases: (clip, noise_std, scale, n_params, round) each."""
-    stdin = struct.pack("<I", len(releases)) + b"".join(
-        struct.pack("<fffII", *r) for r in releases
-    )
+    stdin = struct.pack("<I", len(releases)) + b"".join(struct.pack("<fffII", *r) for r in releases)
     out = run(["ledger", repr(delta)], stdin)
     n = len(releases)
     rhos = np.frombuffer(out, dtype="<f8", count=n)

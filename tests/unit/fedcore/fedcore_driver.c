@@ -129,6 +129,63 @@ static int cmd_dgauss(int argc, char **argv)
     return 0;
 }
 
+/* cround SEED RUNS: stdin factor, scale (f32), bound2 (f64), n (u32), delta[n] (f32). RUNS
+ * conditional roundings on one stream; per run u32 accepted attempt, then the accepted q[n]
+ * (int64, replayed from the saved state as fc_privatize does); at the end the next u32 of the
+ * stream (its position). */
+static int cmd_cround(int argc, char **argv)
+{
+    if (argc < 4) {
+        return 2;
+    }
+    fc_rng_t rng;
+    seed_from_arg(&rng, argv[2]);
+    long runs = strtol(argv[3], NULL, 0);
+    float factor, scale;
+    double bound2;
+    uint32_t n;
+    read_exact(&factor, 4);
+    read_exact(&scale, 4);
+    read_exact(&bound2, 8);
+    read_exact(&n, 4);
+    if (n > FEDCORE_MAX_PARAMS) {
+        return 2;
+    }
+    read_exact(g_buf, n * sizeof(float));
+    for (long r = 0; r < runs; r++) {
+        fc_rng_t replay;
+        uint32_t attempt = fc_round_conditional(g_buf, n, factor, scale, bound2, &rng, &replay);
+        write_all(&attempt, 4);
+        for (uint32_t i = 0; i < n; i++) {
+            int64_t q = attempt ? fc_stochastic_round(&replay, g_buf[i] * factor, scale) : 0;
+            write_all(&q, sizeof q);
+        }
+    }
+    uint32_t next = fc_rng_u32(&rng);
+    write_all(&next, 4);
+    return 0;
+}
+
+/* nbound: stdin u32 count, then per query f32 clip, f32 scale, u32 n ->
+ * f64 fc_rounding_norm2_bound, f64 fc_rounded_norm_bound each. */
+static int cmd_nbound(void)
+{
+    uint32_t count;
+    read_exact(&count, 4);
+    for (uint32_t k = 0; k < count; k++) {
+        float clip, scale;
+        uint32_t n;
+        read_exact(&clip, 4);
+        read_exact(&scale, 4);
+        read_exact(&n, 4);
+        double bound2 = fc_rounding_norm2_bound(clip, scale, n);
+        double bound = fc_rounded_norm_bound(clip, scale, n);
+        write_all(&bound2, 8);
+        write_all(&bound, 8);
+    }
+    return 0;
+}
+
 /* privatize SEED: stdin clip, noise_std, scale (f32), bits (u32), n (u32), delta[n] (f32)
  * -> status (i32), flags (u32), q[n] (i32). */
 static int cmd_privatize(int argc, char **argv)
@@ -195,8 +252,8 @@ static int cmd_explog(void)
 /* train SEED: stdin d, c, n, capacity, epochs, batch (u32 each), lr, momentum, weight_decay,
  * example_clip (f32), w[d*c], b[c], then n examples (emb[d] f32, label u32), added in order
  * to a ring of `capacity` slots -> status (i32), loss, acc (f32), examples, steps (u32),
- * w[d*c], b[c]. With argv[3] = STRENGTH, fc_head_imprint runs first (then epochs 0 skips
- * training). */
+ * w[d*c], b[c]. With argv[3] = STRENGTH, fc_head_imprint runs after training, the device's
+ * TRAIN_IMPRINT order (epochs 0 then skips training). */
 static int cmd_train(int argc, char **argv)
 {
     if (argc < 3) {
@@ -204,7 +261,7 @@ static int cmd_train(int argc, char **argv)
     }
     fc_rng_t rng;
     seed_from_arg(&rng, argv[2]);
-    /* optional argv[3]: imprint strength applied before training (fc_head_imprint) */
+    /* optional argv[3]: imprint strength applied after training (fc_head_imprint) */
     const int imprint = argc > 3;
     const float imprint_strength = imprint ? strtof(argv[3], NULL) : 0.0f;
     uint32_t hdr[6];
@@ -232,11 +289,11 @@ static int cmd_train(int argc, char **argv)
         status = fc_examples_add(&g_examples, e, (uint8_t)label);
     }
     fc_train_result_t res = {0};
-    if (status == FC_OK && imprint) {
-        status = fc_head_imprint(&g_head, &g_examples, imprint_strength, &g_ws);
-    }
     if (status == FC_OK && (!imprint || p.epochs > 0)) {
         status = fc_head_train(&g_head, &g_examples, &p, &rng, &g_ws, &res);
+    }
+    if (status == FC_OK && imprint) {
+        status = fc_head_imprint(&g_head, &g_examples, imprint_strength, &g_ws);
     }
     write_all(&status, 4);
     write_all(&res.loss, 4);
@@ -313,7 +370,7 @@ static int cmd_policy(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s rng|u01|below|chacha|sround|dgauss|privatize|clip|train|explog|ledger|policy ...\n",
+        fprintf(stderr, "usage: %s rng|u01|below|chacha|sround|dgauss|privatize|cround|nbound|clip|train|explog|ledger|policy ...\n",
                 argv[0]);
         return 2;
     }
@@ -325,6 +382,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "sround")) return cmd_sround(argc, argv);
     if (!strcmp(cmd, "dgauss")) return cmd_dgauss(argc, argv);
     if (!strcmp(cmd, "privatize")) return cmd_privatize(argc, argv);
+    if (!strcmp(cmd, "cround")) return cmd_cround(argc, argv);
+    if (!strcmp(cmd, "nbound")) return cmd_nbound();
     if (!strcmp(cmd, "clip")) return cmd_clip();
     if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
     if (!strcmp(cmd, "explog")) return cmd_explog();

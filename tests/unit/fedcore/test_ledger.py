@@ -26,6 +26,9 @@ RELEASES = [
     (0.5, 0.75, 0.5 / 4096, P, 5),
     (2.0, 8.0, 2 / 1024, P, 6),
     (1.0, 1.0, 1 / 65536, 70, 9),
+    # the 8-bit grid of the scale rule, where conditional rounding sets the sensitivity
+    (4.0, 4.0, 24 / 127, 343, 11),
+    (4.0, 8.0, 4.0 / 16, P, 12),
 ]
 
 
@@ -61,6 +64,23 @@ def test_one_local_release_costs_what_the_gaussian_mechanism_says() -> None:
     rho = fledger.release_rho(1.0, 1.0, 1 / 4096, P)
     assert 2.0 < rho < 2.0 * (1 + 2 * math.sqrt(P) / 4096) ** 2 * 1.001
     assert 10 < fledger.epsilon(rho, DELTA) < 12
+
+
+@pytest.mark.parametrize(
+    ("z", "eps_16", "eps_8"), [(1.0, 10.77, 12.35), (2.0, 4.75, 5.83), (4.0, 2.17, 2.65)]
+)
+def test_production_release_costs_the_documented_epsilon(z, eps_16, eps_8) -> None:
+    """docs/PRIVACY.md's table: clip 4 (CLIP_MAX), σ = z·C, the watch head (P = 343), on the
+    16-bit grid C/4096 and on the default 8-bit grid of the scale rule; C agrees."""
+    from tools.fedref.privacy import quantization_scale
+
+    clip, watch = 4.0, 48 * 7 + 7
+    for scale, expected in ((clip / 4096, eps_16), (quantization_scale(clip, z * clip, 8), eps_8)):
+        run = cdriver.ledger([(clip, z * clip, scale, watch, 1)], DELTA)
+        assert run.epsilon == pytest.approx(expected, abs=0.005)
+        assert run.epsilon == pytest.approx(
+            fledger.epsilon(fledger.release_rho(clip, z * clip, scale, watch), DELTA), rel=1e-12
+        )
 
 
 def test_small_grid_noise_charges_the_discreteness_term_in_both_twins() -> None:

@@ -208,6 +208,19 @@ def test_rule_scale_sums_exactly_modulo_2_to_the_bits(noise_std):
     assert np.abs(true_sum).max() <= 127
 
 
+@pytest.mark.parametrize("z", [1.0, 1.5, 2.0, 4.0])  # z >= z_min = 1
+def test_8_bit_rule_stays_inside_the_production_policy(z):
+    """The default 8-bit grid is one a production board accepts at every z (the noise headroom
+    gives way at the policy's coarsest step C/16, the clip never does)."""
+    from tools.fedref.policy import Policy
+
+    assert Policy.production().scale_max_rel == privacy.COARSEST_REL
+    clip = 4.0
+    scale = privacy.quantization_scale(clip, z * clip, 8)
+    assert Policy.production().check(clip, z * clip, scale, 8, 1, 256) is None
+    assert scale == pytest.approx(min((1 + 5 * z) * clip / 127, clip / 16), rel=1e-7)
+
+
 def test_32_bit_words_use_the_16_bit_grid_inside_the_samplers_range():
     fine = privacy.quantization_scale(1.0, 2.0, 32)
     assert fine == privacy.quantization_scale(1.0, 2.0, 16)

@@ -15,22 +15,19 @@ Every process is stopped by PID in finally blocks (FlowerProcess.stop, host_flee
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.support.firmware import build_host_firmware
-from tests.support.flower import run_in_background, wait_for_run, wait_until
+from tests.support.flower import Loopback, finished, load_samples, wait_for_run, wait_until
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.core import Aggregator
 from tools.aggregator.store import Store
 from tools.fleet.launch import VirtualDevice, host_fleet
-from tools.flower.engine import SuperLinkSpec, run_flower_aggregate
-from tools.flower.gateway import board_name, free_port
-from tools.flower.processes import FlowerProcess, Tls, spawn
-from tools.flower.tls import ensure_keys, supernode_keypair
+from tools.flower.gateway import board_name
+from tools.flower.processes import FlowerProcess
 from tools.link.client import DeviceClient
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -51,19 +48,10 @@ CONFIG = AggregatorConfig(
 pytestmark = pytest.mark.timeout(600)
 
 
-def _load_samples(devices: list[VirtualDevice]) -> None:
-    data = np.load(MODEL / "devices.npz")
-    for index, device in enumerate(devices):
-        with DeviceClient.open(device.url) as client:
-            rows = np.flatnonzero(data["device"] == index % len(data["device_name"]))[:12]
-            for row in rows:
-                client.sample(data["x"][row].ravel(), int(data["y"][row]))
-
-
 def _builtin_engine(firmware: Path, store_path: Path, rounds: int) -> None:
     head = np.load(MODEL / "head_init.npz")
     with host_fleet(firmware, BOARDS, first_id=1) as devices:
-        _load_samples(devices)
+        load_samples(devices, MODEL)
         clients = [DeviceClient.open(d.url, timeout=2.0, retries=5) for d in devices]
         store = Store(store_path)
         try:
@@ -72,15 +60,6 @@ def _builtin_engine(firmware: Path, store_path: Path, rounds: int) -> None:
             store.close()
             for client in clients:
                 client.close()
-
-
-def _gateway(
-    device: VirtualDevice, superlink: str, ca: Path, keys: Path, work: Path
-) -> FlowerProcess:
-    cmd = [sys.executable, "-m", "tools.flower.gateway", "--port", device.url]
-    cmd += ["--superlink", superlink, "--root-certificates", str(ca), "--auth-keys", str(keys)]
-    cmd += ["--work-dir", str(work / f"gateway-{device.device_id}")]
-    return spawn(f"gateway-{device.device_id}", cmd, work / "gateway-home", work / "logs")
 
 
 def _committed(store_path: Path) -> int:
@@ -103,43 +82,18 @@ def test_flower_engine_matches_builtin_and_survives_a_killed_gateway(tmp_path: P
     builtin_store = tmp_path / "builtin.sqlite"
     _builtin_engine(firmware, builtin_store, rounds=3)
 
-    keys = ensure_keys(tmp_path / "keys", ["127.0.0.1", "localhost"])
     flower_store = tmp_path / "flower.sqlite"
-    superlink = f"127.0.0.1:{free_port()}"
-    work = tmp_path / "flower"
     gateways: dict[int, FlowerProcess] = {}
     with host_fleet(firmware, BOARDS, first_id=1) as devices:
-        _load_samples(devices)
-        public = tuple(
-            supernode_keypair(tmp_path / "node-keys", board_name(d.url))[1] for d in devices
-        )
-        spec = SuperLinkSpec(
-            superlink,
-            tls=Tls(keys.ca_cert, keys.server_cert, keys.server_key),
-            node_auth=True,
-            public_keys=public,
-        )
-
-        runner, outcome = run_in_background(
-            lambda: run_flower_aggregate(
-                CONFIG,
-                BOARDS,
-                flower_store,
-                MODEL / "head_init.npz",
-                None,
-                tmp_path / "report",
-                spec,
-                work_dir=work,
-                join_timeout_s=120,
-                reply_slack_s=15.0,
-            )
+        load_samples(devices, MODEL)
+        loopback = Loopback(tmp_path, [d.url for d in devices])
+        work = loopback.work
+        runner, outcome = loopback.aggregate(
+            CONFIG, BOARDS, flower_store, MODEL / "head_init.npz", slack_s=15.0
         )
         try:
             wait_for_run(work)
-            for device in devices:
-                gateways[device.device_id] = _gateway(
-                    device, superlink, keys.ca_cert, tmp_path / "node-keys", work
-                )
+            gateways.update(loopback.gateways(devices))
             victim = devices[VICTIM - 1]
             wait_until(
                 lambda: _trains_received(work, victim) >= 4 or "error" in outcome,
@@ -148,16 +102,13 @@ def test_flower_engine_matches_builtin_and_survives_a_killed_gateway(tmp_path: P
             )
             assert "error" not in outcome, outcome.get("error")
             gateways[VICTIM].kill()  # the gateway, its SuperNode, ClientApp and bridge: SIGKILL
-            gateways[VICTIM] = _gateway(
-                victim, superlink, keys.ca_cert, tmp_path / "node-keys", work
-            )
+            gateways[VICTIM] = loopback.gateway(f"gateway-{VICTIM}", victim.url)
             runner.join(400)
         finally:
             for gateway in gateways.values():
                 gateway.stop()
             runner.join(60)
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
+    finished(outcome)
 
     builtin, flower = Store(builtin_store), Store(flower_store)
     try:

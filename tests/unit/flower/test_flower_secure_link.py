@@ -18,7 +18,6 @@ Every process is stopped by PID in finally blocks (FlowerProcess.stop, VirtualDe
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +25,15 @@ import pytest
 
 from tests.support.cbuild import SANITIZER_ENV
 from tests.support.firmware import build_host_firmware
-from tests.support.flower import run_in_background, wait_for_run
+from tests.support.flower import Loopback, finished, wait_for_run
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.core import Outcome, RoundEngine
 from tools.aggregator.keys import KeyStore
 from tools.aggregator.provision import provision_client
 from tools.aggregator.store import Store
 from tools.fleet import start_host_device, write_sensor_file
-from tools.flower.engine import SuperLinkSpec, run_flower_aggregate
-from tools.flower.gateway import board_name, free_port
-from tools.flower.processes import FlowerProcess, Tls, spawn
-from tools.flower.tls import ensure_keys, supernode_keypair
+from tools.flower.gateway import board_name
+from tools.flower.processes import FlowerProcess
 from tools.link import messages as m
 from tools.link.auth import PROTECTED_REQUESTS, SEALED_UPDATES, AuthError, LinkSession
 from tools.link.client import DeviceClient, FetchedUpdate
@@ -99,8 +96,6 @@ def test_production_board_trains_behind_a_gateway_that_sees_only_cipher_text(
         sensor_path=sensor,
     )  # fmt: skip
     flower_store = tmp_path / "flower.sqlite"
-    keys = ensure_keys(tmp_path / "keys", ["127.0.0.1", "localhost"])
-    superlink = f"127.0.0.1:{free_port()}"
     work, taps = tmp_path / "flower", tmp_path / "taps"
     gateway: FlowerProcess | None = None
     try:
@@ -111,35 +106,13 @@ def test_production_board_trains_behind_a_gateway_that_sees_only_cipher_text(
             secret = KeyStore(store.conn).server_secret()
         finally:
             store.close()
-        public = supernode_keypair(tmp_path / "node-keys", board_name(device.url))[1]
-        spec = SuperLinkSpec(
-            superlink,
-            tls=Tls(keys.ca_cert, keys.server_cert, keys.server_key),
-            node_auth=True,
-            public_keys=(public,),
-        )
-
-        runner, outcome = run_in_background(
-            lambda: run_flower_aggregate(
-                CONFIG,
-                1,
-                flower_store,
-                MODEL / "head_init.npz",
-                None,
-                tmp_path / "report",
-                spec,
-                work_dir=work,
-                join_timeout_s=120,
-                reply_slack_s=15.0,
-            )
+        loopback = Loopback(tmp_path, [device.url])
+        runner, outcome = loopback.aggregate(
+            CONFIG, 1, flower_store, MODEL / "head_init.npz", slack_s=15.0
         )
         try:
             wait_for_run(work)
-            cmd = [sys.executable, "-m", "tools.flower.gateway", "--port", device.url]
-            cmd += ["--superlink", superlink, "--root-certificates", str(keys.ca_cert)]
-            cmd += ["--auth-keys", str(tmp_path / "node-keys"), "--tap", str(taps)]
-            cmd += ["--work-dir", str(work / "gateway")]
-            gateway = spawn("gateway", cmd, work / "gateway-home", work / "logs")
+            gateway = loopback.gateway("gateway", device.url, taps)
             runner.join(400)
         finally:
             if gateway is not None:
@@ -147,9 +120,7 @@ def test_production_board_trains_behind_a_gateway_that_sees_only_cipher_text(
             runner.join(60)
     finally:
         device.stop()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    assert "report" in outcome, "the Flower run did not finish"
+    finished(outcome)
 
     store = Store(flower_store)
     try:

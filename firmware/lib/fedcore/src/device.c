@@ -749,13 +749,12 @@ static uint8_t train_delta(const train_request_t *r, fc_rng_t *rng, int *trained
         return 0;
     }
     local_head = dev.global;
-    int rc = FC_OK;
-    if (r->flags & FC_TRAIN_IMPRINT) { /* personalization: global + class prototypes first */
-        rc = fc_head_imprint(&local_head, &dev.examples, FC_TRAIN_IMPRINT_STRENGTH, &train_ws);
-    }
-    if (rc == FC_OK) {
-        rc = fc_head_train_hooked(&local_head, &dev.examples, &r->train, rng, &train_ws, &res,
+    int rc = fc_head_train_hooked(&local_head, &dev.examples, &r->train, rng, &train_ws, &res,
                                   serve_link_while_training, NULL);
+    if (rc == FC_OK && (r->flags & FC_TRAIN_IMPRINT)) {
+        /* personalization: the trained head plus the class prototypes, an ensemble of the
+         * discriminative head and a nearest-mean classifier (docs/EVALUATION.md) */
+        rc = fc_head_imprint(&local_head, &dev.examples, FC_TRAIN_IMPRINT_STRENGTH, &train_ws);
     }
     if (rc == FC_ERR_ABORTED) {
         return FC_NACK_BAD_STATE; /* a RESET arrived: nothing of this round is kept */

@@ -36,8 +36,7 @@ double fc_ledger_release_rho(const fc_privacy_params_t *params, size_t n_params)
     if (!(params->clip > 0.0f) || !(sigma > 0.0)) {
         return INFINITY;
     }
-    double one_side = (double)params->clip * (1.0 + 0x1p-22) / scale + sqrt((double)n_params);
-    double sens = 2.0 * one_side;
+    double sens = 2.0 * fc_rounded_norm_bound(params->clip, params->scale, n_params);
     return sens * sens / (2.0 * sigma * sigma) + discreteness_slack(sigma, n_params);
 }
 

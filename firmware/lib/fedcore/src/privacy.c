@@ -145,6 +145,76 @@ static int32_t saturate(int64_t q, uint8_t bits, int *saturated)
     return (int32_t)q;
 }
 
+double fc_rounding_norm2_bound(float clip, float scale, size_t n)
+{
+    if (!(clip > 0.0f) || !(scale > 0.0f)) {
+        return INFINITY;
+    }
+    double c = (double)clip * (1.0 + 0x1p-22) / (double)scale;
+    double root_n = sqrt((double)n);
+    double plain = (c + root_n) * (c + root_n);
+    double conditional = c * c + (double)n / 4.0 + FC_ROUND_TAIL * (c + root_n / 2.0);
+    double bound = conditional < plain ? conditional : plain;
+    return bound < FC_ROUND_EXACT_NORM2 ? floor(bound) : INFINITY;
+}
+
+double fc_rounded_norm_bound(float clip, float scale, size_t n)
+{
+    double bound2 = fc_rounding_norm2_bound(clip, scale, n);
+    if (isinf(bound2)) {
+        return (double)clip * (1.0 + 0x1p-22) / (double)scale + sqrt((double)n);
+    }
+    return nextafter(sqrt(bound2), INFINITY); /* never below the real sqrt(T) */
+}
+
+/* Rounding of one coordinate as it goes on the wire: |y| >= 2^40 (possible only without a
+ * clip) is clamped and flagged, still drawing the u64 so the stream stays aligned. */
+static int64_t round_coordinate(fc_rng_t *rng, float x, float scale, int *saturated)
+{
+    float y = x / scale;
+    if (fabsf(y) >= FC_Q_CLAMP) {
+        (void)fc_rng_u64(rng);
+        *saturated = 1;
+        return y > 0.0f ? (int64_t)FC_Q_CLAMP : -(int64_t)FC_Q_CLAMP;
+    }
+    return fc_stochastic_round(rng, x, scale);
+}
+
+/* One rounding attempt's sum of squares, exact up to cap (< 2^53), cap + 1 beyond it. */
+static uint64_t attempt_norm2(const float *delta, size_t n, float factor, float scale,
+                              fc_rng_t *rng, uint64_t cap)
+{
+    uint64_t sum = 0;
+    int ignored = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t q = round_coordinate(rng, delta[i] * factor, scale, &ignored);
+        uint64_t mag = q < 0 ? (uint64_t)(-q) : (uint64_t)q;
+        if (sum > cap) {
+            continue; /* already rejected; the remaining draws keep the stream's length fixed */
+        }
+        sum = mag >= (UINT64_C(1) << 27) ? cap + 1u : sum + mag * mag; /* no overflow: < 2^55 */
+        if (sum > cap) {
+            sum = cap + 1u;
+        }
+    }
+    return sum;
+}
+
+uint32_t fc_round_conditional(const float *delta, size_t n, float factor, float scale,
+                              double bound2, fc_rng_t *rng, fc_rng_t *accepted)
+{
+    int conditioned = !isinf(bound2);
+    uint64_t cap = conditioned ? (uint64_t)bound2 : 0u;
+    for (uint32_t attempt = 1; attempt <= FC_ROUND_MAX_ATTEMPTS; attempt++) {
+        *accepted = *rng;
+        uint64_t norm2 = attempt_norm2(delta, n, factor, scale, rng, cap);
+        if (!conditioned || norm2 <= cap) {
+            return attempt;
+        }
+    }
+    return 0;
+}
+
 int fc_privatize(const float *delta, size_t n, const fc_privacy_params_t *params, fc_rng_t *rng,
                  int32_t *out_q, uint8_t *out_flags)
 {
@@ -159,19 +229,20 @@ int fc_privatize(const float *delta, size_t n, const fc_privacy_params_t *params
     }
     double norm = fc_l2_norm(delta, n);
     int clipped = params->clip > 0.0f && norm > (double)params->clip;
-    float factor = clipped ? (float)((double)params->clip / norm) : 1.0f;
+    float factor = clipped ? (float)((double)params->clip / norm) : 1.0f; /* x * 1.0f == x */
     double sigma = (double)params->noise_std / (double)params->scale;
+    double bound2 = fc_rounding_norm2_bound(params->clip, params->scale, n);
+    /* Draw roundings until one fits the bound; the accepted one is replayed from its saved
+     * generator state below, so no buffer of n int64 is needed. All attempts failing
+     * (probability < beta^FC_ROUND_MAX_ATTEMPTS) releases the noised zero vector, whose norm
+     * is within the bound too: the ledger's sensitivity holds for every outcome. */
+    fc_rng_t replay;
+    uint32_t attempt = fc_round_conditional(delta, n, factor, params->scale, bound2, rng, &replay);
     int saturated = 0;
     for (size_t i = 0; i < n; i++) {
-        float x = clipped ? delta[i] * factor : delta[i];
-        float y = x / params->scale;
-        int64_t q;
-        if (fabsf(y) >= FC_Q_CLAMP) {
-            (void)fc_rng_u64(rng); /* keep the stream aligned with the rounding draw */
-            q = y > 0.0f ? (int64_t)FC_Q_CLAMP : -(int64_t)FC_Q_CLAMP;
-            saturated = 1;
-        } else {
-            q = fc_stochastic_round(rng, x, params->scale);
+        int64_t q = 0;
+        if (attempt != 0) {
+            q = round_coordinate(&replay, delta[i] * factor, params->scale, &saturated);
         }
         if (sigma > 0.0) {
             q += fc_discrete_gaussian(rng, sigma);

@@ -123,9 +123,10 @@ int fc_head_train(fc_head_t *head, const fc_examples_t *examples, const fc_train
  *   mean_j = sum_kj / n_k;  W[j][k] += strength * mean_j;  norm2 += mean_j * mean_j (j in order)
  *   b[k] -= (0.5f * strength) * norm2
  * so that logit_k gains strength * (e . mean_k - |mean_k|^2 / 2), i.e. -strength/2 times the
- * squared distance to mean_k up to a term equal for every class. Starting personalization from
- * the global head plus these prototypes serves the user from the first example and lets
- * training correct it (docs/EVALUATION.md). Uses ws->gw and ws->gb as scratch.
+ * squared distance to mean_k up to a term equal for every class. Personalization (TRAIN flag
+ * IMPRINT) adds them after training from the global head: the personal head is then the sum of
+ * the trained head and a nearest-mean classifier, which beats the trained head alone and
+ * training from zero (docs/EVALUATION.md). Uses ws->gw and ws->gb as scratch.
  * FC_ERR_NONFINITE for a NaN/Inf strength (head unchanged) or result (the caller restores the
  * head, as after fc_head_train), FC_ERR_PARAM for strength < 0, FC_ERR_SHAPE / FC_ERR_NO_DATA as
  * fc_head_train. */

@@ -3,10 +3,12 @@
  * One release = one privatized update (fc_privatize) that the host can fetch. Its cost is the
  * zero-concentrated DP (zCDP) rho of the multivariate discrete Gaussian the device adds, with the
  * L2 sensitivity the device can verify on its own, in grid units (where the noise is added):
- *   sens  = 2 * (clip * (1 + 2^-22) / scale + sqrt(P))
- *           replace-one of the user's data against any observer of the update (two clipped
- *           deltas differ by up to 2C), float slack of the clip, stochastic rounding (< 1 per
- *           coordinate); no sampling amplification: the device cannot verify it was sampled.
+ *   sens  = 2 * fc_rounded_norm_bound(clip, scale, P)
+ *           replace-one of the user's data against any observer of the update: fc_privatize
+ *           releases a rounded vector of L2 norm <= that bound (conditional rounding, with the
+ *           clip's float slack; fedcore/privacy.h) whatever the data, so two outcomes differ by
+ *           at most twice it; no sampling amplification: the device cannot verify it was
+ *           sampled.
  *   sigma = noise_std / scale  (as fc_privatize computes it, double)
  *   rho   = sens^2 / (2 sigma^2) + P * tau,
  *           tau = 10 * sum_{k=1}^{P-1} exp(-2 pi^2 sigma^2 k / (k+1))

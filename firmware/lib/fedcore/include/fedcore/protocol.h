@@ -144,7 +144,7 @@
 
 /* TRAIN flags. */
 #define FC_TRAIN_USE_SEED 0x01u
-#define FC_TRAIN_IMPRINT 0x02u /* start from global + class prototypes (fc_head_imprint) */
+#define FC_TRAIN_IMPRINT 0x02u /* after training, add the class prototypes (fc_head_imprint) */
 #define FC_TRAIN_IMPRINT_STRENGTH 1.0f
 
 /* UPDATE_READY flags. bit0 (was CLIPPED) is reserved: whether the un-noised delta exceeded the
