@@ -63,32 +63,39 @@ def random_windows(rng: np.random.Generator, count: int, size: int) -> np.ndarra
 
 
 HAVE_M4 = shutil.which("arm-none-eabi-gcc") is not None
+M4_MAX_INSTRUCTIONS = 50_000_000  # per window; the project models take about 3.2 M (portable)
 
 
-def m4_kernels_object() -> Path:
-    """kernels.c compiled once for Cortex-M4 (cached by content), linked into every test ELF."""
+def m4_kernels_object(extra_flags: tuple[str, ...] = ()) -> Path:
+    """kernels.c compiled once for Cortex-M4 (cached by content and flags), linked into every
+    test ELF. extra_flags=("-DBR_NO_ASM",) builds the DSP path's C blocks instead of its
+    assembly ones."""
     from tools.bench.m4 import M4_FLAGS
 
     source = KERNELS_DIR / "src" / "kernels.c"
     header = KERNELS_DIR / "include" / "backbone_ref" / "kernels.h"
-    digest = hashlib.sha256(source.read_bytes() + header.read_bytes()).hexdigest()[:16]
+    key = source.read_bytes() + header.read_bytes() + " ".join(extra_flags).encode()
+    digest = hashlib.sha256(key).hexdigest()[:16]
     obj = REPO / "build" / "tests" / "m4" / f"kernels-{digest}.o"
     if not obj.exists():
         obj.parent.mkdir(parents=True, exist_ok=True)
         tmp = obj.with_suffix(f".{os.getpid()}.tmp")
-        flags = [*M4_FLAGS, *(f"-I{d}" for d in INCLUDES), "-c", str(source), "-o", str(tmp)]
+        flags = [*M4_FLAGS, *extra_flags, *(f"-I{d}" for d in INCLUDES)]
+        flags += ["-c", str(source), "-o", str(tmp)]
         subprocess.run(["arm-none-eabi-gcc", *flags], check=True, capture_output=True)
         tmp.replace(obj)
     return obj
 
 
-def m4_ref_outputs(work: Path, windows: np.ndarray, dim: int) -> np.ndarray:
+def m4_ref_outputs(
+    work: Path, windows: np.ndarray, dim: int, extra_flags: tuple[str, ...] = ()
+) -> np.ndarray:
     """int8 embeddings of work/backbone_ref_model.c built for Cortex-M4 (the DSP path, SMLAD
     kernels where the generator packed weights), run under unicorn, one row per window."""
     from tools.bench.m4 import M4Machine, build_m4_elf
 
     elf = build_m4_elf(
-        [work / "backbone_ref_model.c", m4_kernels_object()],
+        [work / "backbone_ref_model.c", m4_kernels_object(extra_flags)],
         out=work / "backbone_m4.elf",
         include_dirs=INCLUDES,
         keep=["backbone_embed_int8"],
@@ -98,6 +105,8 @@ def m4_ref_outputs(work: Path, windows: np.ndarray, dim: int) -> np.ndarray:
     rows = []
     for window in windows.astype(np.int8):
         machine.write(src, window.tobytes())
-        assert machine.call("backbone_embed_int8", src, dst).return_value == 0
+        # A bound far above any test graph's cost: a kernel that loops forever fails the test.
+        call = machine.call("backbone_embed_int8", src, dst, max_instructions=M4_MAX_INSTRUCTIONS)
+        assert call.return_value == 0
         rows.append(np.frombuffer(machine.read(dst, dim), np.int8))
     return np.stack(rows)

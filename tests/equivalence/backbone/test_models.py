@@ -60,10 +60,11 @@ def assert_matches_tflm(tflite: bytes, windows: np.ndarray, work: Path, name: st
     mismatched = int(np.count_nonzero(np.any(got_q != want, axis=1)))
     assert mismatched == 0, f"{mismatched} of {len(windows)} windows differ from TFLM"
     np.testing.assert_array_equal(got_f, dequantize(want, out.scale, out.zero_point))
-    if HAVE_M4:
-        m4_q = m4_ref_outputs(work, windows, want.shape[1])
-        mismatched = int(np.count_nonzero(np.any(m4_q != want, axis=1)))
-        assert mismatched == 0, f"DSP path: {mismatched} of {len(windows)} windows differ"
+    if HAVE_M4:  # the DSP path with its assembly blocks, and with the C ones (-DBR_NO_ASM)
+        for flags in ((), ("-DBR_NO_ASM",)):
+            m4_q = m4_ref_outputs(work, windows, want.shape[1], flags)
+            mismatched = int(np.count_nonzero(np.any(m4_q != want, axis=1)))
+            assert mismatched == 0, f"DSP path {flags}: {mismatched} of {len(windows)} differ"
 
 
 def test_mixed_backbone_matches_tflm(tmp_path: Path) -> None:

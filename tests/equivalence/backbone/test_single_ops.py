@@ -219,8 +219,63 @@ FIXED_CONV_CASES = [
 ]
 
 
+# DSP kernel variants, each hit on purpose (extreme zero points, odd widths, both padding
+# sides, stride 2): the all-assembly GEMM groups (weight pairs a multiple of 4 or not, a
+# 2-channel tail left to the C block), 1x1 convolutions whose columns are gathered two pixels at
+# a time (in_c not a multiple of 4, an odd pixel count), a one-channel 5x3 filter whose windows
+# reach the right border.
+FIXED_DSP_CONV_CASES = [
+    _conv_case((5, 7, 8), (1, 1), (1, 1), 12, -4.0, 11),  # 4 pairs: the 4-per-turn loop
+    _conv_case((5, 7, 6), (1, 1), (1, 1), 8, 4.0, 12),  # 3 pairs, 6 = 4 + 2 input bytes
+    _conv_case((6, 5, 3), (3, 3), (2, 2), 10, 4.0, 13),  # 27 taps: odd pairs, 4 + 4 + 2
+    _conv_case((7, 9, 1), (5, 3), (2, 2), 8, -4.0, 14, padding="valid"),
+]
+
+
+def _dw_case(shape, kernel, strides, loc, seed, activation=None, padding="same") -> Case:
+    params = dict(
+        activation=activation,
+        kernel=kernel,
+        strides=strides,
+        dilation=(1, 1),
+        padding=padding,
+        use_bias=True,
+        depth_multiplier=1,
+    )
+    return Case("depthwise", shape, params, loc, 1.0, seed)
+
+
+# The DSP depthwise kernel (channels a multiple of 4): 3x3 in assembly, other filter sizes in
+# C; border windows on every side. (The converter gives relu and relu6 outputs a range whose
+# clamp is int8's, so these run the unclamped variants too.)
+FIXED_DW_CASES = [
+    _dw_case((7, 9, 8), (3, 3), (2, 2), -4.0, 21),
+    _dw_case((6, 5, 12), (3, 3), (1, 1), 4.0, 22),
+    _dw_case((5, 7, 4), (3, 3), (2, 1), 0.0, 23, activation="relu6"),
+    _dw_case((6, 7, 8), (2, 3), (1, 2), 4.0, 24, activation="relu"),
+    _dw_case((9, 5, 4), (3, 3), (1, 1), -4.0, 25, padding="valid"),
+]
+
+# MEAN's DSP sums (four channels per word while at most 256 rows are summed) and its C loop
+# (a channel count not a multiple of 4, more than 256 rows).
+FIXED_MEAN_CASES = [
+    Case("mean", (5, 7, 8), dict(activation=None, keepdims=False), 4.0, 1.0, 31),
+    Case("mean", (3, 5, 6), dict(activation=None, keepdims=True), -4.0, 1.0, 32),
+    Case("mean", (17, 16, 4), dict(activation=None, keepdims=False), 0.0, 30.0, 33),
+]
+
+
 @pytest.mark.parametrize(
     "case", FIXED_CONV_CASES, ids=lambda c: f"{c.input_shape}{c.params['kernel']}"
 )
 def test_conv_paths_match_tflm(case: Case, tmp_path: Path) -> None:
+    check_case(case, tmp_path / "work")
+
+
+@pytest.mark.parametrize(
+    "case",
+    FIXED_DSP_CONV_CASES + FIXED_DW_CASES + FIXED_MEAN_CASES,
+    ids=lambda c: f"{c.kind}{c.input_shape}{c.params.get('kernel', '')}",
+)
+def test_dsp_kernel_variants_match_tflm(case: Case, tmp_path: Path) -> None:
     check_case(case, tmp_path / "work")

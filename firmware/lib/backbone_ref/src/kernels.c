@@ -129,6 +129,21 @@ static void interior_range(int out_n, int stride, int pad, int k, int dil, int i
 
 #define BR_INLINE static inline __attribute__((always_inline))
 
+/* The assembly blocks keep up to 14 values in registers, all of r0-r12 and lr: an unoptimized
+ * build (r7 then holds the frame pointer), or one with -DBR_NO_ASM (for a build that keeps a
+ * frame pointer), takes the C blocks instead, with the same results. */
+#if defined(__OPTIMIZE__) && !defined(BR_NO_ASM)
+#define BR_DSP_ASM 1
+#else
+#define BR_DSP_ASM 0
+#endif
+#if BR_DSP_ASM
+#include <stddef.h>
+_Static_assert(sizeof(br_requant) == 16 && offsetof(br_requant, multiplier) == 4 &&
+                   offsetof(br_requant, round) == 8 && offsetof(br_requant, post_shift) == 12,
+               "the assembly blocks read br_requant rows at these offsets");
+#endif
+
 /* SMMULR and PKHBT/PKHTB have no ACLE intrinsic in GCC 12; each is one instruction. */
 BR_INLINE int32_t smmulr(int32_t a, int32_t b)
 {
@@ -305,6 +320,38 @@ static void gather_rows3(const int8_t *src, int32_t row_step, int k_h, int32_t *
     }
 }
 
+/* Filter heights up to which a one-channel 3-tap-row border window is copied on the stack. */
+#define BR_ROWS3_MAX 8
+
+/* The window of output pixel (oy, ox) of a one-channel filter with rows of 3 taps (k_h at most
+ * BR_ROWS3_MAX): read in place when it lies inside the input, else its taps (the zero point
+ * outside) are first copied into rows of 4 bytes. */
+static void gather_rows3_window(const br_conv_params *p, const int8_t *input, int oy, int ox,
+                                int32_t *col)
+{
+    const int iy0 = oy * p->stride_h - p->pad_top;
+    const int ix0 = ox * p->stride_w - p->pad_left;
+    const int in_w = p->in_w, in_h = p->in_h, k_h = p->k_h, dil_h = p->dil_h, dil_w = p->dil_w;
+    const int last = iy0 + (k_h - 1) * dil_h;
+    if (dil_w == 1 && ix0 >= 0 && ix0 + 3 <= in_w && iy0 >= 0 && last < in_h &&
+        (int32_t)last * in_w + ix0 + 4 <= (int32_t)in_h * in_w) {
+        gather_rows3(input + (int32_t)iy0 * in_w + ix0, (int32_t)dil_h * in_w, k_h, col);
+        return;
+    }
+    const int8_t zp = (int8_t)-p->input_offset;
+    int8_t rows[4 * BR_ROWS3_MAX];
+    for (int fy = 0; fy < k_h; ++fy) {
+        const int iy = iy0 + fy * dil_h;
+        const int row_in = iy >= 0 && iy < in_h;
+        for (int fx = 0; fx < 4; ++fx) {
+            const int ix = ix0 + fx * dil_w;
+            const int in = row_in && fx < 3 && ix >= 0 && ix < in_w;
+            rows[4 * fy + fx] = in ? input[(int32_t)iy * in_w + ix] : zp;
+        }
+    }
+    gather_rows3(rows, 4, k_h, col);
+}
+
 /* The receptive field of output pixel (oy, ox) into one column slot (col + pixel). */
 static void dsp_gather(const br_conv_params *p, const int8_t *input, int oy, int ox, int32_t *col)
 {
@@ -314,12 +361,6 @@ static void dsp_gather(const br_conv_params *p, const int8_t *input, int oy, int
     const int32_t run = (int32_t)p->k_w * in_c;
     const int k_h = p->k_h, k_w = p->k_w, dil_h = p->dil_h, dil_w = p->dil_w, in_h = p->in_h;
     const int inside_x = dil_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w;
-    const int last = iy0 + (k_h - 1) * dil_h;
-    if (in_c == 1 && k_w == 3 && inside_x && iy0 >= 0 && last < in_h &&
-        (int32_t)last * in_w + ix0 + 4 <= (int32_t)in_h * in_w) {
-        gather_rows3(input + (int32_t)iy0 * in_w + ix0, (int32_t)dil_h * in_w, k_h, col);
-        return;
-    }
     col_cursor c = {(char *)col, 0};
     for (int fy = 0; fy < k_h; ++fy) {
         const int iy = iy0 + fy * dil_h;
@@ -341,47 +382,75 @@ static void dsp_gather(const br_conv_params *p, const int8_t *input, int oy, int
     }
 }
 
-/* The whole vector of a fully connected batch row into one column slot. */
-static void dsp_gather_vector(const int8_t *src, int32_t n, int32_t *col)
+/* The columns of two pixels whose windows are contiguous runs of n bytes (a 1x1 convolution
+ * without padding, fully connected rows): four elements of each per turn. */
+static void gather_runs(const int8_t *xa, const int8_t *xb, int32_t n, int32_t *col)
 {
-    col_cursor c = {(char *)col, 0};
-    cursor_copy(&c, src, n);
+    char *h = (char *)col;
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4, h += 16) {
+        put_quad(h, load_word(xa + i));
+        put_quad(h + 4, load_word(xb + i));
+    }
+    col_cursor ca = {h, 0}, cb = {h + 4, 0};
+    for (; i < n; ++i) {
+        cursor_put(&ca, xa[i]);
+        cursor_put(&cb, xb[i]);
+    }
 }
 
-/* Two pixels x four channels: per weight pair one LDRD of both pixels' columns, four weight
- * words, eight SMLADs (16 MACs); two pairs per loop turn. */
-#define MAC_2X4_STEP                                                                           \
-    do {                                                                                       \
-        const int32_t xa = col[0], xb = col[1];                                                \
-        int32_t wv = w[0];                                                                     \
-        a0 = __smlad(xa, wv, a0);                                                              \
-        b0 = __smlad(xb, wv, b0);                                                              \
-        wv = w[1];                                                                             \
-        a1 = __smlad(xa, wv, a1);                                                              \
-        b1 = __smlad(xb, wv, b1);                                                              \
-        wv = w[2];                                                                             \
-        a2 = __smlad(xa, wv, a2);                                                              \
-        b2 = __smlad(xb, wv, b2);                                                              \
-        wv = w[3];                                                                             \
-        a3 = __smlad(xa, wv, a3);                                                              \
-        b3 = __smlad(xb, wv, b3);                                                              \
-        col += 2;                                                                              \
-        w += 4;                                                                                \
-    } while (0)
+/* Two pixels x four channels, one weight pair: an LDRD of both pixels' column words, two LDRDs
+ * of the four channels' weight words, eight SMLADs (16 MACs). Written as assembly because GCC
+ * keeps the loop bound and pointers on the stack and loads weights one word at a time (31
+ * instructions per two pairs instead of 25). */
+#define MAC_2X4_ASM                                                                            \
+    "ldrd %[xa], %[xb], [%[col]], #8\n\t"                                                      \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                                        \
+    "smlad %[a0], %[xa], %[w0], %[a0]\n\t"                                                     \
+    "smlad %[b0], %[xb], %[w0], %[b0]\n\t"                                                     \
+    "smlad %[a1], %[xa], %[w1], %[a1]\n\t"                                                     \
+    "smlad %[b1], %[xb], %[w1], %[b1]\n\t"                                                     \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                                        \
+    "smlad %[a2], %[xa], %[w0], %[a2]\n\t"                                                     \
+    "smlad %[b2], %[xb], %[w0], %[b2]\n\t"                                                     \
+    "smlad %[a3], %[xa], %[w1], %[a3]\n\t"                                                     \
+    "smlad %[b3], %[xb], %[w1], %[b3]\n\t"
+
+#define MAC_2X4_OPERANDS                                                                       \
+    [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0),                 \
+        [b1] "+r"(b1), [b2] "+r"(b2), [b3] "+r"(b3), [col] "+r"(col), [w] "+r"(w),             \
+        [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1)
 
 BR_INLINE void block_2x4(const int32_t *col, const int32_t *w, int32_t pairs, const br_requant *q,
                          int8_t *oa, int8_t *ob, int n, int mode, int32_t lo, int32_t hi)
 {
     int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
     int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
-    const int32_t *end = col + 2 * pairs;
+    int32_t xa, xb, w0, w1;
+    const int32_t *const end = col + 2 * pairs; /* read from memory: no register is left */
+#if BR_DSP_ASM
     if (pairs & 1) {
-        MAC_2X4_STEP;
+        __asm__(MAC_2X4_ASM : MAC_2X4_OPERANDS : : "memory");
     }
-    while (col < end) {
-        MAC_2X4_STEP;
-        MAC_2X4_STEP;
+    if (col != end) {
+        __asm__("1:\n\t" MAC_2X4_ASM MAC_2X4_ASM "ldr %[xa], %[end]\n\t"
+                "cmp %[col], %[xa]\n\t"
+                "bne 1b"
+                : MAC_2X4_OPERANDS
+                : [end] "m"(end)
+                : "cc", "memory");
     }
+#else
+    for (; col != end; col += 2, w += 4) {
+        xa = col[0], xb = col[1];
+        w0 = w[0], w1 = w[1];
+        a0 = __smlad(xa, w0, a0), b0 = __smlad(xb, w0, b0);
+        a1 = __smlad(xa, w1, a1), b1 = __smlad(xb, w1, b1);
+        w0 = w[2], w1 = w[3];
+        a2 = __smlad(xa, w0, a2), b2 = __smlad(xb, w0, b2);
+        a3 = __smlad(xa, w1, a3), b3 = __smlad(xb, w1, b3);
+    }
+#endif
     if (n == 4) {
         requant_pair(a0, b0, &q[0], oa, ob, mode, lo, hi);
         requant_pair(a1, b1, &q[1], oa + 1, ob + 1, mode, lo, hi);
@@ -395,6 +464,101 @@ BR_INLINE void block_2x4(const int32_t *col, const int32_t *w, int32_t pairs, co
         ob[j] = dsp_requant(acc[4 + j], &q[j], mode, lo, hi);
     }
 }
+
+#if BR_DSP_ASM
+/* Output v = SSAT((2v + round + (v >> 31)) >> shift) stored at out[j], v = SMMULR(acc,
+ * multiplier) already (see dsp_requant); tmp is free. */
+#define REQUANT_FINISH_ASM(v, round, shift, tmp, out, j)                                       \
+    "add %[" #tmp "], %[" #round "], %[" #v "], lsl #1\n\t"                                    \
+    "add %[" #v "], %[" #tmp "], %[" #v "], asr #31\n\t"                                       \
+    "asr %[" #v "], %[" #v "], %[" #shift "]\n\t"                                              \
+    "ssat %[" #v "], #8, %[" #v "]\n\t"                                                        \
+    "strb %[" #v "], [%[" #out "], #" #j "]\n\t"
+
+/* Channel 0 of the plain block's requantization (see dsp_requant); then a0 and b0 hold the
+ * output pointers (col is free once the MACs are done). */
+#define REQUANT_CH0_ASM                                                                        \
+    "ldr %[xa], %[q]\n\t"                                                                      \
+    "ldrd %[xb], %[w0], [%[xa], #4]\n\t"                                                       \
+    "smmulr %[a0], %[a0], %[xb]\n\t"                                                           \
+    "smmulr %[b0], %[b0], %[xb]\n\t"                                                           \
+    "ldrsb %[xb], [%[xa], #12]\n\t"                                                            \
+    "ldr %[col], %[oa]\n\t" REQUANT_FINISH_ASM(a0, w0, xb, w1, col, 0) "mov %[a0], %[col]\n\t" \
+    "ldr %[col], %[ob]\n\t" REQUANT_FINISH_ASM(b0, w0, xb, w1, col, 0) "mov %[b0], %[col]\n\t"
+
+/* Channels 1 to 3: the same, stored through a0 and b0. */
+#define REQUANT_CH_ASM(a, b, j, multiplier_at, post_shift_at)                                  \
+    "ldrd %[xb], %[w0], [%[xa], #" #multiplier_at "]\n\t"                                      \
+    "smmulr %[" #a "], %[" #a "], %[xb]\n\t"                                                   \
+    "smmulr %[" #b "], %[" #b "], %[xb]\n\t"                                                   \
+    "ldrsb %[xb], [%[xa], #" #post_shift_at "]\n\t"                                            \
+    REQUANT_FINISH_ASM(a, w0, xb, w1, a0, j) REQUANT_FINISH_ASM(b, w0, xb, w1, b0, j)
+
+#define REQUANT_CH123_ASM                                                                      \
+    REQUANT_CH_ASM(a1, b1, 1, 20, 28) REQUANT_CH_ASM(a2, b2, 2, 36, 44)                        \
+    REQUANT_CH_ASM(a3, b3, 3, 52, 60)
+
+/* The MAC loops of the plain groups: any number of pairs (an odd one first, then two per
+ * turn), or a multiple of 4 (four per turn, no odd check). */
+#define MAC_LOOP_ANY                                                                           \
+    "ldr %[xa], %[odd]\n\t"                                                                    \
+    "cmp %[xa], #0\n\t"                                                                        \
+    "beq 2f\n\t" MAC_2X4_ASM "2:\n\t"                                                          \
+    "ldr %[xa], %[end]\n\t"                                                                    \
+    "cmp %[col], %[xa]\n\t"                                                                    \
+    "beq 3f\n\t"                                                                               \
+    "1:\n\t" MAC_2X4_ASM MAC_2X4_ASM "ldr %[xa], %[end]\n\t"                                   \
+    "cmp %[col], %[xa]\n\t"                                                                    \
+    "bne 1b\n\t"                                                                               \
+    "3:\n\t"
+
+#define MAC_LOOP_QUADS                                                                         \
+    "1:\n\t" MAC_2X4_ASM MAC_2X4_ASM MAC_2X4_ASM MAC_2X4_ASM "ldr %[xa], %[end]\n\t"           \
+    "cmp %[col], %[xa]\n\t"                                                                    \
+    "bne 1b\n\t"
+
+#define GROUPS_2X4_PLAIN(name, MAC_LOOP)                                                                \
+BR_INLINE void name(const int32_t *col, const int32_t *w, int32_t pairs,           \
+                                const br_requant *q, int8_t *oa, int8_t *ob, int32_t groups)   \
+{                                                                                              \
+    int32_t a0, a1, a2, a3, b0, b1, b2, b3, xa, xb, w0, w1;                                    \
+    const int32_t *const col0 = col, *const end = col + 2 * pairs;                             \
+    const int32_t odd = pairs & 1;                                                             \
+    int32_t left = groups;                                                                     \
+    __asm__ volatile("0:\n\t"                                                                  \
+                     "ldr %[col], %[col0]\n\t"                                                 \
+                     "ldr %[xa], %[q]\n\t"                                                     \
+                     "ldr %[a0], [%[xa]]\n\t"                                                  \
+                     "ldr %[a1], [%[xa], #16]\n\t"                                             \
+                     "ldr %[a2], [%[xa], #32]\n\t"                                             \
+                     "ldr %[a3], [%[xa], #48]\n\t"                                             \
+                     "mov %[b0], %[a0]\n\t"                                                    \
+                     "mov %[b1], %[a1]\n\t"                                                    \
+                     "mov %[b2], %[a2]\n\t"                                                    \
+                     "mov %[b3], %[a3]\n\t"                                                    \
+                     MAC_LOOP REQUANT_CH0_ASM REQUANT_CH123_ASM                                \
+                     "adds %[a0], #4\n\t"                                                      \
+                     "str %[a0], %[oa]\n\t"                                                    \
+                     "adds %[b0], #4\n\t"                                                      \
+                     "str %[b0], %[ob]\n\t"                                                    \
+                     "adds %[xa], #64\n\t"                                                     \
+                     "str %[xa], %[q]\n\t"                                                     \
+                     "ldr %[xb], %[left]\n\t"                                                  \
+                     "subs %[xb], #1\n\t"                                                      \
+                     "str %[xb], %[left]\n\t"                                                  \
+                     "bne 0b"                                                                  \
+                     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),         \
+                       [b0] "=&r"(b0), [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3),         \
+                       [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1),         \
+                       [col] "=&r"(col), [w] "+r"(w), [q] "+m"(q), [oa] "+m"(oa),              \
+                       [ob] "+m"(ob), [left] "+m"(left)                                        \
+                     : [col0] "m"(col0), [end] "m"(end), [odd] "m"(odd)                        \
+                     : "cc", "memory");                                                        \
+}                                                                                              
+
+GROUPS_2X4_PLAIN(groups_2x4_any, MAC_LOOP_ANY)
+GROUPS_2X4_PLAIN(groups_2x4_quads, MAC_LOOP_QUADS)
+#endif /* BR_DSP_ASM */
 
 typedef struct {
     const int32_t *packed;
@@ -410,7 +574,21 @@ BR_INLINE void gemm_pair_mode(const dsp_gemm *g, const int32_t *col, int8_t *oa,
     const int32_t lo = g->clamp.lo, hi = g->clamp.hi;
     const int32_t *w = g->packed;
     const br_requant *q = g->requant;
-    for (int32_t oc = 0; oc < out_c; oc += 4, w += 4 * pairs, q += 4) {
+    int32_t oc = 0;
+#if BR_DSP_ASM
+    if (mode == CLAMP_NONE && out_c >= 4) {
+        const int32_t groups = out_c / 4;
+        if (pairs % 4 == 0) {
+            groups_2x4_quads(col, w, pairs, q, oa, ob, groups);
+        } else {
+            groups_2x4_any(col, w, pairs, q, oa, ob, groups);
+        }
+        oc = 4 * groups;
+        w += 4 * pairs * groups;
+        q += oc;
+    }
+#endif
+    for (; oc < out_c; oc += 4, w += 4 * pairs, q += 4) {
         const int n = out_c - oc < 4 ? (int)(out_c - oc) : 4;
         block_2x4(col, w, pairs, q, oa + oc, ob + oc, n, mode, lo, hi);
     }
@@ -440,12 +618,34 @@ static void conv2d_dsp(const br_conv_params *p, const int8_t *input, int8_t *out
     int32_t *col = p->scratch;
     const dsp_gemm g = {p->packed, p->requant, (int32_t)p->k_h * p->k_w * p->in_c, p->out_c,
                         clamp_of(p->act_min, p->act_max)};
-    const int32_t pixels = (int32_t)p->out_h * p->out_w;
+    const int32_t pixels = (int32_t)p->out_h * p->out_w, out_c = p->out_c;
+    /* A 1x1 filter over whole rows (a banded producer's rows start lower: pad_top <= 0):
+     * output pixel i's window is input pixel i of the first row used. */
+    const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
+                          p->pad_top <= 0 && p->pad_left == 0 && p->out_w == p->in_w &&
+                          p->out_h - p->pad_top <= p->in_h;
+    if (pointwise) {
+        const int8_t *first = input - (int32_t)p->pad_top * p->in_w * p->in_c;
+        for (int32_t i = 0; i < pixels; i += 2) {
+            const int32_t j = i + 1 < pixels ? i + 1 : i;
+            gather_runs(first + i * p->in_c, first + j * p->in_c, p->in_c, col);
+            gemm_pair(&g, col, output + i * out_c, output + j * out_c);
+        }
+        return;
+    }
+    const int rows3 = p->in_c == 1 && p->k_w == 3 && p->k_h <= BR_ROWS3_MAX;
+    void (*const gather)(const br_conv_params *, const int8_t *, int, int, int32_t *) =
+        rows3 ? gather_rows3_window : dsp_gather;
+    int oy = 0, ox = 0; /* pixel i */
     for (int32_t i = 0; i < pixels; i += 2) {
         const int32_t j = i + 1 < pixels ? i + 1 : i;
-        dsp_gather(p, input, i / p->out_w, i % p->out_w, col);
-        dsp_gather(p, input, j / p->out_w, j % p->out_w, col + 1);
-        gemm_pair(&g, col, output + i * p->out_c, output + j * p->out_c);
+        const int last_in_row = ox + 1 == p->out_w;
+        const int jy = j == i ? oy : oy + last_in_row, jx = j == i ? ox : (last_in_row ? 0 : ox + 1);
+        gather(p, input, oy, ox, col);
+        gather(p, input, jy, jx, col + 1);
+        gemm_pair(&g, col, output + i * out_c, output + j * out_c);
+        oy = jy + (jx + 1 == p->out_w);
+        ox = jx + 1 == p->out_w ? 0 : jx + 1;
     }
 }
 
@@ -456,62 +656,138 @@ static void fully_connected_dsp(const br_fc_params *p, const int8_t *input, int8
                         clamp_of(p->act_min, p->act_max)};
     for (int32_t b = 0; b < p->batches; b += 2) {
         const int32_t c = b + 1 < p->batches ? b + 1 : b;
-        dsp_gather_vector(input + b * p->depth, p->depth, col);
-        dsp_gather_vector(input + c * p->depth, p->depth, col + 1);
+        gather_runs(input + b * p->depth, input + c * p->depth, p->depth, col);
         gemm_pair(&g, col, output + b * p->out_c, output + c * p->out_c);
     }
 }
 
 /* Depthwise (depth multiplier 1, channels a multiple of 4): four channels per word, split by
- * SXTB16 into (c0, c2) and (c1, c3); weights packed per tap as the same pairs, so SMLABB and
- * SMLATT take each channel's product from its half. Taps outside the input read the zero point
- * (exact with the folded bias, as in the convolution). */
+ * SXTB16 into (c0, c2) and (c1, c3); weights packed per tap as the same pairs (read with one
+ * LDRD), so SMLABB and SMLATT take each channel's product from its half. Taps outside the
+ * input read the zero point (exact with the folded bias, as in the convolution). */
 #define DW_TAP(x, wp)                                                                          \
     do {                                                                                       \
-        const int32_t even = __sxtb16(x), odd = sxtb16_ror8(x);                             \
-        a0 = __smlabb(even, (wp)[0], a0);                                                      \
-        a2 = __smlatt(even, (wp)[0], a2);                                                      \
-        a1 = __smlabb(odd, (wp)[1], a1);                                                       \
-        a3 = __smlatt(odd, (wp)[1], a3);                                                       \
+        const int32_t even = __sxtb16(x), odd = sxtb16_ror8(x);                                \
+        const int32_t w02 = (wp)[0], w13 = (wp)[1];                                            \
+        a0 = __smlabb(even, w02, a0);                                                          \
+        a2 = __smlatt(even, w02, a2);                                                          \
+        a1 = __smlabb(odd, w13, a1);                                                           \
+        a3 = __smlatt(odd, w13, a3);                                                           \
     } while (0)
 
+/* Four channels' results as one word store. */
 BR_INLINE void dw_store(int8_t *out, const br_requant *q, int32_t a0, int32_t a1, int32_t a2,
                         int32_t a3, int mode, int32_t lo, int32_t hi)
 {
-    const br_requant q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
-    const int8_t r0 = dsp_requant(a0, &q0, mode, lo, hi);
-    const int8_t r1 = dsp_requant(a1, &q1, mode, lo, hi);
-    const int8_t r2 = dsp_requant(a2, &q2, mode, lo, hi);
-    const int8_t r3 = dsp_requant(a3, &q3, mode, lo, hi);
-    out[0] = r0;
-    out[1] = r1;
-    out[2] = r2;
-    out[3] = r3;
+    const uint32_t r0 = (uint8_t)dsp_requant(a0, &q[0], mode, lo, hi);
+    const uint32_t r1 = (uint8_t)dsp_requant(a1, &q[1], mode, lo, hi);
+    const uint32_t r2 = (uint8_t)dsp_requant(a2, &q[2], mode, lo, hi);
+    const uint32_t r3 = (uint8_t)dsp_requant(a3, &q[3], mode, lo, hi);
+    const uint32_t word = r0 | r1 << 8 | r2 << 16 | r3 << 24;
+    memcpy(out, &word, sizeof word);
 }
 
-/* One pixel from a window whose taps are x_step apart in a row and rows y_step apart (all
- * inside the input, or a zero-point-filled copy): no tests, pointer steps only; rows of three
- * taps (the common 3x3 filter) are unrolled. */
-BR_INLINE void dw_pixel_mode(const br_conv_params *p, const int8_t *window, int32_t x_step,
-                             int32_t y_step, int mode, int32_t lo, int32_t hi, int8_t *out)
+/* One pixel of a 3x3 filter: the nine taps straight-line, rows y_step apart, taps x_step. */
+BR_INLINE void dw_pixel_3x3(const br_conv_params *p, const int8_t *window, int32_t x_step,
+                            int32_t y_step, int mode, int32_t lo, int32_t hi, int8_t *out)
+{
+    const int32_t c = p->in_c, x2 = 2 * x_step;
+    const int32_t *w = p->packed; /* group by group, tap by tap: two words each */
+    const br_requant *q = p->requant;
+    for (int32_t g = 0; g < c; g += 4, q += 4, w += 18) {
+        int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
+        const int8_t *r0 = window + g, *r1 = r0 + y_step, *r2 = r1 + y_step;
+        DW_TAP(load_word(r0), w);
+        DW_TAP(load_word(r0 + x_step), w + 2);
+        DW_TAP(load_word(r0 + x2), w + 4);
+        DW_TAP(load_word(r1), w + 6);
+        DW_TAP(load_word(r1 + x_step), w + 8);
+        DW_TAP(load_word(r1 + x2), w + 10);
+        DW_TAP(load_word(r2), w + 12);
+        DW_TAP(load_word(r2 + x_step), w + 14);
+        DW_TAP(load_word(r2 + x2), w + 16);
+        dw_store(out + g, q, a0, a1, a2, a3, mode, lo, hi);
+    }
+}
+
+#if BR_DSP_ASM
+/* One tap of the 3x3 depthwise group in assembly (DW_TAP's arithmetic), and a row of three. */
+#define DW_TAP_ASM(address)                                                                    \
+    "ldr %[x], " address "\n\t"                                                                \
+    "ldrd %[w02], %[w13], [%[w]], #8\n\t"                                                      \
+    "sxtb16 %[e], %[x]\n\t"                                                                    \
+    "sxtb16 %[x], %[x], ror #8\n\t"                                                            \
+    "smlabb %[a0], %[e], %[w02], %[a0]\n\t"                                                    \
+    "smlatt %[a2], %[e], %[w02], %[a2]\n\t"                                                    \
+    "smlabb %[a1], %[x], %[w13], %[a1]\n\t"                                                    \
+    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"
+
+#define DW_ROW3_ASM                                                                            \
+    DW_TAP_ASM("[%[rp]]") DW_TAP_ASM("[%[rp], %[xs]]") DW_TAP_ASM("[%[rp], %[x2]]")
+
+/* One channel's requantization (dsp_requant's arithmetic), rp = requant row, x = out. */
+#define DW_REQUANT_ASM(acc, j, multiplier_at, post_shift_at)                                   \
+    "ldrd %[e], %[w02], [%[rp], #" #multiplier_at "]\n\t"                                      \
+    "smmulr %[" #acc "], %[" #acc "], %[e]\n\t"                                                \
+    "ldrsb %[e], [%[rp], #" #post_shift_at "]\n\t"                                             \
+    REQUANT_FINISH_ASM(acc, w02, e, w13, x, j)
+
+#define DW_REQUANT4_ASM                                                                        \
+    DW_REQUANT_ASM(a0, 0, 4, 12) DW_REQUANT_ASM(a1, 1, 20, 28) DW_REQUANT_ASM(a2, 2, 36, 44)   \
+    DW_REQUANT_ASM(a3, 3, 52, 60)
+
+/* A 3x3 pixel, all groups, no clamp tighter than int8's, wholly in assembly: the 13 values
+ * the taps need stay in registers; the requant row, output and window pointers and the group
+ * count, needed once per group, live in memory. */
+BR_INLINE void dw_pixel_3x3_plain(const br_conv_params *p, const int8_t *window, int32_t x_step,
+                                  int32_t y_step, int8_t *out)
+{
+    int32_t a0, a1, a2, a3, x, e, w02, w13, rp;
+    const int32_t *w = p->packed;
+    const br_requant *q = p->requant;
+    const int8_t *base = window;
+    int32_t left = p->in_c / 4;
+    __asm__ volatile("0:\n\t"
+                     "ldr %[rp], %[base]\n\t"
+                     "ldr %[x], %[q]\n\t"
+                     "ldr %[a0], [%[x]]\n\t"
+                     "ldr %[a1], [%[x], #16]\n\t"
+                     "ldr %[a2], [%[x], #32]\n\t"
+                     "ldr %[a3], [%[x], #48]\n\t" DW_ROW3_ASM "add %[rp], %[rp], %[ys]\n\t"
+                     DW_ROW3_ASM "add %[rp], %[rp], %[ys]\n\t" DW_ROW3_ASM
+                     "ldr %[rp], %[q]\n\t"
+                     "ldr %[x], %[out]\n\t" DW_REQUANT4_ASM "adds %[x], #4\n\t"
+                     "str %[x], %[out]\n\t"
+                     "adds %[rp], #64\n\t"
+                     "str %[rp], %[q]\n\t"
+                     "ldr %[rp], %[base]\n\t"
+                     "adds %[rp], #4\n\t"
+                     "str %[rp], %[base]\n\t"
+                     "ldr %[e], %[left]\n\t"
+                     "subs %[e], #1\n\t"
+                     "str %[e], %[left]\n\t"
+                     "bne 0b"
+                     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),
+                       [x] "=&r"(x), [e] "=&r"(e), [w02] "=&r"(w02), [w13] "=&r"(w13),
+                       [rp] "=&r"(rp), [w] "+r"(w), [q] "+m"(q), [out] "+m"(out),
+                       [base] "+m"(base), [left] "+m"(left)
+                     : [xs] "r"(x_step), [x2] "r"(2 * x_step), [ys] "r"(y_step)
+                     : "cc", "memory");
+}
+#endif /* BR_DSP_ASM */
+
+/* One pixel of any other filter size: the same taps in loops. */
+BR_INLINE void dw_pixel_any(const br_conv_params *p, const int8_t *window, int32_t x_step,
+                            int32_t y_step, int mode, int32_t lo, int32_t hi, int8_t *out)
 {
     const int32_t c = p->in_c;
     const int k_h = p->k_h, k_w = p->k_w;
-    const int32_t *w = p->packed; /* group by group, tap by tap: two words each */
+    const int32_t *w = p->packed;
     const br_requant *q = p->requant;
     for (int32_t g = 0; g < c; g += 4, q += 4) {
         int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
         const int8_t *row = window + g;
         for (int fy = 0; fy < k_h; ++fy, row += y_step) {
-            if (k_w == 3) { /* the common 3x3 filter: a row without a loop */
-                const int32_t v0 = load_word(row), v1 = load_word(row + x_step);
-                const int32_t v2 = load_word(row + 2 * x_step);
-                DW_TAP(v0, w);
-                DW_TAP(v1, w + 2);
-                DW_TAP(v2, w + 4);
-                w += 6;
-                continue;
-            }
             const int8_t *x = row;
             for (int fx = 0; fx < k_w; ++fx, x += x_step, w += 2) {
                 const int32_t v = load_word(x);
@@ -519,6 +795,22 @@ BR_INLINE void dw_pixel_mode(const br_conv_params *p, const int8_t *window, int3
             }
         }
         dw_store(out + g, q, a0, a1, a2, a3, mode, lo, hi);
+    }
+}
+
+BR_INLINE void dw_pixel_mode(const br_conv_params *p, const int8_t *window, int32_t x_step,
+                             int32_t y_step, int mode, int32_t lo, int32_t hi, int8_t *out)
+{
+#if BR_DSP_ASM
+    if (p->k_h == 3 && p->k_w == 3 && mode == CLAMP_NONE) {
+        dw_pixel_3x3_plain(p, window, x_step, y_step, out);
+        return;
+    }
+#endif
+    if (p->k_h == 3 && p->k_w == 3) {
+        dw_pixel_3x3(p, window, x_step, y_step, mode, lo, hi, out);
+    } else {
+        dw_pixel_any(p, window, x_step, y_step, mode, lo, hi, out);
     }
 }
 
@@ -538,26 +830,32 @@ static void dw_pixel(const br_conv_params *p, const int8_t *window, int32_t x_st
     }
 }
 
-/* A border pixel's window copied to scratch, taps outside the input set to the zero point
- * (exact with the folded bias, as in the convolution). */
+/* A border pixel's window copied to scratch a word at a time (channels are a multiple of 4 and
+ * pixels word-aligned in the arena), taps outside the input set to the zero point. */
 static const int8_t *dw_border_window(const br_conv_params *p, const int8_t *input, int iy0,
-                                      int ix0, int8_t *window)
+                                      int ix0, int32_t *window)
 {
-    const int32_t c = p->in_c;
-    const int8_t zp = (int8_t)-p->input_offset;
-    int8_t *dst = window;
+    const int32_t words = p->in_c / 4;
+    const uint32_t zp4 = 0x01010101u * (uint8_t)-p->input_offset;
+    int32_t *dst = window;
     for (int fy = 0; fy < p->k_h; ++fy) {
         const int iy = iy0 + fy * p->dil_h;
-        for (int fx = 0; fx < p->k_w; ++fx, dst += c) {
+        for (int fx = 0; fx < p->k_w; ++fx) {
             const int ix = ix0 + fx * p->dil_w;
             if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
-                memcpy(dst, input + ((int32_t)iy * p->in_w + ix) * c, (size_t)c);
+                const int8_t *src = input + ((int32_t)iy * p->in_w + ix) * p->in_c;
+                for (int32_t i = 0; i < words; ++i) {
+                    dst[i] = load_word(src + 4 * i);
+                }
             } else {
-                memset(dst, zp, (size_t)c);
+                for (int32_t i = 0; i < words; ++i) {
+                    dst[i] = (int32_t)zp4;
+                }
             }
+            dst += words;
         }
     }
-    return window;
+    return (const int8_t *)window;
 }
 
 static void depthwise_dsp(const br_conv_params *p, const int8_t *input, int8_t *output)
@@ -565,7 +863,7 @@ static void depthwise_dsp(const br_conv_params *p, const int8_t *input, int8_t *
     const dsp_clamp cl = clamp_of(p->act_min, p->act_max);
     const int32_t c = p->in_c;
     const int32_t x_step = (int32_t)p->dil_w * c, y_step = (int32_t)p->dil_h * p->in_w * c;
-    int8_t *window = (int8_t *)p->scratch;
+    int32_t *window = p->scratch;
     int y_lo, y_hi, x_lo, x_hi;
     interior_range(p->out_h, p->stride_h, p->pad_top, p->k_h, p->dil_h, p->in_h, &y_lo, &y_hi);
     interior_range(p->out_w, p->stride_w, p->pad_left, p->k_w, p->dil_w, p->in_w, &x_lo, &x_hi);
@@ -577,8 +875,8 @@ static void depthwise_dsp(const br_conv_params *p, const int8_t *input, int8_t *
             if (oy >= y_lo && oy < y_hi && ox >= x_lo && ox < x_hi) {
                 dw_pixel(p, input + ((int32_t)iy0 * p->in_w + ix0) * c, x_step, y_step, &cl, out);
             } else {
-                dw_border_window(p, input, iy0, ix0, window);
-                dw_pixel(p, window, c, (int32_t)p->k_w * c, &cl, out);
+                const int8_t *copy = dw_border_window(p, input, iy0, ix0, window);
+                dw_pixel(p, copy, c, (int32_t)p->k_w * c, &cl, out);
             }
         }
     }
@@ -1073,25 +1371,59 @@ void br_average_pool(const br_pool_params *p, const int8_t *input, int8_t *outpu
 
 /* ---------------------------------------------------------------- MEAN */
 
+/* One output of MEAN from its sum over the reduced axis. */
+static inline int8_t mean_output(const br_mean_params *p, int32_t sum)
+{
+    if (p->same_quant) {
+        return (int8_t)(sum / p->reduce); /* C truncation, exactly TFLM's Mean<int8, int32> */
+    }
+    const int32_t shifted = sum - p->input_zero_point * p->reduce;
+    return (int8_t)clamp_int(mbqm(shifted, p->multiplier, p->shift) + p->output_zero_point, -128,
+                             127);
+}
+
+#if BR_DSP
+/* Sums of four adjacent inner positions at once: each word's four int8 values split by SXTB16
+ * into (0, 2) and (1, 3) and added by SADD16 into 16-bit lanes, exact while reduce <= 256
+ * (|sum| <= 256 * 128). */
+static void mean_sums4(const int8_t *x, int32_t reduce, int32_t inner, int32_t sums[4])
+{
+    int32_t even = 0, odd = 0;
+    for (int32_t r = 0; r < reduce; ++r, x += inner) {
+        const int32_t v = load_word(x);
+        even = __sadd16(even, __sxtb16(v));
+        odd = __sadd16(odd, sxtb16_ror8(v));
+    }
+    sums[0] = (int16_t)even;
+    sums[1] = (int16_t)odd;
+    sums[2] = even >> 16;
+    sums[3] = odd >> 16;
+}
+#endif
+
 void br_mean(const br_mean_params *p, const int8_t *input, int8_t *output)
 {
     for (int32_t o = 0; o < p->outer; ++o) {
-        for (int32_t i = 0; i < p->inner; ++i) {
-            const int8_t *x = input + o * p->reduce * p->inner + i;
+        const int8_t *x = input + o * p->reduce * p->inner;
+        int8_t *out = output + o * p->inner;
+        int32_t i = 0;
+#if BR_DSP
+        if (p->reduce <= 256) {
+            for (; i + 4 <= p->inner; i += 4) {
+                int32_t sums[4];
+                mean_sums4(x + i, p->reduce, p->inner, sums);
+                for (int j = 0; j < 4; ++j) {
+                    out[i + j] = mean_output(p, sums[j]);
+                }
+            }
+        }
+#endif
+        for (; i < p->inner; ++i) {
             int32_t sum = 0;
             for (int32_t r = 0; r < p->reduce; ++r) {
-                sum += x[r * p->inner];
+                sum += x[r * p->inner + i];
             }
-            int32_t out;
-            if (p->same_quant) {
-                out = sum / p->reduce; /* C truncation, exactly TFLM's Mean<int8, int32> */
-            } else {
-                const int32_t shifted = sum - p->input_zero_point * p->reduce;
-                out = mbqm(shifted, p->multiplier, p->shift) +
-                      p->output_zero_point;
-                out = clamp_int(out, -128, 127);
-            }
-            output[o * p->inner + i] = (int8_t)out;
+            out[i] = mean_output(p, sum);
         }
     }
 }
