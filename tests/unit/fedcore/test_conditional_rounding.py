@@ -50,19 +50,25 @@ def exact_acceptance(x: np.ndarray, scale: float, bound2: float) -> float:
     return float(pmf[sums <= bound2].sum())
 
 
-def test_norm_bounds_identical_in_c_and_python_and_below_the_plain_bound() -> None:
-    gen = np.random.default_rng(5)
+def _norm_bound_queries(seed: int, count: int) -> list[tuple[float, float, int]]:
+    """(clip, scale, n) triples: edge cases (coarse grid, the 16-bit grid, a scale so fine
+    that nothing is conditioned, no clip, one parameter) and `count` random float32 ones."""
     queries = [(4.0, 4.0 * 6 / 127, 343), (0.5, 0.5 / 4096, 455), (1.0, 1e-12, 455),
-               (0.0, 0.01, 455), (2.5, 0.3, 1), (1.0, 1e-9, 70)]  # fmt: skip
-    queries += [
+               (0.0, 0.01, 455), (2.5, 0.3, 1)]  # fmt: skip
+    gen = np.random.default_rng(seed)
+    return queries + [
         (float(np.float32(c)), float(np.float32(c / levels)), int(n))
         for c, levels, n in zip(
-            gen.uniform(0.01, 10, 200),
-            gen.uniform(1, 70000, 200),
-            gen.integers(1, 700, 200),
+            gen.uniform(0.01, 10, count),
+            gen.uniform(1, 70000, count),
+            gen.integers(1, 700, count),
             strict=True,
         )
     ]
+
+
+def test_norm_bounds_identical_in_c_and_python_and_below_the_plain_bound() -> None:
+    queries = [*_norm_bound_queries(5, 200), (1.0, 1e-9, 70)]
     c_out = cdriver.norm_bounds(queries)
     py_out = np.array(
         [[privacy.rounding_norm2_bound(*q), privacy.rounded_norm_bound(*q)] for q in queries]
@@ -183,18 +189,7 @@ def test_cortex_m4_build_gives_the_twins_bounds_attempts_and_integers() -> None:
     from tools.bench.m4 import M4Machine
 
     machine = M4Machine(m4_privacy.build_elf(), count_instructions=False)
-    queries = [(4.0, 4.0 * 6 / 127, 343), (0.5, 0.5 / 4096, 455), (1.0, 1e-12, 455),
-               (0.0, 0.01, 455), (2.5, 0.3, 1)]  # fmt: skip
-    gen = np.random.default_rng(12)
-    queries += [
-        (float(np.float32(c)), float(np.float32(c / levels)), int(n))
-        for c, levels, n in zip(
-            gen.uniform(0.01, 10, 60),
-            gen.uniform(1, 70000, 60),
-            gen.integers(1, 700, 60),
-            strict=True,
-        )
-    ]
+    queries = _norm_bound_queries(12, 60)
     py_out = np.array(
         [[privacy.rounding_norm2_bound(*q), privacy.rounded_norm_bound(*q)] for q in queries]
     )
