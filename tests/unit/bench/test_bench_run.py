@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tools.bench.run import OUT, run
+from tools.bench.run import OUT, firmware_task, run
 from tools.bench.schema import validate
 
 
@@ -16,3 +16,13 @@ def test_bench_writes_a_complete_report() -> None:
     assert on_disk["backbone"]["host_speedup"] == on_disk["backbone"]["host_us_tflm"] / \
         on_disk["backbone"]["host_us_ref"]
     assert (OUT / "bench.md").read_text().startswith("# fedhead benchmarks")
+
+
+def test_sections_that_run_the_boards_are_skipped_for_another_task() -> None:
+    """The virtual boards embed watch's backbone (platformio.ini): `invoke bench --task kws`
+    says so and skips the sections that run them instead of failing on kws's windows."""
+    assert firmware_task() == "watch"
+    report = run("kws", only=("link", "secagg"))
+    assert set(report["skipped"]) == {"link", "secagg"}
+    assert "link" not in report and "secagg" not in report
+    assert "--task watch" in report["skipped"]["link"]
