@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cbuild import CACHE, REPO, build_c_program
+from tests.support.cbuild import CACHE, REPO, SANITIZER_ENV, build_c_program
 from tests.support.third_party import crypto_include_dirs
+from tools.fleet import VirtualDevice, start_host_device, write_sensor_file
 
 FIRMWARE = REPO / "firmware"
 TASK = "watch"
@@ -100,3 +101,22 @@ def build_qemu_firmware() -> Path:
         raise RuntimeError(f"QEMU firmware build failed:\n{' '.join(cmd)}\n{result.stderr}")
     tmp.replace(out)
     return out
+
+
+def start_sensor_board(
+    log_dir: Path, device_id: int, source_device: int, windows: int
+) -> VirtualDevice:
+    """A production host board under ASan/UBSan whose sensor holds the first `windows` labelled
+    windows of watch device `source_device` (build/model/watch/devices.npz): how a production
+    board gets examples without the link."""
+    import numpy as np
+
+    with np.load(REPO / "build" / "model" / TASK / "devices.npz") as data:
+        rows = np.flatnonzero(data["device"] == source_device)[:windows]
+        sensor = write_sensor_file(
+            log_dir / f"sensor{device_id}.bin", data["x"][rows], data["y"][rows]
+        )
+    return start_host_device(
+        build_host_firmware("production"), device_id, log_dir, env=SANITIZER_ENV,
+        sensor_path=sensor,
+    )  # fmt: skip

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from tests.support.cbuild import SANITIZER_ENV
-from tests.support.firmware import build_host_firmware
+from tests.support.firmware import build_host_firmware, start_sensor_board
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.core import Aggregator
 from tools.aggregator.provision import provision_client
 from tools.aggregator.report import write_report
 from tools.aggregator.store import Store
-from tools.fleet import start_host_device, write_sensor_file
+from tools.fleet import start_host_device
 from tools.link.client import DeviceClient
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -27,11 +27,8 @@ def test_replay_board_refused_unless_simulation_and_report_names_profiles(
 ) -> None:
     data = np.load(MODEL / "devices.npz")
     head = np.load(MODEL / "head_init.npz")
-    rows = np.flatnonzero(data["device"] == 0)[:20]
-    sensor = write_sensor_file(tmp_path / "sensor.bin", data["x"][rows], data["y"][rows])
-    production = start_host_device(
-        build_host_firmware("production"), 1, tmp_path, env=SANITIZER_ENV, sensor_path=sensor
-    )
+    rows = np.flatnonzero(data["device"] == 0)[:20]  # the same windows as the sensor's
+    production = start_sensor_board(tmp_path, 1, source_device=0, windows=20)
     replay = start_host_device(build_host_firmware("replay"), 2, tmp_path, env=SANITIZER_ENV)
     clients = [DeviceClient.open(d.url, timeout=2.0) for d in (production, replay)]
     store = Store(tmp_path / "agg.sqlite")

@@ -67,6 +67,20 @@ def _norm_bound_queries(seed: int, count: int) -> list[tuple[float, float, int]]
     ]
 
 
+def _assert_twin_draws_the_same(
+    x: np.ndarray, bound2: float, seed: int, attempts: np.ndarray, q: np.ndarray, next_word: int
+) -> None:
+    """The twin, seeded alike, accepts the same attempt of every run, replays it to the same
+    integers and leaves its stream at the same next word as the C runs did."""
+    rng = Rng.from_u64(seed)
+    for run in range(len(attempts)):
+        attempt, replay = privacy.round_conditional(x, SCALE, bound2, rng)
+        assert attempt == attempts[run]
+        expected = [privacy.stochastic_round(replay, xi, np.float32(SCALE)) for xi in x]
+        assert np.array_equal(q[run], expected)
+    assert rng.u32() == next_word
+
+
 def test_norm_bounds_identical_in_c_and_python_and_below_the_plain_bound() -> None:
     queries = [*_norm_bound_queries(5, 200), (1.0, 1e-9, 70)]
     c_out = cdriver.norm_bounds(queries)
@@ -98,13 +112,7 @@ def test_attempts_and_integers_identical_in_c_and_python(tight: bool) -> None:
     if tight:
         bound2 = float(math.floor(float((x.astype(np.float64) / SCALE) @ (x / SCALE)) + P / 4))
     attempts, q, next_word = cdriver.round_conditional(x, 1.0, SCALE, bound2, seed=11, runs=150)
-    rng = Rng.from_u64(11)
-    for run in range(150):
-        attempt, replay = privacy.round_conditional(x, SCALE, bound2, rng)
-        assert attempt == attempts[run]
-        expected = [privacy.stochastic_round(replay, xi, np.float32(SCALE)) for xi in x]
-        assert np.array_equal(q[run], expected)
-    assert rng.u32() == next_word
+    _assert_twin_draws_the_same(x, bound2, 11, attempts, q, next_word)
     assert attempts.min() >= 1 and attempts.max() > 1  # retries happened and were replayed
     assert (attempts.mean() > 1.5) == tight
     assert np.all((q.astype(np.float64) ** 2).sum(axis=1) <= bound2)  # the bound, every time
@@ -200,11 +208,5 @@ def test_cortex_m4_build_gives_the_twins_bounds_attempts_and_integers() -> None:
     y = x.astype(np.float64) / SCALE
     bound2 = float(math.floor(float(y @ y) + P / 4))
     attempts, q, next_word, _ = m4_privacy.round_conditional(machine, x, SCALE, bound2, 21, 40)
-    rng = Rng.from_u64(21)
-    for run in range(40):
-        attempt, replay = privacy.round_conditional(x, SCALE, bound2, rng)
-        assert attempt == attempts[run]
-        expected = [privacy.stochastic_round(replay, xi, np.float32(SCALE)) for xi in x]
-        assert np.array_equal(q[run], expected)
-    assert rng.u32() == next_word
+    _assert_twin_draws_the_same(x, bound2, 21, attempts, q, next_word)
     assert attempts.max() > 1

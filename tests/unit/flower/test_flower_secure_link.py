@@ -23,15 +23,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.cbuild import SANITIZER_ENV
-from tests.support.firmware import build_host_firmware
+from tests.support.firmware import start_sensor_board
 from tests.support.flower import Loopback, finished, wait_for_run
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.core import Outcome, RoundEngine
 from tools.aggregator.keys import KeyStore
 from tools.aggregator.provision import provision_client
 from tools.aggregator.store import Store
-from tools.fleet import start_host_device, write_sensor_file
 from tools.flower.gateway import board_name
 from tools.flower.processes import FlowerProcess
 from tools.link import messages as m
@@ -87,14 +85,8 @@ def _open_updates(traffic: list[tuple[str, Frame]], secret: bytes) -> dict[int, 
 def test_production_board_trains_behind_a_gateway_that_sees_only_cipher_text(
     tmp_path: Path,
 ) -> None:
-    data = np.load(MODEL / "devices.npz")
     head = np.load(MODEL / "head_init.npz")
-    rows = np.flatnonzero(data["device"] == 0)[:20]
-    sensor = write_sensor_file(tmp_path / "sensor.bin", data["x"][rows], data["y"][rows])
-    device = start_host_device(
-        build_host_firmware("production"), DEVICE_ID, tmp_path, env=SANITIZER_ENV,
-        sensor_path=sensor,
-    )  # fmt: skip
+    device = start_sensor_board(tmp_path, DEVICE_ID, source_device=0, windows=20)
     flower_store = tmp_path / "flower.sqlite"
     work, taps = tmp_path / "flower", tmp_path / "taps"
     gateway: FlowerProcess | None = None

@@ -20,15 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.support.cbuild import SANITIZER_ENV
-from tests.support.firmware import build_host_firmware
+from tests.support.firmware import start_sensor_board
 from tools.aggregator.config import AggregatorConfig, PrivacyMode
 from tools.aggregator.core import Outcome, RoundEngine, RoundPlan
 from tools.aggregator.keys import KeyStore
 from tools.aggregator.provision import provision_client
 from tools.aggregator.secure import secure_round, sum_digest
 from tools.aggregator.store import RoundRow, Store
-from tools.fleet import VirtualDevice, start_host_device, write_sensor_file
+from tools.fleet import VirtualDevice
 from tools.flower.bridge import Bridge, BridgeError, request, unb64
 from tools.flower.client_app import bridge_relay_request
 from tools.flower.relay import Batch, RelayedExchange, RelayedLink, relay_record
@@ -58,17 +57,7 @@ SECAGG = {
 
 
 def _boards(tmp_path: Path) -> list[VirtualDevice]:
-    data = np.load(MODEL / "devices.npz")
-    firmware = build_host_firmware("production")
-    devices = []
-    for device_id in BOARDS:
-        rows = np.flatnonzero(data["device"] == device_id)[:16]
-        sensor = write_sensor_file(tmp_path / f"sensor{device_id}.bin", data["x"][rows],
-                                   data["y"][rows])  # fmt: skip
-        devices.append(
-            start_host_device(firmware, device_id, tmp_path, env=SANITIZER_ENV, sensor_path=sensor)
-        )
-    return devices
+    return [start_sensor_board(tmp_path, d, source_device=d, windows=16) for d in BOARDS]
 
 
 def test_secagg_over_bridges_sums_production_boards_exactly_and_recovers_a_dead_gateway(
